@@ -1,0 +1,32 @@
+# fpscore: score pre-computation via the log-density Fokker-Planck equation and
+# cross-matrix Krylov projection (Lau, Na, Wan 2025), from data to the paper's
+# figures. Run: `snakemake --cores 8 all` (see README.md).
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+import fpscore.config
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+# Validate against workflow/schemas/config.schema.yaml (draft 2020-12) and fill
+# defaults before any job runs; a bad value stops the run naming its key.
+try:
+    _validated = fpscore.config.validate(config, source="workflow config")
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_validated)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

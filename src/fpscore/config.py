@@ -1,0 +1,139 @@
+"""The workflow configuration: schema, defaults, validation (one source of truth).
+
+workflow/schemas/config.schema.yaml gives every key a type, a description and a
+default. The defaults are the embedded configuration (config/config.yaml restates
+them, a test keeps the two equal) and the defaults of every `fpscore` option.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    if not SCHEMA_PATH.exists():
+        raise FileNotFoundError(f"config schema not found at {SCHEMA_PATH} (is fpscore installed editable "
+                                "from the repository?)")
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _defaults(schema: dict) -> Any:
+    if schema.get("type") == "object" and "properties" in schema:
+        out = copy.deepcopy(schema.get("default", {}))
+        for key, sub in schema["properties"].items():
+            value = _defaults(sub)
+            if value is not None:
+                out.setdefault(key, value)
+        return out
+    return copy.deepcopy(schema.get("default"))
+
+
+def schema_defaults() -> dict:
+    """Nested dict of every default in the schema (sections data, scores, learn, evaluate, experiments)."""
+    return _defaults(load_schema())
+
+
+def _fill(schema: dict, instance: Any) -> Any:
+    if isinstance(instance, dict) and schema.get("type") == "object":
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and _defaults(sub) is not None:
+                instance[key] = _defaults(sub)
+            if key in instance:
+                instance[key] = _fill(sub, instance[key])
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        instance = [_fill(schema["items"], item) for item in instance]
+    return instance
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Fill defaults and validate; a bad value raises ValueError naming the key path."""
+    schema = load_schema()
+    config = _fill(schema, copy.deepcopy(config or {}))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
+        raise ValueError(f"invalid {source}:\n" + "\n".join(lines))
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file, fill defaults, validate."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ValueError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    return validate(raw or {}, source=str(path))
+
+
+def _flow(value: Any) -> str:
+    if value is None:
+        return "(required)"
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def _rows(schema: dict, prefix: str = ""):
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        if sub.get("type") == "object" and "properties" in sub:
+            yield path, "section", "", sub.get("description", "")
+            yield from _rows(sub, path + ".")
+            continue
+        items = sub.get("items")
+        if sub.get("type") == "array" and isinstance(items, dict) and "properties" in items:
+            yield path, "list of entries", _flow(sub.get("default")), " ".join(sub.get("description", "").split())
+            yield from _rows(items, path + "[].")
+        else:
+            kind = sub.get("type", "")
+            if "enum" in sub:
+                kind = " \\| ".join(map(str, sub["enum"]))
+            elif kind == "array" and isinstance(sub.get("items"), dict):
+                kind = f"list of {sub['items'].get('type', 'object')}"
+            yield path, kind, _flow(sub.get("default")), " ".join(sub.get("description", "").split())
+
+
+def render_markdown() -> str:
+    """The key reference of config/README.md, rendered from the schema."""
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for path, kind, default, description in _rows(load_schema()):
+        if kind == "section":
+            lines.append(f"| **{path}** | | | {description} |")
+        else:
+            default = default.replace("|", "\\|")
+            lines.append(f"| `{path}` | {kind} | `{default}` | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+README_PATH = REPO_ROOT / "config" / "README.md"
+BEGIN, END = "<!-- BEGIN KEYS (generated from workflow/schemas/config.schema.yaml) -->", "<!-- END KEYS -->"
+
+
+def readme_keys_section(text: str) -> str:
+    """The generated part of config/README.md (between the BEGIN/END markers)."""
+    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[start:stop].strip("\n") + "\n"
+
+
+def update_readme(path: Path = README_PATH) -> None:
+    """Re-render the key table of config/README.md from the schema (`make config-readme`)."""
+    text = path.read_text()
+    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
+    path.write_text(text[:start] + "\n" + render_markdown() + text[stop:])
+
+
+if __name__ == "__main__":
+    update_readme()
