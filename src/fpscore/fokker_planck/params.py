@@ -1,0 +1,56 @@
+"""Numerical parameters of the score pre-computation (METHOD.md §1-5) and the time grid."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FPParams:
+    """sigma, eps, n_times: SDE and time grid (§1); dh: lattice spacing h (§2);
+    kde_bins, kde_floor: initial density (§4); picard_tol, picard_max_iter: §5;
+    rtol: true relative residual every linear solve must reach."""
+
+    sigma: float = 5.0
+    eps: float = 1e-3
+    n_times: int = 20
+    dh: float = 1.0
+    kde_bins: int = 256
+    kde_floor: float = 1e-300
+    picard_tol: float = 2e-8
+    picard_max_iter: int = 30
+    rtol: float = 1e-10
+
+    def __post_init__(self):
+        checks = {
+            "sigma": self.sigma > 1 and math.isfinite(self.sigma),
+            "eps": 0 < self.eps < 1,
+            "n_times": isinstance(self.n_times, (int, np.integer)) and self.n_times >= 2,
+            "dh": self.dh > 0 and math.isfinite(self.dh),
+            "kde_bins": isinstance(self.kde_bins, (int, np.integer)) and self.kde_bins >= 8,
+            "kde_floor": 0 < self.kde_floor < 1,
+            "picard_tol": 0 < self.picard_tol < 1,
+            "picard_max_iter": isinstance(self.picard_max_iter, (int, np.integer)) and self.picard_max_iter >= 1,
+            "rtol": 0 < self.rtol < 1,
+        }
+        expected = {
+            "sigma": "a finite number > 1", "eps": "a number in (0, 1)", "n_times": "an integer >= 2",
+            "dh": "a finite number > 0", "kde_bins": "an integer >= 8", "kde_floor": "a number in (0, 1)",
+            "picard_tol": "a number in (0, 1)", "picard_max_iter": "an integer >= 1", "rtol": "a number in (0, 1)",
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{key}: expected {expected[key]}, got {getattr(self, key)!r}")
+
+    def times(self) -> np.ndarray:
+        """t_n = linspace(eps, 1, n_times)."""
+        return np.linspace(self.eps, 1.0, self.n_times)
+
+    def g(self) -> np.ndarray:
+        """g(t_n) = sigma**t_n."""
+        return self.sigma ** self.times()
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,35 @@
+"""Linear solvers of the Fokker-Planck systems: the protocol (``base``) and a factory.
+
+Solvers by name: ``spsolve`` (SciPy SuperLU, the paper's reference),
+``ksp`` (PETSc KSP from an options string) and ``projection`` (cross-matrix
+Krylov projection, METHOD.md §6). PETSc is imported only by the solvers that
+need it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fpscore.solvers.base import LOG_COLUMNS, SolveContext, Solver, SolverError, SolveStats
+
+SOLVER_NAMES = ("spsolve", "ksp", "projection")
+
+__all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver", "SolverError", "make_solver"]
+
+
+def make_solver(name: str, *, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = False,
+                projection: dict[str, Any] | None = None) -> Solver:
+    """Build a solver by name with its settings (config section ``scores``).
+
+    ``ksp_options`` and ``warm_start`` apply to ``ksp`` and to the Krylov part of
+    ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant.
+    """
+    if name == "spsolve":
+        from fpscore.solvers.direct import SpsolveSolver
+        return SpsolveSolver(rtol=rtol)
+    if name == "ksp":
+        from fpscore.solvers.ksp import KspSolver
+        return KspSolver(rtol=rtol, options=ksp_options, warm_start=warm_start)
+    if name == "projection":
+        from fpscore.solvers.projection import ProjectionSolver
+        return ProjectionSolver(rtol=rtol, ksp_options=ksp_options, warm_start=warm_start, **(projection or {}))
+    raise ValueError(f"solver: unknown solver {name!r}; expected one of {', '.join(SOLVER_NAMES)}")
