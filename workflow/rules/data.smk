@@ -1,0 +1,49 @@
+# Dataset stage: download archives (cifar10, celeba) and prepare
+# results/data/{dataset}/{res}/images.npz + manifest.json (see src/fpscore/data.py).
+# Offline: place the archive at the download rule's output path and rerun.
+from fpscore.cli.data import download_target, rule_archive, rule_options
+
+
+# Downloads run on the submit host: compute nodes of a cluster often have no internet.
+localrules:
+    download_cifar10,
+    download_celeba,
+
+
+rule download_cifar10:
+    output:
+        download_target("cifar10", config["data"]),
+    params:
+        url=config["data"]["cifar10"]["url"],
+        md5=config["data"]["cifar10"]["md5"],
+    log:
+        "results/logs/data/download_cifar10.log",
+    shell:
+        "fpscore download --dataset cifar10 --url {params.url:q} --md5 {params.md5:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule download_celeba:
+    output:
+        download_target("celeba", config["data"]),
+    params:
+        url=config["data"]["celeba"]["url"],
+        md5=config["data"]["celeba"]["md5"],
+    log:
+        "results/logs/data/download_celeba.log",
+    shell:
+        "fpscore download --dataset celeba --url {params.url:q} --md5 {params.md5:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule prepare_data:
+    input:
+        archive=rule_archive(config["data"]),
+    output:
+        images="results/data/{dataset}/{res}/images.npz",
+        manifest="results/data/{dataset}/{res}/manifest.json",
+    params:
+        options=rule_options(config["data"]),
+    log:
+        "results/logs/data/{dataset}_{res}.log",
+    shell:
+        "fpscore data --dataset {wildcards.dataset} --resolution {wildcards.res} --out {output.images:q} "
+        "--manifest {output.manifest:q} {params.options} > {log:q} 2>&1"
