@@ -1,0 +1,236 @@
+"""The paper's tables as pandas DataFrames, computed from the logs the workflow wrote.
+
+Pure functions: tidy DataFrames in, one DataFrame per table out (no file I/O;
+``fpscore.cli.evaluate`` reads the logs and writes CSV, Markdown and LaTeX).
+Columns named ``paper_*`` hold the paper's published values (Lau, Na, Wan 2025),
+placed beside ours for comparison, never used in any computation.
+
+Inputs (one row per ...):
+
+* solve log (linear solve): the columns of ``fpscore.solvers.base.LOG_COLUMNS``
+  plus ``dataset`` and ``resolution``; ``final_residual`` and
+  ``projection_residual`` are relative (||b - A x|| / ||b||).
+* denoising runs (T1, run of one method): experiment, dataset, resolution,
+  target_ssim, method (ours|ddpm), reached (bool), train_seconds (training
+  seconds to the target, or until the cap when not reached), precompute_seconds
+  (score pre-computation + embedding for ours, 0 for ddpm).
+* budget metrics (T4, method of one budget experiment): experiment, dataset,
+  resolution, budget_seconds, method, mean_ssim, fid (NaN when unavailable),
+  fid_status ("ok" or "unavailable: <reason>").
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# The paper's published numbers (Table 1, the abstract, Figures 4-5 captions).
+PAPER_T1 = pd.DataFrame(
+    [("CIFAR-10", 32, 0.99, 60.27, 1634.93, 27.1),
+     ("CelebA", 64, 0.99, 122.45, 14131.53, 115.4),
+     ("CelebA", 128, 0.90, 186.09, 11319.86, 60.8)],
+    columns=["paper_dataset", "resolution", "paper_target_ssim", "paper_ours_s", "paper_ddpm_s", "paper_speedup"])
+PAPER_T2_REDUCTION = "15.8-43.7%"
+PAPER_T4 = pd.DataFrame(
+    [(32, 4155.17, 0.8991, 0.8517), (64, 6388.59, 0.6302, 0.4446)],
+    columns=["resolution", "paper_budget_s", "paper_ours_ssim", "paper_ddpm_ssim"])
+
+REFERENCE_SOLVER = "spsolve"
+
+
+def _require(df: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; got {list(df.columns)}")
+
+
+# ---- T1: time to target SSIM --------------------------------------------------------------
+
+def time_to_target(train_log: pd.DataFrame, target: float) -> tuple[bool, float]:
+    """(reached, seconds): training seconds at the first evaluation with ssim >= target.
+
+    When never reached, seconds is the last logged training time (the cap).
+    ``train_log`` has columns train_seconds and ssim (NaN between evaluations).
+    """
+    _require(train_log, ["train_seconds", "ssim"], "train log")
+    if train_log.empty:
+        raise ValueError("train log is empty: no training step was logged")
+    hit = train_log[train_log["ssim"] >= target]
+    if len(hit):
+        return True, float(hit["train_seconds"].iloc[0])
+    return False, float(train_log["train_seconds"].max())
+
+
+def speedup_text(ours_s: float, ours_reached: bool, ddpm_s: float, ddpm_reached: bool) -> tuple[float, str]:
+    """DDPM time over ours: exact when both reached, a bound when one hit its cap."""
+    if not (ours_s > 0 and np.isfinite(ddpm_s)):
+        return float("nan"), "n/a"
+    ratio = ddpm_s / ours_s
+    if ours_reached and ddpm_reached:
+        return ratio, f"{ratio:.1f}x"
+    if ours_reached:
+        return ratio, f"> {ratio:.1f}x"
+    if ddpm_reached:
+        return ratio, f"< {ratio:.1f}x"
+    return float("nan"), "n/a (neither reached)"
+
+
+def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
+    """T1: per denoising experiment, seconds to the target SSIM of ours vs DDPM and the speedup.
+
+    ours_total_s includes the score pre-computation, ours_train_s does not; the
+    speedup is DDPM over ours_total_s ("> x" when DDPM did not reach the target
+    within its cap). Paper values are matched by resolution (see paper_dataset
+    and paper_target_ssim for what the paper measured).
+    """
+    _require(runs, ["experiment", "dataset", "resolution", "target_ssim", "method", "reached",
+                    "train_seconds", "precompute_seconds"], "T1 runs")
+    rows = []
+    for (exp, dataset, res, target), group in runs.groupby(
+            ["experiment", "dataset", "resolution", "target_ssim"], sort=False):
+        by = {m: g.iloc[0] for m, g in group.groupby("method")}
+        if set(by) != {"ours", "ddpm"}:
+            raise ValueError(f"T1 runs of experiment {exp!r}: need methods ours and ddpm, got {sorted(by)}")
+        ours, ddpm = by["ours"], by["ddpm"]
+        ours_total = float(ours["train_seconds"] + ours["precompute_seconds"])
+        ddpm_total = float(ddpm["train_seconds"] + ddpm["precompute_seconds"])
+        value, text = speedup_text(ours_total, bool(ours["reached"]), ddpm_total, bool(ddpm["reached"]))
+        rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), target_ssim=float(target),
+                         ours_precompute_s=float(ours["precompute_seconds"]),
+                         ours_train_s=float(ours["train_seconds"]), ours_total_s=ours_total,
+                         ours_reached=bool(ours["reached"]), ddpm_s=ddpm_total,
+                         ddpm_reached=bool(ddpm["reached"]), speedup=value, speedup_text=text))
+    table = pd.DataFrame(rows)
+    return table.merge(PAPER_T1, on="resolution", how="left")
+
+
+# ---- T2: solver comparison ----------------------------------------------------------------
+
+def picard_iterations(log: pd.DataFrame) -> pd.Series:
+    """Fixed-point iterations per (dataset, resolution, solver, image, channel): the largest picard_iter."""
+    return log.groupby(["dataset", "resolution", "solver", "image", "channel"])["picard_iter"].max()
+
+
+def t2_solvers(log: pd.DataFrame, score_errors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """T2: per dataset, resolution and solver, time and accuracy of all linear solves.
+
+    total_s = assembly + solve seconds over every logged solve (seed solves of
+    the projection included); reduction_pct = 100 (1 - total_s / total_s of
+    spsolve), the paper's measure; solve_reduction_pct the same on solve seconds.
+    ``score_errors`` (dataset, resolution, solver, score_rel_error) joins in when given.
+    """
+    _require(log, ["dataset", "resolution", "solver", "image", "channel", "picard_iter", "iterations",
+                   "final_residual", "assemble_seconds", "solve_seconds", "converged"], "solve log")
+    keys = ["dataset", "resolution", "solver"]
+    g = log.groupby(keys, sort=False)
+    table = pd.DataFrame({
+        "systems": g.size(),
+        "assemble_s": g["assemble_seconds"].sum(),
+        "solve_s": g["solve_seconds"].sum(),
+        "ms_per_solve": 1000.0 * g["solve_seconds"].mean(),
+        "mean_iterations": g["iterations"].mean(),
+        "max_iterations": g["iterations"].max(),
+        "max_final_residual": g["final_residual"].max(),
+        "all_converged": g["converged"].all(),
+    })
+    table["total_s"] = table["assemble_s"] + table["solve_s"]
+    table["picard_iterations"] = picard_iterations(log).groupby(keys).mean().reindex(table.index)
+    table = table.reset_index()
+    ref = table[table["solver"] == REFERENCE_SOLVER].set_index(["dataset", "resolution"])
+    if ref.empty:
+        raise ValueError(f"solve log has no rows of the reference solver {REFERENCE_SOLVER!r} "
+                         f"(solvers: {sorted(table['solver'].unique())})")
+    idx = pd.MultiIndex.from_frame(table[["dataset", "resolution"]])
+    table["reduction_pct"] = 100.0 * (1.0 - table["total_s"].to_numpy() / ref["total_s"].reindex(idx).to_numpy())
+    table["solve_reduction_pct"] = 100.0 * (1.0 - table["solve_s"].to_numpy()
+                                            / ref["solve_s"].reindex(idx).to_numpy())
+    if score_errors is not None:
+        _require(score_errors, keys + ["score_rel_error"], "score errors")
+        table = table.merge(score_errors[keys + ["score_rel_error"]], on=keys, how="left")
+    table["paper_reduction"] = PAPER_T2_REDUCTION
+    order = ["dataset", "resolution", "solver", "systems", "total_s", "assemble_s", "solve_s", "ms_per_solve",
+             "mean_iterations", "max_iterations", "picard_iterations", "max_final_residual", "all_converged",
+             "reduction_pct", "solve_reduction_pct", "score_rel_error", "paper_reduction"]
+    return table[[c for c in order if c in table.columns]]
+
+
+def score_errors(reference: np.ndarray, candidates: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Relative L2 error of each solver's scores against the reference (spsolve) scores.
+
+    Arrays are N x C x T x H x W; score_rel_error = ||s - s_ref|| / ||s_ref|| over
+    everything, max_image_rel_error the worst single image.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    ref_norm = np.sqrt((reference ** 2).reshape(len(reference), -1).sum(axis=1))
+    rows = []
+    for solver, scores in candidates.items():
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != reference.shape:
+            raise ValueError(f"scores of solver {solver!r} have shape {scores.shape}, "
+                             f"reference has {reference.shape}")
+        err = np.sqrt(((scores - reference) ** 2).reshape(len(reference), -1).sum(axis=1))
+        total = float(np.sqrt((err ** 2).sum()) / np.sqrt((ref_norm ** 2).sum()))
+        per_image = err / np.where(ref_norm > 0, ref_norm, np.inf)
+        rows.append(dict(solver=solver, score_rel_error=total, max_image_rel_error=float(per_image.max())))
+    return pd.DataFrame(rows, columns=["solver", "score_rel_error", "max_image_rel_error"])
+
+
+# ---- T3: linear-system facts --------------------------------------------------------------
+
+def stencil_nnz(h: int, w: int) -> int:
+    """Non-zeros of the H W x H W five-point matrix with zero padding (METHOD.md section 3).
+
+    Every row has 5 entries minus the neighbours outside the image: the first
+    and last rows of pixels lose one each (2 W), the first and last columns too (2 H).
+    """
+    return 5 * h * w - 2 * h - 2 * w
+
+
+def t3_systems(log: pd.DataFrame, ranks: dict[str, int] | None = None) -> pd.DataFrame:
+    """T3: per dataset and resolution, system size, non-zeros, fixed-point iterations, projection residuals.
+
+    ``ranks`` maps solver name to the subspace rank it used (NaN for the others).
+    Projection residual statistics come from the rows where it was recorded.
+    """
+    _require(log, ["dataset", "resolution", "solver", "image", "channel", "picard_iter", "time_level",
+                   "projection_residual"], "solve log")
+    ranks = ranks or {}
+    picard = picard_iterations(log)
+    rows = []
+    for (dataset, res, solver), group in log.groupby(["dataset", "resolution", "solver"], sort=False):
+        res = int(res)
+        proj = group["projection_residual"].dropna()
+        iters = picard.loc[(dataset, res, solver)]
+        rows.append(dict(
+            dataset=dataset, resolution=res, solver=solver, unknowns=res * res, nnz=stencil_nnz(res, res),
+            density=stencil_nnz(res, res) / float(res * res) ** 2,
+            image_channels=len(iters), time_levels=int(group["time_level"].max()),
+            picard_mean=float(iters.mean()), picard_min=int(iters.min()), picard_max=int(iters.max()),
+            rank=ranks.get(solver, np.nan), projected_systems=len(proj),
+            proj_residual_median=float(proj.median()) if len(proj) else np.nan,
+            proj_residual_mean=float(proj.mean()) if len(proj) else np.nan,
+            proj_residual_max=float(proj.max()) if len(proj) else np.nan))
+    return pd.DataFrame(rows)
+
+
+# ---- T4: fixed budget ---------------------------------------------------------------------
+
+def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
+    """T4: per budget experiment, mean SSIM (and FID when available) of ours vs DDPM, paper beside.
+
+    FID columns are NaN with the reason in fid_status_* when the standard weights were unavailable.
+    """
+    _require(metrics, ["experiment", "dataset", "resolution", "budget_seconds", "method", "mean_ssim", "fid",
+                       "fid_status"], "T4 metrics")
+    rows = []
+    for (exp, dataset, res, budget), group in metrics.groupby(
+            ["experiment", "dataset", "resolution", "budget_seconds"], sort=False):
+        by = {m: g.iloc[0] for m, g in group.groupby("method")}
+        if set(by) != {"ours", "ddpm"}:
+            raise ValueError(f"T4 metrics of experiment {exp!r}: need methods ours and ddpm, got {sorted(by)}")
+        ours, ddpm = by["ours"], by["ddpm"]
+        rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), budget_s=float(budget),
+                         ours_ssim=float(ours["mean_ssim"]), ddpm_ssim=float(ddpm["mean_ssim"]),
+                         ssim_difference=float(ours["mean_ssim"] - ddpm["mean_ssim"]),
+                         ours_fid=float(ours["fid"]), ddpm_fid=float(ddpm["fid"]),
+                         fid_status_ours=str(ours["fid_status"]), fid_status_ddpm=str(ddpm["fid_status"])))
+    return pd.DataFrame(rows).merge(PAPER_T4, on="resolution", how="left")

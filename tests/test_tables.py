@@ -1,0 +1,125 @@
+"""Table builders fed small synthetic logs: the ratios, reductions and statistics they must produce."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from fpscore import tables
+
+
+def _solve_log(solver, seconds, iterations, picard=3, images=2, levels=4, res=8, proj=None):
+    """Every (image, channel 0, k, n) solve takes `seconds` (half assembly, half solve)."""
+    rows = []
+    for image in range(images):
+        for k in range(1, picard + image + 1):  # image i runs picard + i fixed-point iterations
+            for n in range(1, levels + 1):
+                rows.append(dict(dataset="photos", resolution=res, image=image, channel=0, picard_iter=k,
+                                 time_level=n, solver=solver, iterations=iterations, initial_residual=1.0,
+                                 final_residual=1e-11 * k, projection_residual=np.nan if proj is None else proj * n,
+                                 assemble_seconds=seconds / 2, solve_seconds=seconds / 2, converged=True))
+    return pd.DataFrame(rows)
+
+
+def _log():
+    return pd.concat([_solve_log("spsolve", 0.01, 1), _solve_log("ksp", 0.006, 12),
+                      _solve_log("projection", 0.008, 5, proj=0.1)], ignore_index=True)
+
+
+def test_t2_reductions_times_and_iterations():
+    t2 = tables.t2_solvers(_log()).set_index("solver")
+    systems = (3 + 4) * 4  # image 0: 3 Picard iterations, image 1: 4; 4 time levels each
+    assert t2.loc["spsolve", "systems"] == systems
+    assert t2.loc["spsolve", "total_s"] == pytest.approx(0.01 * systems)
+    assert t2.loc["ksp", "ms_per_solve"] == pytest.approx(3.0)
+    assert t2.loc["ksp", "reduction_pct"] == pytest.approx(40.0)
+    assert t2.loc["projection", "reduction_pct"] == pytest.approx(20.0)
+    assert t2.loc["projection", "solve_reduction_pct"] == pytest.approx(20.0)
+    assert t2.loc["spsolve", "reduction_pct"] == pytest.approx(0.0)
+    assert t2.loc["ksp", "mean_iterations"] == 12
+    assert t2.loc["ksp", "picard_iterations"] == pytest.approx(3.5)
+    assert t2.loc["ksp", "max_final_residual"] == pytest.approx(4e-11)
+    assert (t2["paper_reduction"] == "15.8-43.7%").all()
+
+
+def test_t2_joins_score_errors_and_needs_the_reference():
+    errors = pd.DataFrame(dict(dataset="photos", resolution=8, solver=["ksp", "projection"],
+                               score_rel_error=[1e-9, 2e-9]))
+    t2 = tables.t2_solvers(_log(), errors).set_index("solver")
+    assert t2.loc["projection", "score_rel_error"] == 2e-9 and np.isnan(t2.loc["spsolve", "score_rel_error"])
+    with pytest.raises(ValueError, match="spsolve"):
+        tables.t2_solvers(_solve_log("ksp", 0.01, 3))
+
+
+def test_score_errors_relative_l2():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(2, 1, 3, 4, 4)).astype(np.float32)
+    worse = ref.copy()
+    worse[1] *= 1.1  # image 1 off by 10%, image 0 exact
+    out = tables.score_errors(ref, {"spsolve": ref, "ksp": worse}).set_index("solver")
+    assert out.loc["spsolve", "score_rel_error"] == 0.0
+    expected = 0.1 * np.linalg.norm(ref[1]) / np.linalg.norm(ref)
+    assert out.loc["ksp", "score_rel_error"] == pytest.approx(expected, rel=1e-6)
+    assert out.loc["ksp", "max_image_rel_error"] == pytest.approx(0.1, rel=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        tables.score_errors(ref, {"bad": ref[:1]})
+
+
+def test_stencil_nnz_matches_an_assembled_five_point_matrix():
+    for h, w in [(3, 3), (4, 7), (32, 32)]:
+        lap = sp.kronsum(sp.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(w, w)),
+                         sp.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(h, h)))
+        assert tables.stencil_nnz(h, w) == lap.nnz
+
+
+def test_t3_system_facts():
+    t3 = tables.t3_systems(_log(), ranks={"projection": 8}).set_index("solver")
+    assert t3.loc["ksp", "unknowns"] == 64 and t3.loc["ksp", "nnz"] == 5 * 64 - 32
+    assert (t3.loc["ksp", "picard_min"], t3.loc["ksp", "picard_max"]) == (3, 4)
+    assert t3.loc["projection", "rank"] == 8 and np.isnan(t3.loc["ksp", "rank"])
+    assert t3.loc["projection", "proj_residual_max"] == pytest.approx(0.4)
+    assert t3.loc["projection", "proj_residual_median"] == pytest.approx(0.25)
+    assert t3.loc["projection", "projected_systems"] == 28 and t3.loc["ksp", "projected_systems"] == 0
+
+
+def _runs(ddpm_reached=True):
+    return pd.DataFrame([
+        dict(experiment="denoise_a", dataset="photos", resolution=32, target_ssim=0.99, method="ours",
+             reached=True, train_seconds=20.0, precompute_seconds=5.0),
+        dict(experiment="denoise_a", dataset="photos", resolution=32, target_ssim=0.99, method="ddpm",
+             reached=ddpm_reached, train_seconds=500.0, precompute_seconds=0.0),
+    ])
+
+
+def test_t1_speedup_and_paper_columns():
+    row = tables.t1_time_to_ssim(_runs()).iloc[0]
+    assert row["ours_total_s"] == 25.0 and row["ours_train_s"] == 20.0
+    assert row["speedup"] == pytest.approx(20.0) and row["speedup_text"] == "20.0x"
+    assert row["paper_dataset"] == "CIFAR-10" and row["paper_ours_s"] == 60.27 and row["paper_speedup"] == 27.1
+
+
+def test_t1_lower_bound_when_ddpm_hits_the_cap():
+    row = tables.t1_time_to_ssim(_runs(ddpm_reached=False)).iloc[0]
+    assert row["speedup_text"] == "> 20.0x" and not row["ddpm_reached"]
+
+
+def test_time_to_target_from_a_train_log():
+    log = pd.DataFrame(dict(train_seconds=[1, 2, 3, 4, 5], ssim=[np.nan, 0.5, np.nan, 0.95, 0.97]))
+    assert tables.time_to_target(log, 0.9) == (True, 4.0)
+    assert tables.time_to_target(log, 0.99) == (False, 5.0)
+
+
+def test_t4_budget_with_unavailable_fid():
+    metrics = pd.DataFrame([
+        dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="ours",
+             mean_ssim=0.8, fid=np.nan, fid_status="unavailable: no weights"),
+        dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="ddpm",
+             mean_ssim=0.5, fid=np.nan, fid_status="unavailable: no weights"),
+    ])
+    row = tables.t4_budget(metrics).iloc[0]
+    assert row["ssim_difference"] == pytest.approx(0.3)
+    assert (row["paper_ours_ssim"], row["paper_ddpm_ssim"], row["paper_budget_s"]) == (0.8991, 0.8517, 4155.17)
+    assert np.isnan(row["ours_fid"]) and row["fid_status_ours"].startswith("unavailable")
+    with pytest.raises(ValueError, match="ours and ddpm"):
+        tables.t4_budget(metrics.iloc[:1])
