@@ -72,12 +72,13 @@ def overlay_config(args: argparse.Namespace, folder: Path) -> list[Path]:
     return files
 
 
-def snakemake(workdir: Path, configfiles: list[Path], cores: int, extra: list[str]) -> tuple[float, str]:
+def snakemake(workdir: Path, configfiles: list[Path], cores: int, options: list[str],
+              targets: list[str] = ()) -> tuple[float, str]:
     """Run the project's workflow in `workdir`; return (wall seconds, combined log)."""
     venv_bin = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--cores", str(cores), "--configfile", *map(str, configfiles), *extra]
+           "--cores", str(cores), *options, "--configfile", *map(str, configfiles), "--", *targets]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -122,14 +123,14 @@ def main(argv=None) -> int:
         configfiles = overlay_config(args, workdir)
         target = args.target.format(dataset=args.dataset, res=args.res, solver=args.solver)
         print(f"workdir {workdir}\ntarget  {target}\nconfig  {' + '.join(map(str, configfiles))}", flush=True)
-        warm, log = snakemake(workdir, configfiles, max(args.cores), [target])
+        warm, log = snakemake(workdir, configfiles, max(args.cores), [], [target])
         print(f"inputs built (and scores once) in {warm:.1f} s", flush=True)
-        force = ["--forcerun", *score_rules(workdir, configfiles), "--", target]
+        force = ["--forcerun", *score_rules(workdir, configfiles)]
         walls: dict[int, list[float]] = {c: [] for c in args.cores}
         counts: dict[str, int] = {}
         runs = [(c, r) for r in range(args.repeat) for c in args.cores]  # interleave to spread load drift
         for cores, _ in tqdm(runs, desc="timed runs", unit="run"):
-            wall, log = snakemake(workdir, configfiles, cores, force)
+            wall, log = snakemake(workdir, configfiles, cores, force, [target])
             walls[cores].append(wall)
             counts = job_counts(log) or counts
     base = statistics.median(walls[args.cores[0]])

@@ -16,7 +16,8 @@ folder, and tears down only the daemons it started, by PID.  Why each setting:
   are scheduled (they run on the CPU).
 
 Use as a context manager (``with SlurmCluster(folder) as cluster: ...``) or run
-``python tests/slurm_cluster.py up FOLDER`` to keep one up by hand (Ctrl-C stops).
+``python tests/slurm_cluster.py up FOLDER`` to keep one up by hand (Ctrl-C or
+SIGTERM to that process stops it and the daemons).
 """
 
 from __future__ import annotations
@@ -279,10 +280,16 @@ class SlurmCluster:
             self._made_munge_run = False
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[1] != "up":
         print(f"usage: {argv[0]} up STATE_FOLDER", file=sys.stderr)
         return 2
+    # A background job started from a script ignores SIGINT: stop on SIGTERM too.
+    signal.signal(signal.SIGTERM, _interrupt)
     with SlurmCluster(Path(argv[2])) as cluster:
         print(f"Slurm up in {cluster.start_seconds:.1f} s (install {cluster.install_seconds:.1f} s); "
               f"state in {cluster.state}. Ctrl-C stops it.", flush=True)
