@@ -24,7 +24,16 @@ The driver times assembly and ``solve`` itself and writes one log row per call.
 projection solver solves its seed images there (by calling
 ``compute_scores(seed_images, params, inner_solver, image_indices=...)`` with a
 recording inner solver) and returns the log rows of that work so they enter
-the solve log. ``close()`` frees PETSc objects.
+the solve log. For the sharded workflow the prepared state is its own file:
+``save_prepared(path)`` after ``prepare`` (rule ``scores_prepare``), and
+``load_prepared(path)`` in every shard job, after which ``prepare`` must do
+nothing (return []). Solvers with no preparation keep the defaults.
+``close()`` frees PETSc objects.
+
+Shard independence: the result for an image must not depend on which other
+images the same solver object solved before (the merged scores must be
+byte-identical whatever the shard size); state carried between images (PETSc's
+guess space) breaks that and must be documented where it is offered.
 """
 from __future__ import annotations
 
@@ -98,6 +107,14 @@ class Solver(ABC):
     def prepare(self, images: np.ndarray, params: "FPParams") -> list[dict]:
         """Work before the set (N, C, H, W) is solved; returns solve-log rows. Default: none."""
         return []
+
+    def save_prepared(self, path: str) -> None:
+        """Write what ``prepare`` built (e.g. seed subspaces) to ``path`` (an .npz)."""
+        raise NotImplementedError(f"solver {self.name} has no prepared state to save")
+
+    def load_prepared(self, path: str) -> None:
+        """Load what ``save_prepared`` wrote; ``prepare`` then does nothing."""
+        raise NotImplementedError(f"solver {self.name} has no prepared state to load")
 
     @abstractmethod
     def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
