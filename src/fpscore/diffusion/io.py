@@ -1,0 +1,166 @@
+"""Files of the learning step: training inputs, the pre-computation time, model.pt, logs.
+
+Inputs: images.npz (images N x C x H x W in [0, 1], names) of the data step and
+scores.npz (m, scores N x C x T x H x W, times, g: T, params: JSON) plus
+solve_log.csv of the score step. Every output is written whole or not at all
+(a temporary file beside it, then os.replace).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from fpscore.diffusion.methods import method_from_description
+from fpscore.diffusion.sde import VESDE
+from fpscore.diffusion.unet import UNet, UNetConfig
+
+MODEL_FORMAT = "fpscore-model/1"
+
+
+def select(n_available: int, indices: Sequence[int] | None, count: int | None, what: str) -> list[int]:
+    """Indices of the training images: explicit `indices`, else the first `count`, else all."""
+    if indices:
+        bad = [i for i in indices if not 0 <= int(i) < n_available]
+        if bad:
+            raise ValueError(f"--indices: image index(es) {bad} out of range for {what} with {n_available} images")
+        return [int(i) for i in indices]
+    if count is not None:
+        if not 1 <= count <= n_available:
+            raise ValueError(f"--count: expected 1..{n_available} (the images in {what}), got {count}")
+        return list(range(count))
+    return list(range(n_available))
+
+
+def load_images(path: str | Path, indices: Sequence[int] | None = None, count: int | None = None):
+    """(images n x C x H x W float32 in [0, 1], names, selected indices) from images.npz."""
+    from fpscore.data import load_dataset
+
+    images, names = load_dataset(path)
+    if images.ndim != 4:
+        raise ValueError(f"{path}: key images must be N x C x H x W, got shape {images.shape}")
+    if not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        raise ValueError(f"{path}: images must be finite values in [0, 1]")
+    chosen = select(images.shape[0], indices, count, str(path))
+    return images[chosen].astype(np.float32), [names[i] for i in chosen], chosen
+
+
+def load_scores(path: str | Path, n_images: int, image_shape: tuple, indices: Sequence[int]):
+    """(scores n x C x T x H x W, times, g, sde) of the selected images, checked against the images."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in ("scores", "times", "g") if k not in npz.files]
+            if missing:
+                raise ValueError(f"{path}: missing key(s) {missing}; expected scores, times, g (and m, params)")
+            scores, times, g = npz["scores"], npz["times"].astype(np.float64), npz["g"].astype(np.float64)
+            params = json.loads(str(npz["params"])) if "params" in npz.files else {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"scores file {path} does not exist; run `fpscore scores` or the scores rule") \
+            from None
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable scores .npz file ({err})") from None
+    c, h, w = image_shape
+    if scores.ndim != 5 or scores.shape[0] != n_images or scores.shape[1] != c or scores.shape[3:] != (h, w):
+        raise ValueError(f"{path}: scores of shape {scores.shape} do not match the images: expected "
+                         f"({n_images}, {c}, T, {h}, {w}) (N x C x T x H x W)")
+    if times.shape != (scores.shape[2],) or g.shape != times.shape:
+        raise ValueError(f"{path}: times {times.shape} and g {g.shape} must both have T = {scores.shape[2]} values")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{path}: scores hold NaN or inf values")
+    sigma = float(params["sigma"]) if isinstance(params, dict) and "sigma" in params else float(g[-1] ** (1 / times[-1]))
+    sde = VESDE(sigma=sigma, eps=float(times[0]), n_times=int(times.size))
+    if not (np.allclose(times, sde.times(), rtol=1e-9, atol=1e-12) and np.allclose(g, sde.g(times), rtol=1e-6)):
+        raise ValueError(f"{path}: times and g are not t_n = linspace(eps, 1, N) and g = sigma**t with "
+                         f"sigma = {sigma}, as METHOD.md section 1 defines them")
+    return scores[list(indices)], times, g, sde
+
+
+def precompute_seconds(solve_log: str | Path, indices: Sequence[int]) -> float:
+    """Score pre-computation time of the selected images: their assemble + solve seconds in solve_log.csv."""
+    import pandas as pd
+
+    try:
+        log = pd.read_csv(solve_log)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"solve log {solve_log} does not exist") from None
+    missing = {"image", "assemble_seconds", "solve_seconds"} - set(log.columns)
+    if missing:
+        raise ValueError(f"{solve_log}: missing column(s) {sorted(missing)}")
+    rows = log[log["image"].isin(list(indices))]
+    if rows.empty:
+        raise ValueError(f"{solve_log}: no rows for image(s) {list(indices)}")
+    return float(rows["assemble_seconds"].sum() + rows["solve_seconds"].sum())
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_log_csv(rows: list[dict], path: str | Path, columns: Sequence[str]) -> None:
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=list(columns))
+            out.writeheader()
+            for row in rows:
+                out.writerow({k: "" if isinstance(row.get(k), float) and math.isnan(row[k]) else row.get(k, "")
+                              for k in columns})
+    _atomic(path, write)
+
+
+def write_json(obj: dict, path: str | Path) -> None:
+    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=_jsonable) + "\n"))
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def save_model(path: str | Path, net: UNet, method_desc: dict, image_shape: tuple, summary: dict) -> None:
+    payload = {"format": MODEL_FORMAT, "method": method_desc, "unet": net.config.as_dict(),
+               "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+               "image_shape": list(image_shape), "summary": summary}
+    _atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", **sampler_overrides):
+    """(net in eval mode, sampling-only method, image_shape, summary) from model.pt."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file {path} does not exist; run `fpscore train` first") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a model written by `fpscore train` (format {MODEL_FORMAT})")
+    net = UNet(UNetConfig(**payload["unet"])).to(device)
+    net.load_state_dict(payload["state_dict"])
+    method = method_from_description(payload["method"], device=device, **sampler_overrides)
+    return net.eval(), method, tuple(payload["image_shape"]), payload["summary"]
+
+
+def write_samples(path: str | Path, result, method: str) -> None:
+    """samples.npz: images N x C x H x W, states K x N x C x H x W at times K, sampler, method, nfe."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, images=np.clip(result.final, 0, 1).astype(np.float32), raw=result.final.astype(np.float32),
+                     states=result.states.astype(np.float32), times=np.asarray(result.times, np.float64),
+                     sampler=np.array(result.sampler), method=np.array(method), nfe=np.array(result.nfe))
+    _atomic(path, write)

@@ -1,0 +1,66 @@
+"""Training losses: ours (METHOD.md section 8) and the DDPM epsilon MSE (Ho et al. 2020).
+
+Ours: time levels n stratified over the batch, t = t_n, z ~ N(0, I),
+x_eps = x^n + lambda(t) z, and
+
+    loss = mean over the batch of  1 / (2 g(t)^2) * || lambda(t) s_theta(x_eps, t) + z ||^2
+
+with x^n the embedded trajectory (section 7). The score network is
+s_theta(x, t) = net(x, 999 t) / lambda(t) (the output scaled by 1/sigma, as in
+Song et al.'s VE models), so lambda(t) s_theta = net and the network predicts -z.
+
+DDPM: t ~ U{0..T-1}, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, loss = mean (eps - net(x_t, t))^2.
+"""
+from __future__ import annotations
+
+import torch
+
+from fpscore.diffusion.ddpm import DDPMSchedule
+from fpscore.diffusion.sde import VESDE
+
+#: Our continuous time t in [eps, 1] is fed to the network as TIME_SCALE * t (DDPM feeds its step 0..T-1).
+TIME_SCALE = 999.0
+
+
+def stratified_levels(batch: int, n_levels: int, generator: torch.Generator) -> torch.Tensor:
+    """One time level per sample, stratified: sample b falls in [b T / B, (b + 1) T / B)."""
+    u = torch.rand(batch, generator=generator, dtype=torch.float64)
+    levels = ((torch.arange(batch, dtype=torch.float64) + u) * n_levels / batch).floor().long()
+    return levels.clamp_(0, n_levels - 1)
+
+
+def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE) -> torch.Tensor:
+    """s_theta(x, t) = net(x, 999 t) / lambda(t); t is a batch (B,) of times."""
+    lam = sde.marginal_std(t.to(x.dtype)).reshape(-1, 1, 1, 1)
+    return net(x, TIME_SCALE * t) / lam
+
+
+def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, batch: int,
+              generator: torch.Generator) -> torch.Tensor:
+    """Section 8 loss on a batch drawn from the embedded trajectories N x T x C x H x W (on net's device).
+
+    times: the T time levels t_n (float tensor on the same device).
+    """
+    n_images, n_levels = trajectories.shape[:2]
+    device = trajectories.device
+    idx = torch.randint(n_images, (batch,), generator=generator).to(device)
+    levels = stratified_levels(batch, n_levels, generator).to(device)
+    z = torch.randn((batch, *trajectories.shape[2:]), generator=generator).to(device)
+    t = times[levels]
+    lam = sde.marginal_std(t).reshape(-1, 1, 1, 1)
+    g2 = (sde.g(t) ** 2).reshape(-1)
+    x_eps = trajectories[idx, levels] + lam * z
+    residual = lam * score_from_net(net, x_eps, t, sde) + z
+    return (residual.square().flatten(1).sum(1) / (2 * g2)).mean()
+
+
+def ddpm_loss(net, data: torch.Tensor, schedule: DDPMSchedule, batch: int,
+              generator: torch.Generator) -> torch.Tensor:
+    """Epsilon-prediction MSE on a batch drawn from data N x C x H x W scaled to [-1, 1]."""
+    device = data.device
+    idx = torch.randint(data.shape[0], (batch,), generator=generator).to(device)
+    steps = torch.randint(schedule.timesteps, (batch,), generator=generator).to(device)
+    eps = torch.randn((batch, *data.shape[1:]), generator=generator).to(device)
+    abar = torch.as_tensor(schedule.alpha_bars, dtype=data.dtype, device=device)[steps].reshape(-1, 1, 1, 1)
+    x_t = abar.sqrt() * data[idx] + (1 - abar).sqrt() * eps
+    return (eps - net(x_t, steps.to(data.dtype))).square().mean()

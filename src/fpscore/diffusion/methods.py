@@ -1,0 +1,116 @@
+"""The two training methods behind one interface: a loss on a random batch and a sampler.
+
+``OursMethod`` trains on embedded trajectories (METHOD.md sections 7-8) and samples with
+the probability-flow ODE (section 9); ``DDPMMethod`` is the epsilon-prediction baseline.
+Both wrap the same U-Net; ``describe()`` is stored in model.pt so that
+``method_from_description`` rebuilds the sampler without the training data.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fpscore.diffusion.ddpm import DDPMSchedule, ancestral_sample, ddim_sample
+from fpscore.diffusion.losses import TIME_SCALE, ddpm_loss, ours_loss
+from fpscore.diffusion.sampling import SAMPLERS, SampleResult, ode_sample
+from fpscore.diffusion.sde import VESDE
+
+METHODS = ("ours", "ddpm")
+DDPM_SAMPLERS = ("ancestral", "ddim")
+
+
+class OursMethod:
+    """Score embedding + section 8 loss + probability-flow ODE sampling.
+
+    trajectories: N x T x C x H x W embedded images (None when only sampling);
+    sampler: dict with method (rk45|heun), rtol, atol, heun_steps, denoise.
+    """
+
+    name = "ours"
+
+    def __init__(self, sde: VESDE, sampler: dict, trajectories: np.ndarray | None = None,
+                 device: str | torch.device = "cpu"):
+        self.sde, self.device = sde, torch.device(device)
+        self.sampler = {"method": "rk45", "rtol": 1e-3, "atol": 1e-3, "heun_steps": 50, "denoise": True,
+                        **sampler}
+        if self.sampler["method"] not in SAMPLERS:
+            raise ValueError(f"sampler.method: expected one of {SAMPLERS}, got {self.sampler['method']!r}")
+        self.times = torch.as_tensor(sde.times(), dtype=torch.float32, device=self.device)
+        self.trajectories = None
+        if trajectories is not None:
+            if trajectories.ndim != 5 or trajectories.shape[1] != sde.n_times:
+                raise ValueError(f"trajectories: expected N x {sde.n_times} x C x H x W, got {trajectories.shape}")
+            self.trajectories = torch.as_tensor(trajectories, dtype=torch.float32, device=self.device)
+
+    def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
+        if self.trajectories is None:
+            raise RuntimeError("OursMethod was built without trajectories: it can sample but not train")
+        return ours_loss(net, self.trajectories, self.times, self.sde, batch, generator)
+
+    def score_fn(self, net):
+        def score(x: torch.Tensor, t: float) -> torch.Tensor:
+            tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+            return net(x, TIME_SCALE * tt) / self.sde.marginal_std(t)
+
+        return score
+
+    @torch.no_grad()
+    def sample(self, net, n: int, image_shape: tuple, generator: torch.Generator,
+               progression_steps: int = 0) -> SampleResult:
+        x_init = (torch.randn((n, *image_shape), generator=generator) * self.sde.prior_std()).to(self.device)
+        s = self.sampler
+        return ode_sample(self.score_fn(net), x_init, self.sde, method=s["method"], rtol=s["rtol"], atol=s["atol"],
+                          heun_steps=s["heun_steps"], progression_steps=progression_steps, denoise=s["denoise"])
+
+    def describe(self) -> dict:
+        return {"method": self.name, "sde": self.sde.as_dict(), "sampler": dict(self.sampler)}
+
+
+class DDPMMethod:
+    """Epsilon prediction on images mapped to [-1, 1]; ancestral (or DDIM) sampling.
+
+    images: N x C x H x W in [0, 1] (None when only sampling).
+    """
+
+    name = "ddpm"
+
+    def __init__(self, schedule: DDPMSchedule, sampler: str = "ancestral", ddim_steps: int = 50,
+                 images: np.ndarray | None = None, device: str | torch.device = "cpu"):
+        if sampler not in DDPM_SAMPLERS:
+            raise ValueError(f"ddpm.sampler: expected one of {DDPM_SAMPLERS}, got {sampler!r}")
+        self.schedule, self.sampler, self.ddim_steps = schedule, sampler, int(ddim_steps)
+        self.device = torch.device(device)
+        self.data = None
+        if images is not None:
+            self.data = torch.as_tensor(2.0 * np.asarray(images, dtype=np.float32) - 1.0, device=self.device)
+
+    def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
+        if self.data is None:
+            raise RuntimeError("DDPMMethod was built without images: it can sample but not train")
+        return ddpm_loss(net, self.data, self.schedule, batch, generator)
+
+    @torch.no_grad()
+    def sample(self, net, n: int, image_shape: tuple, generator: torch.Generator,
+               progression_steps: int = 0) -> SampleResult:
+        x_init = torch.randn((n, *image_shape), generator=generator).to(self.device)
+        if self.sampler == "ddim":
+            return ddim_sample(net, x_init, self.schedule, self.ddim_steps, progression_steps)
+        return ancestral_sample(net, x_init, self.schedule, generator, progression_steps)
+
+    def describe(self) -> dict:
+        return {"method": self.name, "schedule": self.schedule.as_dict(), "sampler": self.sampler,
+                "ddim_steps": self.ddim_steps}
+
+
+def method_from_description(desc: dict, device: str | torch.device = "cpu", **overrides):
+    """Rebuild a sampling-only method from ``describe()`` (as stored in model.pt).
+
+    overrides: for ours, sampler keys (method, rtol, ...); for ddpm, sampler / ddim_steps.
+    """
+    name = desc.get("method")
+    if name == "ours":
+        return OursMethod(VESDE(**desc["sde"]), {**desc["sampler"], **overrides}, device=device)
+    if name == "ddpm":
+        kw = {"sampler": desc["sampler"], "ddim_steps": desc["ddim_steps"], **overrides}
+        return DDPMMethod(DDPMSchedule(**desc["schedule"]), kw["sampler"], kw["ddim_steps"], device=device)
+    raise ValueError(f"method: expected one of {METHODS}, got {name!r}")

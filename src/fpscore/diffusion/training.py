@@ -1,0 +1,332 @@
+"""The training loop shared by our method and the DDPM baseline.
+
+Stopping rules: ``target_ssim`` (every ``eval_every_seconds`` of training, generate
+``eval_samples`` samples and stop once their mean SSIM against the closest
+training image reaches the target), ``budget`` (stop when training time reaches
+``budget_seconds``) and ``steps`` (a step count, deterministic: for tests). Every
+run also stops at ``time_cap_seconds`` of training; a target not reached by then
+is reported as not reached. Training time excludes evaluation and checkpoint
+time; both clocks are logged.
+
+Adam with optional gradient clipping and EMA; seeded numpy / torch generators.
+A resumable checkpoint (model, optimizer, EMA, RNG states, step, clocks, log)
+is written every ``checkpoint_every_seconds`` of wall time, on SIGINT/SIGTERM
+and on an error at a step boundary, and picked up by a rerun with the same
+training settings and data.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fpscore.metrics import mean_ssim_to_closest
+
+STOP_RULES = ("target_ssim", "budget", "steps")
+LOG_COLUMNS = ("step", "train_seconds", "eval_seconds", "loss", "ssim")
+LOG_EVERY_STEPS = 10
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The config section `learn.train` (threads aside)."""
+
+    batch_size: int = 32
+    lr: float = 5e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    seed: int = 0
+    eval_every_seconds: float = 10.0
+    eval_samples: int = 2
+    checkpoint_every_seconds: float = 120.0
+    time_cap_seconds: float = 300.0
+
+    def __post_init__(self):
+        checks = {
+            "batch_size": (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1, "an integer >= 1"),
+            "lr": (self.lr > 0, "a number > 0"),
+            "grad_clip": (self.grad_clip >= 0, "a number >= 0 (0 disables)"),
+            "ema_decay": (0 <= self.ema_decay < 1, "a number in [0, 1) (0 disables)"),
+            "eval_every_seconds": (self.eval_every_seconds > 0, "a number > 0"),
+            "eval_samples": (isinstance(self.eval_samples, (int, np.integer)) and self.eval_samples >= 1,
+                             "an integer >= 1"),
+            "checkpoint_every_seconds": (self.checkpoint_every_seconds >= 0, "a number >= 0"),
+            "time_cap_seconds": (self.time_cap_seconds > 0, "a number > 0"),
+        }
+        for key, (ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f"train.{key}: expected {expected}, got {getattr(self, key)!r}")
+
+    def trajectory_dict(self) -> dict:
+        """The settings that change the training trajectory (a checkpoint must match them)."""
+        return {k: getattr(self, k) for k in ("batch_size", "lr", "grad_clip", "ema_decay", "seed")}
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """kind: target_ssim | budget | steps, with its parameter."""
+
+    kind: str
+    target_ssim: float | None = None
+    budget_seconds: float | None = None
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in STOP_RULES:
+            raise ValueError(f"stop: expected one of {STOP_RULES}, got {self.kind!r}")
+        if self.kind == "target_ssim" and not (self.target_ssim is not None and 0 < self.target_ssim <= 1):
+            raise ValueError(f"target_ssim: expected a number in (0, 1], got {self.target_ssim!r}")
+        if self.kind == "budget" and not (self.budget_seconds is not None and self.budget_seconds > 0):
+            raise ValueError(f"budget_seconds: expected a number > 0, got {self.budget_seconds!r}")
+        if self.kind == "steps" and not (isinstance(self.max_steps, (int, np.integer)) and self.max_steps >= 1):
+            raise ValueError(f"max_steps: expected an integer >= 1, got {self.max_steps!r}")
+
+
+@dataclass
+class TrainResult:
+    """net: the weights to sample with (EMA when enabled); log: rows of LOG_COLUMNS; summary: JSON-able."""
+
+    net: torch.nn.Module
+    log: list[dict]
+    summary: dict
+    evaluations: list[dict] = field(default_factory=list)
+
+
+def fingerprint(*parts) -> str:
+    """SHA-256 of JSON-able parts and arrays: identifies a training trajectory for resuming."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str((part.shape, part.dtype)).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Interrupt:
+    """Turns SIGINT / SIGTERM into a flag checked at step boundaries (main thread only)."""
+
+    def __init__(self):
+        self.signal = None
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in old:
+            signal.signal(s, lambda signum, frame: setattr(self, "signal", signum))
+        try:
+            yield self
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainSettings, stop: StopRule,
+          checkpoint_path: str | Path | None = None, data_fingerprint: str = "", progress: bool = True,
+          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train `net` with `method` (OursMethod / DDPMMethod) until the stop rule or the time cap.
+
+    references: the training images N x C x H x W in [0, 1] (SSIM is against the closest one).
+    checkpoint_path: where the resumable checkpoint lives (None: no checkpoints).
+    data_fingerprint: identifies the training data; a checkpoint with another one is ignored.
+    callback(step, info) runs after every step (tests use it to interrupt a run).
+    """
+    references = np.asarray(references, dtype=np.float32)
+    image_shape = tuple(references.shape[1:])
+    device = next(net.parameters()).device
+    fp = fingerprint(method.describe(), net.config.as_dict(), settings.trajectory_dict(), data_fingerprint)
+
+    np.random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    batch_gen = torch.Generator().manual_seed(settings.seed)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    ema = copy.deepcopy(net).eval().requires_grad_(False) if settings.ema_decay > 0 else None
+    st = {"step": 0, "train_seconds": 0.0, "eval_seconds": 0.0, "log": [], "evaluations": [],
+          "loss_sum": 0.0, "loss_count": 0, "best_ssim": math.nan, "reached_at": None, "resumed_from_step": 0}
+
+    ckpt = Path(checkpoint_path) if checkpoint_path else None
+    if ckpt is not None and ckpt.exists():
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        if saved.get("fingerprint") == fp:
+            net.load_state_dict(saved["net"])
+            opt.load_state_dict(saved["opt"])
+            if ema is not None:
+                ema.load_state_dict(saved["ema"])
+            torch.set_rng_state(saved["torch_rng"])
+            batch_gen.set_state(saved["batch_rng"])
+            np.random.set_state(saved["numpy_rng"])
+            if device.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
+            st = saved["state"]
+            st["resumed_from_step"] = st["step"]
+            tqdm.write(f"resuming from checkpoint {ckpt} at step {st['step']} "
+                       f"({st['train_seconds']:.1f} training seconds)")
+        else:
+            tqdm.write(f"ignoring checkpoint {ckpt}: it belongs to other training settings or data")
+
+    def save_checkpoint():
+        if ckpt is None:
+            return
+        atomic_torch_save({
+            "fingerprint": fp, "net": net.state_dict(), "opt": opt.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "torch_rng": torch.get_rng_state(),
+            "batch_rng": batch_gen.get_state(), "numpy_rng": np.random.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "state": st}, ckpt)
+
+    def flush_row(ssim=math.nan):
+        loss = st["loss_sum"] / st["loss_count"] if st["loss_count"] else math.nan
+        st["log"].append({"step": st["step"], "train_seconds": st["train_seconds"],
+                          "eval_seconds": st["eval_seconds"], "loss": loss, "ssim": ssim})
+        st["loss_sum"], st["loss_count"] = 0.0, 0
+
+    def evaluate() -> float:
+        t0 = time.perf_counter()
+        model = ema if ema is not None else net
+        was_training = model.training
+        model.eval()
+        result = method.sample(model, settings.eval_samples, image_shape,
+                               torch.Generator().manual_seed(settings.seed + 1))
+        model.train(was_training)
+        value = mean_ssim_to_closest(result.final, references)
+        st["eval_seconds"] += time.perf_counter() - t0
+        st["evaluations"].append({"step": st["step"], "train_seconds": st["train_seconds"], "ssim": value,
+                                  "nfe": result.nfe, "sampler": result.sampler})
+        st["best_ssim"] = value if math.isnan(st["best_ssim"]) else max(st["best_ssim"], value)
+        flush_row(value)
+        return value
+
+    limit = settings.time_cap_seconds
+    if stop.kind == "budget":
+        limit = min(limit, stop.budget_seconds)
+
+    def stopped_by() -> str | None:
+        if stop.kind == "target_ssim" and st["reached_at"] is not None:
+            return "target"
+        if stop.kind == "steps" and st["step"] >= stop.max_steps:
+            return "steps"
+        if stop.kind == "budget" and st["train_seconds"] >= stop.budget_seconds:
+            return "budget"
+        if st["train_seconds"] >= settings.time_cap_seconds:
+            return "time_cap"
+        return None
+
+    net.train()
+    interrupt = _Interrupt()
+    last_ckpt = time.perf_counter()
+    bar = tqdm(total=round(limit, 1), unit="s", desc=f"train {method.name}", disable=not progress,
+               initial=round(min(st["train_seconds"], limit), 1), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
+               "[{elapsed}<{remaining}{postfix}]")
+    with interrupt.installed():
+        try:
+            while (reason := stopped_by()) is None:
+                _sync(device)
+                t0 = time.perf_counter()
+                loss = method.loss(net, settings.batch_size, batch_gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
+                opt.step()
+                if ema is not None:
+                    with torch.no_grad():
+                        for pe, p in zip(ema.parameters(), net.parameters()):
+                            pe.lerp_(p, 1.0 - settings.ema_decay)
+                        for be, b in zip(ema.buffers(), net.buffers()):
+                            be.copy_(b)
+                _sync(device)
+                dt = time.perf_counter() - t0
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"training loss became {loss_value} at step {st['step'] + 1}; "
+                                             "lower train.lr or enable train.grad_clip")
+                st["train_seconds"] += dt
+                st["step"] += 1
+                st["loss_sum"] += loss_value
+                st["loss_count"] += 1
+                bar.update(round(min(st["train_seconds"], limit) - bar.n, 3))
+                n_evals = len(st["evaluations"])
+                if stop.kind != "steps" and st["train_seconds"] >= settings.eval_every_seconds * (n_evals + 1):
+                    value = evaluate()
+                    if stop.kind == "target_ssim" and value >= stop.target_ssim:
+                        st["reached_at"] = st["train_seconds"]
+                elif st["loss_count"] >= LOG_EVERY_STEPS:
+                    flush_row()
+                bar.set_postfix(step=st["step"], loss=f"{loss_value:.4g}", ssim=f"{st['best_ssim']:.3f}",
+                                refresh=False)
+                if callback is not None:
+                    callback(st["step"], st)
+                if interrupt.signal is not None:
+                    raise KeyboardInterrupt(f"signal {interrupt.signal}")
+                if ckpt is not None and time.perf_counter() - last_ckpt >= settings.checkpoint_every_seconds:
+                    save_checkpoint()
+                    last_ckpt = time.perf_counter()
+        except BaseException:
+            # Every path into here is a step boundary or a failed step whose parameters were not
+            # updated (loss / backward errors): the state is consistent, so keep it for a rerun.
+            save_checkpoint()
+            bar.close()
+            raise
+    bar.close()
+    if not st["evaluations"] or st["evaluations"][-1]["step"] != st["step"]:
+        value = evaluate()  # the state the run ends in is always measured
+        if stop.kind == "target_ssim" and st["reached_at"] is None and value >= stop.target_ssim:
+            st["reached_at"] = st["train_seconds"]
+    elif st["loss_count"]:
+        flush_row()
+    final = st["evaluations"][-1]
+    summary = {
+        "method": method.name, "stop": stop.kind, "stopped_by": reason, "target_ssim": stop.target_ssim,
+        "budget_seconds": stop.budget_seconds, "max_steps": stop.max_steps,
+        "time_cap_seconds": settings.time_cap_seconds,
+        "reached": (st["reached_at"] is not None) if stop.kind == "target_ssim" else None,
+        "time_to_target_seconds": st["reached_at"], "steps": st["step"], "train_seconds": st["train_seconds"],
+        "eval_seconds": st["eval_seconds"], "evaluations": len(st["evaluations"]), "final_ssim": final["ssim"],
+        "best_ssim": st["best_ssim"], "eval_sampler": final["sampler"], "eval_samples": settings.eval_samples,
+        "resumed_from_step": st["resumed_from_step"], "settings": asdict(settings), "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    return TrainResult(net=ema if ema is not None else net, log=st["log"], summary=summary,
+                       evaluations=st["evaluations"])
+
+
+def optimizer_state_equal(a: dict, b: dict) -> bool:
+    """Whether two optimizer state dicts hold identical tensors and settings (used by tests)."""
+    def same(x, y):
+        if isinstance(x, torch.Tensor):
+            return isinstance(y, torch.Tensor) and x.shape == y.shape and torch.equal(x, y)
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(same, x, y))
+        return x == y
+    return same(a, b)
