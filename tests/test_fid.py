@@ -121,3 +121,18 @@ def test_unchecked_file_of_other_layers_is_unavailable(tmp_path):
     torch.save({"fc.weight": torch.zeros(1000, 2048)}, weights)  # e.g. a classifier of another network
     result = fid.compute_fid(_images(4, 0), _images(4, 1), weights, sha256="", download=False)
     assert np.isnan(result.value) and result.status.startswith("unavailable:") and "do not match" in result.status
+
+
+def test_fid_command_records_unavailable_offline(tmp_path):
+    from fpscore.cli import main
+
+    np.savez(tmp_path / "samples.npz", final=_images(4, 0))
+    np.savez(tmp_path / "images.npz", images=_images(6, 1))
+    out = tmp_path / "metrics" / "fid.csv"
+    code = main(["fid", "--samples", str(tmp_path / "samples.npz"), "--references", str(tmp_path / "images.npz"),
+                 "--reference-count", "5", "--experiment", "budget_x", "--method", "ours", "--no-download",
+                 "--weights-path", str(tmp_path / "absent.pth"), "--out", str(out)])
+    assert code == 0
+    row = __import__("pandas").read_csv(out).iloc[0]
+    assert np.isnan(row["fid"]) and row["fid_status"].startswith("unavailable:")
+    assert (row["n_generated"], row["n_reference"]) == (4, 5)

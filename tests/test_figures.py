@@ -82,3 +82,12 @@ def test_bad_images_are_rejected():
         figures.to_display(np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="K x N x C x H x W"):
         figures.generation_progression(np.zeros((3, 1, 4, 4)), np.arange(3))
+
+
+def test_figure_command_writes_png_and_pdf(tmp_path):
+    from fpscore.cli import main
+
+    out = tmp_path / "figures" / "f1_schematic.png"
+    assert main(["figure", "f1", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["f1_schematic.pdf", "f1_schematic.png"]

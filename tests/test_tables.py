@@ -123,3 +123,77 @@ def test_t4_budget_with_unavailable_fid():
     assert np.isnan(row["ours_fid"]) and row["fid_status_ours"].startswith("unavailable")
     with pytest.raises(ValueError, match="ours and ddpm"):
         tables.t4_budget(metrics.iloc[:1])
+
+
+# ---- the command line: logs on disk in, CSV + Markdown + LaTeX out -------------------------------
+
+def _write_scores_tree(root):
+    paths = []
+    for solver, seconds, iters in (("spsolve", 0.01, 1), ("ksp", 0.006, 12)):
+        path = root / "scores" / "photos" / "8" / solver / "solve_log.csv"
+        path.parent.mkdir(parents=True)
+        _solve_log(solver, seconds, iters).drop(columns=["dataset", "resolution"]).to_csv(path, index=False)
+        paths.append(str(path))
+    return paths
+
+
+def test_table_command_writes_csv_markdown_latex(tmp_path):
+    from fpscore.cli import main
+
+    logs = _write_scores_tree(tmp_path)
+    stem = tmp_path / "tables" / "t2_solvers"
+    assert main(["table", "t2", "--solve-logs", *logs, "--out", str(stem)]) == 0
+    csv = pd.read_csv(stem.with_suffix(".csv")).set_index("solver")
+    assert csv.loc["ksp", "reduction_pct"] == pytest.approx(40.0) and csv.loc["ksp", "resolution"] == 8
+    assert "reduction_pct" in stem.with_suffix(".md").read_text()
+    tex = stem.with_suffix(".tex").read_text()
+    assert "\\begin{tabular}" in tex and "reduction\\_pct" in tex
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["t2_solvers.csv", "t2_solvers.md", "t2_solvers.tex"]
+
+
+def test_table_command_fails_whole_on_bad_input(tmp_path):
+    from fpscore.cli import main
+
+    logs = _write_scores_tree(tmp_path)
+    stem = tmp_path / "tables" / "t2_solvers"
+    assert main(["table", "t2", "--solve-logs", logs[1], "--out", str(stem)]) == 2  # no spsolve reference
+    assert not stem.parent.exists() or not list(stem.parent.iterdir())
+
+
+def test_time_to_target_and_t1_commands(tmp_path):
+    from fpscore.cli import main
+
+    logs = _write_scores_tree(tmp_path)
+    train = {}
+    for method, ssim in (("ours", [0.5, 0.92]), ("ddpm", [0.1, 0.2])):
+        train[method] = tmp_path / f"{method}.csv"
+        pd.DataFrame(dict(step=[10, 20], train_seconds=[5.0, 10.0], eval_seconds=1.0, loss=1.0,
+                          ssim=ssim)).to_csv(train[method], index=False)
+    runs = tmp_path / "t2t.csv"
+    assert main(["time-to-target", "--experiment", "denoise_x", "--dataset", "photos", "--resolution", "8",
+                 "--image", "1", "--target", "0.9", "--ours-log", str(train["ours"]), "--ddpm-log",
+                 str(train["ddpm"]), "--solve-log", logs[1], "--out", str(runs)]) == 0
+    stem = tmp_path / "t1"
+    assert main(["table", "t1", "--runs", str(runs), "--out", str(stem)]) == 0
+    row = pd.read_csv(stem.with_suffix(".csv")).iloc[0]
+    precompute = 0.006 * 4 * 4  # image 1: 4 Picard iterations x 4 time levels, 6 ms each
+    assert row["ours_precompute_s"] == pytest.approx(precompute)
+    assert row["ours_total_s"] == pytest.approx(10.0 + precompute)
+    assert row["speedup_text"] == f"> {10.0 / (10.0 + precompute):.1f}x"
+
+
+def test_score_error_command(tmp_path):
+    from fpscore.cli import main
+
+    ref = np.random.default_rng(0).normal(size=(2, 1, 3, 4, 4)).astype(np.float32)
+    paths = []
+    for solver, scale in (("spsolve", 1.0), ("projection", 1.001)):
+        path = tmp_path / "photos" / "4" / solver / "scores.npz"
+        path.parent.mkdir(parents=True)
+        np.savez(path, scores=ref * np.float32(scale))
+        paths.append(str(path))
+    out = tmp_path / "err.csv"
+    assert main(["score-error", "--scores", *paths, "--out", str(out)]) == 0
+    err = pd.read_csv(out).set_index("solver")
+    assert err.loc["projection", "score_rel_error"] == pytest.approx(1e-3, rel=1e-3)
+    assert err.loc["projection", "dataset"] == "photos" and err.loc["projection", "resolution"] == 4
