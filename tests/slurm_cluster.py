@@ -12,8 +12,9 @@ folder, and tears down only the daemons it started, by PID.  Why each setting:
 * no slurmdbd: completed jobs are recorded with jobcomp/filetxt, so a test can
   prove which jobs ran through Slurm; MinJobAge stays at 300 s so squeue (the
   profile's status command) still sees finished jobs.
-* one GPU is advertised as a device-less GRES so rules asking for `gpu: 1`
-  are scheduled (they run on the CPU).
+* one GPU is advertised as a GRES on /dev/null so rules asking for `gpu: 1`
+  are scheduled (they run on the CPU); partitions `cpu` (default) and `gpu`
+  share the node, so GPU routing can be tested.
 
 Use as a context manager (``with SlurmCluster(folder) as cluster: ...``) or run
 ``python tests/slurm_cluster.py up FOLDER`` to keep one up by hand (Ctrl-C or
@@ -135,7 +136,12 @@ def render_conf(state: Path, node: str, gpus: int) -> str:
     ]
     if gpus:
         lines.append("GresTypes=gpu")
-    lines += [node, "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP", ""]
+    # Two partitions on the one node, so a test can check that GPU jobs are routed
+    # to the GPU partition (the plugin's --slurm-partition-config) and others are not.
+    lines += [node, "PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP"]
+    if gpus:
+        lines.append("PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP")
+    lines.append("")
     return "\n".join(lines)
 
 
