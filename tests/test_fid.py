@@ -126,7 +126,7 @@ def test_unchecked_file_of_other_layers_is_unavailable(tmp_path):
 def test_fid_command_records_unavailable_offline(tmp_path):
     from fpscore.cli import main
 
-    np.savez(tmp_path / "samples.npz", final=_images(4, 0))
+    np.savez(tmp_path / "samples.npz", images=_images(4, 0))
     np.savez(tmp_path / "images.npz", images=_images(6, 1))
     out = tmp_path / "metrics" / "fid.csv"
     code = main(["fid", "--samples", str(tmp_path / "samples.npz"), "--references", str(tmp_path / "images.npz"),

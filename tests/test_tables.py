@@ -1,6 +1,8 @@
 """Table builders fed small synthetic logs: the ratios, reductions and statistics they must produce."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,12 +106,6 @@ def test_t1_lower_bound_when_ddpm_hits_the_cap():
     assert row["speedup_text"] == "> 20.0x" and not row["ddpm_reached"]
 
 
-def test_time_to_target_from_a_train_log():
-    log = pd.DataFrame(dict(train_seconds=[1, 2, 3, 4, 5], ssim=[np.nan, 0.5, np.nan, 0.95, 0.97]))
-    assert tables.time_to_target(log, 0.9) == (True, 4.0)
-    assert tables.time_to_target(log, 0.99) == (False, 5.0)
-
-
 def test_t4_budget_with_unavailable_fid():
     metrics = pd.DataFrame([
         dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="ours",
@@ -160,26 +156,28 @@ def test_table_command_fails_whole_on_bad_input(tmp_path):
     assert not stem.parent.exists() or not list(stem.parent.iterdir())
 
 
-def test_time_to_target_and_t1_commands(tmp_path):
+def _summary(path, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(dict(stop="target_ssim", target_ssim=0.9, precompute_seconds=None), **kw)))
+    return str(path)
+
+
+def test_t1_command_from_training_summaries(tmp_path):
     from fpscore.cli import main
 
-    logs = _write_scores_tree(tmp_path)
-    train = {}
-    for method, ssim in (("ours", [0.5, 0.92]), ("ddpm", [0.1, 0.2])):
-        train[method] = tmp_path / f"{method}.csv"
-        pd.DataFrame(dict(step=[10, 20], train_seconds=[5.0, 10.0], eval_seconds=1.0, loss=1.0,
-                          ssim=ssim)).to_csv(train[method], index=False)
-    runs = tmp_path / "t2t.csv"
-    assert main(["time-to-target", "--experiment", "denoise_x", "--dataset", "photos", "--resolution", "8",
-                 "--image", "1", "--target", "0.9", "--ours-log", str(train["ours"]), "--ddpm-log",
-                 str(train["ddpm"]), "--solve-log", logs[1], "--out", str(runs)]) == 0
+    exp = "denoise_photos8_img1_ssim0.90"
+    ours = _summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5,
+                    train_seconds=8.0, precompute_seconds=2.5)
+    ddpm = _summary(tmp_path / exp / "ddpm" / "train_log.json", reached=False, time_to_target_seconds=None,
+                    train_seconds=300.0)
     stem = tmp_path / "t1"
-    assert main(["table", "t1", "--runs", str(runs), "--out", str(stem)]) == 0
+    assert main(["table", "t1", "--summaries", ours, ddpm, "--denoise", f"{exp}:photos:8", "--out", str(stem)]) == 0
     row = pd.read_csv(stem.with_suffix(".csv")).iloc[0]
-    precompute = 0.006 * 4 * 4  # image 1: 4 Picard iterations x 4 time levels, 6 ms each
-    assert row["ours_precompute_s"] == pytest.approx(precompute)
-    assert row["ours_total_s"] == pytest.approx(10.0 + precompute)
-    assert row["speedup_text"] == f"> {10.0 / (10.0 + precompute):.1f}x"
+    assert (row["ours_train_s"], row["ours_precompute_s"], row["ours_total_s"]) == (7.5, 2.5, 10.0)
+    assert row["ddpm_s"] == 300.0 and row["speedup_text"] == "> 30.0x" and row["resolution"] == 8
+    _summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5, train_seconds=8.0)
+    assert main(["table", "t1", "--summaries", ours, ddpm, "--denoise", f"{exp}:photos:8",
+                 "--out", str(tmp_path / "t1b")]) == 2  # ours without its pre-computation time is refused
 
 
 def test_score_error_command(tmp_path):

@@ -13,7 +13,7 @@ Inputs (one row per ...):
 * denoising runs (T1, run of one method): experiment, dataset, resolution,
   target_ssim, method (ours|ddpm), reached (bool), train_seconds (training
   seconds to the target, or until the cap when not reached), precompute_seconds
-  (score pre-computation + embedding for ours, 0 for ddpm).
+  (assembly + solve seconds of the image's scores for ours, 0 for ddpm).
 * budget metrics (T4, method of one budget experiment): experiment, dataset,
   resolution, budget_seconds, method, mean_ssim, fid (NaN when unavailable),
   fid_status ("ok" or "unavailable: <reason>").
@@ -44,21 +44,6 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
 
 
 # ---- T1: time to target SSIM --------------------------------------------------------------
-
-def time_to_target(train_log: pd.DataFrame, target: float) -> tuple[bool, float]:
-    """(reached, seconds): training seconds at the first evaluation with ssim >= target.
-
-    When never reached, seconds is the last logged training time (the cap).
-    ``train_log`` has columns train_seconds and ssim (NaN between evaluations).
-    """
-    _require(train_log, ["train_seconds", "ssim"], "train log")
-    if train_log.empty:
-        raise ValueError("train log is empty: no training step was logged")
-    hit = train_log[train_log["ssim"] >= target]
-    if len(hit):
-        return True, float(hit["train_seconds"].iloc[0])
-    return False, float(train_log["train_seconds"].max())
-
 
 def speedup_text(ours_s: float, ours_reached: bool, ddpm_s: float, ddpm_reached: bool) -> tuple[float, str]:
     """DDPM time over ours: exact when both reached, a bound when one hit its cap."""

@@ -1,4 +1,4 @@
-"""`fpscore table|figure|fid|ssim|score-error|time-to-target`: metrics, the paper's tables and figures.
+"""`fpscore table|figure|fid|ssim|score-error`: metrics, the paper's tables and figures.
 
 The edge between files and the pure builders of fpscore.tables / fpscore.figures:
 read the logs the earlier steps wrote, call one builder, write the result whole
@@ -9,12 +9,14 @@ Path conventions read here (the workflow's, see workflow/rules/*.smk):
 results/scores/{dataset}/{res}/{solver}/solve_log.csv and scores.npz (key
 ``scores``, N x C x T x H x W), results/data/{dataset}/{res}/images.npz (key
 ``images``), results/train/{experiment}/{method}/train_log.csv and
-results/samples/{experiment}/{method}/samples.npz (keys ``final`` N x C x H x W,
+results/train/{experiment}/{method}/train_log.json (the training summary) and
+results/samples/{experiment}/{method}/samples.npz (keys ``images`` N x C x H x W,
 ``states`` K x N x C x H x W, ``times`` K).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -180,7 +182,7 @@ def _references(path: str, count: int | None) -> np.ndarray:
 def run_ssim(args) -> int:
     from fpscore.metrics import ssim_to_closest
 
-    samples = _npz(args.samples, ("final",), "samples")["final"]
+    samples = _npz(args.samples, ("images",), "samples")["images"]
     per_sample = ssim_to_closest(samples, _references(args.references, args.reference_count))
     row = pd.DataFrame([dict(experiment=args.experiment, method=args.method, n_samples=len(per_sample),
                              mean_ssim=per_sample.mean(), min_ssim=per_sample.min(), max_ssim=per_sample.max())])
@@ -194,7 +196,7 @@ def run_fid(args) -> int:
 
     defaults = _settings("evaluate").get("fid", {})
     pick = lambda value, key, fallback: value if value is not None else defaults.get(key, fallback)  # noqa: E731
-    samples = _npz(args.samples, ("final",), "samples")["final"]
+    samples = _npz(args.samples, ("images",), "samples")["images"]
     reference = _references(args.references, args.reference_count)
     result = fid.compute_fid(samples, reference, pick(args.weights_path, "weights_path", "resources/"
                                                       "pt_inception-2015-12-05-6726825d.pth"),
@@ -210,26 +212,6 @@ def run_fid(args) -> int:
     return 0
 
 
-def run_time_to_target(args) -> int:
-    from fpscore.tables import time_to_target
-
-    log = read_solve_logs([args.solve_log])
-    mine = log[log["image"] == args.image]
-    if mine.empty:
-        raise ValueError(f"solve log {args.solve_log} has no rows for image {args.image}")
-    precompute = float((mine["assemble_seconds"] + mine["solve_seconds"]).sum())
-    rows = []
-    for method, path in (("ours", args.ours_log), ("ddpm", args.ddpm_log)):
-        reached, seconds = time_to_target(_read_csv(path, f"{method} training log"), args.target)
-        rows.append(dict(experiment=args.experiment, dataset=args.dataset, resolution=args.resolution,
-                         target_ssim=args.target, method=method, reached=reached, train_seconds=seconds,
-                         precompute_seconds=precompute if method == "ours" else 0.0))
-    table = pd.DataFrame(rows)
-    write_all([(Path(args.out), lambda tmp: table.to_csv(tmp, index=False))])
-    print(table.to_string(index=False))
-    return 0
-
-
 # ---- tables ----------------------------------------------------------------------------------
 
 def _concat_csv(paths: list[str], what: str) -> pd.DataFrame:
@@ -242,7 +224,7 @@ def build_table(args) -> pd.DataFrame:
     from fpscore import tables
 
     if args.name == "t1":
-        return tables.t1_time_to_ssim(_concat_csv(args.runs, "time-to-target"))
+        return tables.t1_time_to_ssim(denoise_runs(args.summaries, args.denoise))
     if args.name == "t2":
         errors = _concat_csv(args.score_errors, "score-error") if args.score_errors else None
         return tables.t2_solvers(read_solve_logs(args.solve_logs), errors)
@@ -263,6 +245,55 @@ def build_table(args) -> pd.DataFrame:
     raise ValueError(f"unknown table {args.name!r}")
 
 
+def train_dir_labels(path: str | Path) -> tuple[str, str]:
+    """(experiment, method) of results/train/{experiment}/{method}/<file>."""
+    path = Path(path)
+    return path.parent.parent.name, path.parent.name
+
+
+def denoise_runs(summaries: list[str], specs: list[str]) -> pd.DataFrame:
+    """T1 input rows from the training summaries (JSON) of the denoising runs.
+
+    A run that reached its target counts its time_to_target_seconds, one that did
+    not its training seconds at the cap; ours adds its precompute_seconds.
+    """
+    known = {}
+    for spec in specs or []:
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ValueError(f"--denoise: expected EXPERIMENT:DATASET:RESOLUTION, got {spec!r}")
+        known[parts[0]] = (parts[1], int(parts[2]))
+    rows = []
+    for path in summaries or []:
+        exp, method = train_dir_labels(path)
+        if exp not in known:
+            raise ValueError(f"training summary {path}: experiment {exp!r} has no --denoise spec "
+                             f"(given: {sorted(known)})")
+        try:
+            summary = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"training summary {path} does not exist") from None
+        missing = [k for k in ("reached", "time_to_target_seconds", "train_seconds", "target_ssim",
+                               "precompute_seconds") if k not in summary]
+        if missing:
+            raise ValueError(f"training summary {path}: missing key(s) {missing}")
+        if summary["reached"] is None:
+            raise ValueError(f"training summary {path}: not a target-SSIM run (stop = {summary.get('stop')!r})")
+        pre = summary["precompute_seconds"]
+        if method == "ours" and pre is None:
+            raise ValueError(f"training summary {path}: our run has no precompute_seconds (train it with "
+                             "--solve-log so the score pre-computation is counted)")
+        reached = bool(summary["reached"])
+        dataset, res = known[exp]
+        rows.append(dict(experiment=exp, dataset=dataset, resolution=res, target_ssim=summary["target_ssim"],
+                         method=method, reached=reached,
+                         train_seconds=summary["time_to_target_seconds"] if reached else summary["train_seconds"],
+                         precompute_seconds=float(pre or 0.0) if method == "ours" else 0.0))
+    if not rows:
+        raise ValueError("no training summaries given (--summaries)")
+    return pd.DataFrame(rows)
+
+
 def _budget_spec(spec: str) -> tuple[str, str, int, float]:
     """EXPERIMENT:DATASET:RESOLUTION:BUDGET_SECONDS."""
     parts = spec.split(":")
@@ -281,7 +312,7 @@ def run_table(args) -> int:
 
 # ---- figures ---------------------------------------------------------------------------------
 
-def _samples(path: str, keys=("final", "states", "times")) -> dict[str, np.ndarray]:
+def _samples(path: str, keys=("images", "states", "times")) -> dict[str, np.ndarray]:
     return _npz(path, keys, "samples")
 
 
@@ -304,7 +335,7 @@ def build_figure(args):
         panels = []
         for method, path in _key_values(args.samples, "--samples").items():
             ssim = _read_csv(Path(args.metrics_dir) / method / "ssim.csv", "SSIM metrics")["mean_ssim"].iloc[0]
-            panels.append(dict(method=method, images=_samples(path, ("final",))["final"], mean_ssim=ssim))
+            panels.append(dict(method=method, images=_samples(path, ("images",))["images"], mean_ssim=ssim))
         return figures.budget_grid(panels, budget_seconds=args.budget_seconds, resolution=args.resolution)
     if name == "f6":
         return figures.solver_times(_read_csv(args.table, "T2 table"))
@@ -315,13 +346,11 @@ def build_figure(args):
     if name == "f9":
         return figures.rank_sweep(_read_csv(args.table, "rank-sweep CSV"))
     if name == "f10":
-        frames = []
-        for item in args.train_logs:
-            exp_method, sep, path = item.partition("=")
-            exp, _, method = exp_method.partition("/")
-            if not sep or not method:
-                raise ValueError(f"--train-logs: expected EXPERIMENT/METHOD=PATH, got {item!r}")
-            frames.append(_read_csv(path, "training log").assign(experiment=exp, method=method))
+        frames = [_read_csv(path, "training log").assign(experiment=train_dir_labels(path)[0],
+                                                         method=train_dir_labels(path)[1])
+                  for path in args.train_logs or []]
+        if not frames:
+            raise ValueError("f10: no training logs given (--train-logs)")
         return figures.ssim_curves(pd.concat(frames, ignore_index=True),
                                    _key_values(args.target, "--target", float))
     raise ValueError(f"unknown figure {name!r}")
@@ -345,7 +374,8 @@ def register(subparsers) -> None:
     p.add_argument("name", choices=sorted(TABLE_CAPTIONS), help="t1 time to SSIM, t2 solvers, t3 systems, "
                                                                    "t4 fixed budget")
     p.add_argument("--out", required=True, help="output stem: writes <stem>.csv, .md, .tex")
-    p.add_argument("--runs", nargs="+", help="t1: time-to-target CSVs (fpscore time-to-target)")
+    p.add_argument("--summaries", nargs="+", help="t1: results/train/{experiment}/{method}/train_log.json")
+    p.add_argument("--denoise", nargs="+", help="t1: EXPERIMENT:DATASET:RESOLUTION per denoising run")
     p.add_argument("--solve-logs", nargs="+", help="t2, t3: results/scores/{dataset}/{res}/{solver}/solve_log.csv")
     p.add_argument("--score-errors", nargs="+", help="t2: score-error CSVs (fpscore score-error)")
     p.add_argument("--rank", nargs="*", help="t3: SOLVER=RANK of the subspace each projecting solver used")
@@ -364,7 +394,7 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", type=int, help="f4: the image size")
     p.add_argument("--table", help="f6: T2 CSV; f8: projection residual vs dissimilarity CSV; f9: rank sweep CSV")
     p.add_argument("--solve-logs", nargs="+", help="f7: solve logs")
-    p.add_argument("--train-logs", nargs="+", help="f10: EXPERIMENT/METHOD=train_log.csv")
+    p.add_argument("--train-logs", nargs="+", help="f10: results/train/{experiment}/{method}/train_log.csv")
     p.add_argument("--target", nargs="*", help="f10: EXPERIMENT=TARGET_SSIM")
     p.set_defaults(func=run_figure)
 
@@ -389,22 +419,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output CSV")
     p.set_defaults(func=run_score_error)
 
-    p = subparsers.add_parser("time-to-target", help="training seconds to the target SSIM, ours and DDPM, "
-                                                     "with our score pre-computation seconds")
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--resolution", type=int, required=True)
-    p.add_argument("--image", type=int, required=True, help="index of the denoised image in the dataset")
-    p.add_argument("--target", type=float, required=True, help="target SSIM")
-    p.add_argument("--ours-log", required=True, help="our train_log.csv")
-    p.add_argument("--ddpm-log", required=True, help="DDPM's train_log.csv")
-    p.add_argument("--solve-log", required=True, help="solve log of the scores our method trained on")
-    p.add_argument("--out", required=True, help="output CSV (one row per method)")
-    p.set_defaults(func=run_time_to_target)
-
 
 def _sample_metric_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", required=True, help="samples.npz (key final: N x C x H x W in [0, 1])")
+    p.add_argument("--samples", required=True, help="samples.npz (key images: N x C x H x W in [0, 1])")
     p.add_argument("--references", required=True, help="training images.npz (key images)")
     p.add_argument("--reference-count", type=int, help="use the first N training images (default: all)")
     p.add_argument("--experiment", required=True)
