@@ -34,8 +34,11 @@ fi
 if ! "$VENV/bin/python" -c "import petsc4py" 2>/dev/null; then
   echo "setup: building PETSc and petsc4py from source (about 10 minutes on 2 cores)"
   export PETSC_CONFIGURE_OPTIONS="--with-mpi=0 --with-fc=0 --with-cuda=0 --with-x=0 --with-debugging=0"
-  "$VENV/bin/python" -m pip install --quiet cython
-  "$VENV/bin/python" -m pip install --quiet -r envs/petsc.txt
+  # petsc first, then petsc4py without build isolation: an isolated petsc4py build
+  # would compile a second PETSc inside its build environment.
+  "$VENV/bin/python" -m pip install --quiet cython numpy
+  "$VENV/bin/python" -m pip install --quiet "$(grep -E '^petsc==' envs/petsc.txt)"
+  "$VENV/bin/python" -m pip install --quiet --no-build-isolation "$(grep -E '^petsc4py==' envs/petsc.txt)"
 fi
 
 # 4. The project itself, editable.

@@ -195,7 +195,8 @@ def test_cifar_test_split_count_and_upsampling(cifar):
 def test_cifar_bad_selection_messages(cifar):
     with pytest.raises(data.DataError, match=r"unknown class 'unicorn'; expected an id 0\.\.9 or one of airplane"):
         data.prepare("cifar10", 32, _cifar_opts(classes=["unicorn"]), archive=cifar.path)
-    with pytest.raises(data.DataError, match=r"data\.cifar10\.indices out of range: \[2\]; valid indices are 0\.\.1"):
+    with pytest.raises(data.DataError, match=r"data\.cifar10\.indices out of range: \[2\]; valid indices are 0\.\.1 "
+                                             r"\(2 images available \(train split, classes \['bird'\]\)\)"):
         data.prepare("cifar10", 32, _cifar_opts(classes=["bird"], indices=[2]), archive=cifar.path)
     with pytest.raises(data.DataError, match="split must be one of train, test, got 'valid'"):
         data.prepare("cifar10", 32, _cifar_opts(split="valid"), archive=cifar.path)

@@ -100,8 +100,13 @@ def check_dataset(dataset: str) -> str:
     return dataset
 
 
-def select_indices(n_available: int, count: int | None, indices: Sequence[int] | None, key: str) -> list[int]:
-    """Explicit `indices` (each in [0, n_available), no repeats) or else the first `count` (None = all)."""
+def select_indices(n_available: int, count: int | None, indices: Sequence[int] | None, key: str,
+                   pool: str = "") -> list[int]:
+    """Explicit `indices` (each in [0, n_available), no repeats) or else the first `count` (None = all).
+
+    `pool` describes what the indices count in, for the error messages.
+    """
+    pool = f" ({pool})" if pool else ""
     if indices:
         bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, (int, np.integer))]
         if bad:
@@ -109,7 +114,7 @@ def select_indices(n_available: int, count: int | None, indices: Sequence[int] |
         out = [int(i) for i in indices if not 0 <= int(i) < n_available]
         if out:
             raise DataError(f"{key}.indices out of range: {out}; valid indices are 0..{n_available - 1} "
-                            f"({n_available} images available)")
+                            f"({n_available} images available{pool})")
         repeated = sorted({int(i) for i in indices if list(indices).count(i) > 1})
         if repeated:
             raise DataError(f"{key}.indices repeats {repeated}; each image may be selected once")
@@ -119,7 +124,7 @@ def select_indices(n_available: int, count: int | None, indices: Sequence[int] |
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise DataError(f"{key}.count must be a positive integer, got {count!r}")
     if count > n_available:
-        raise DataError(f"{key}.count = {count} but only {n_available} images are available")
+        raise DataError(f"{key}.count = {count} but only {n_available} images are available{pool}")
     return list(range(int(count)))
 
 
@@ -463,7 +468,8 @@ def read_cifar10(path: str | Path, split: str, classes: Sequence[str | int] | No
         raise DataError(f"{path}: labels outside 0..9 in the {split} split")
     class_ids = _class_ids(classes, label_names)
     pool = np.flatnonzero(np.isin(labels, class_ids)) if class_ids else np.arange(len(labels))
-    chosen = pool[select_indices(len(pool), count, indices, "data.cifar10")]
+    described = f"{split} split" + (f", classes {[label_names[c] for c in class_ids]}" if class_ids else "")
+    chosen = pool[select_indices(len(pool), count, indices, "data.cifar10", described)]
     pixels = data[chosen].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64) / 255.0
     names = [f"{split}_{i:05d}_{label_names[labels[i]]}" for i in chosen]
     selection = {"split": split, "classes": [label_names[c] for c in class_ids], "count": count,

@@ -3,7 +3,12 @@ image channel, with one solver for the whole set and one solve-log row per
 linear solve."""
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -12,7 +17,7 @@ from fpscore.fokker_planck.assembly import FPSystem
 from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import FPParams
 from fpscore.fokker_planck.picard import solve_channel
-from fpscore.solvers.base import Solver
+from fpscore.solvers.base import LOG_COLUMNS, Solver
 
 
 @dataclass
@@ -86,3 +91,112 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     finally:
         system.close()
     return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv, log=log)
+
+
+# ---- files -------------------------------------------------------------------------------------
+SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged")
+
+
+def read_images(path) -> tuple[np.ndarray, np.ndarray]:
+    """images (N, C, H, W) and names (N) from an images.npz of the data stage, validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"images file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("images", "names") if k not in f.files]
+            if missing:
+                raise ValueError(f"images file {path}: missing key(s) {', '.join(missing)} "
+                                 f"(found: {', '.join(f.files) or 'none'}); expected 'images' (N x C x H x W) "
+                                 f"and 'names' (N)")
+            images, names = f["images"], f["names"]
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"images file {path}: not a readable .npz ({err})") from None
+    try:
+        images = validate_images(images)
+    except ValueError as err:
+        raise ValueError(f"images file {path}: {err}") from None
+    names = np.asarray(names).astype(str)
+    if names.shape != (images.shape[0],):
+        raise ValueError(f"images file {path}: 'names' has shape {names.shape}, expected ({images.shape[0]},)")
+    return images, names
+
+
+def write_npz(path, arrays: dict) -> None:
+    """Write arrays to an uncompressed .npz atomically (temp file + os.replace), byte-reproducibly
+    (fixed zip timestamps), so equal contents give equal files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, value in arrays.items():
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_log(path, rows: list[dict]) -> None:
+    """Write the solve log (LOG_COLUMNS, one row per linear solve) as CSV, atomically."""
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dict:
+    """The contents of a scores file (float32 m and scores); ``indices`` marks a shard."""
+    arrays = {
+        "m": result.m.astype(np.float32), "scores": result.scores.astype(np.float32),
+        "times": result.times, "g": result.g, "names": np.asarray(names).astype(str),
+        "params": np.array(params_json), "picard_iterations": result.picard_iterations,
+        "converged": result.converged,
+    }
+    if indices is not None:
+        arrays["indices"] = np.asarray(indices, dtype=np.int64)
+    return arrays
+
+
+def merge_shards(shard_paths, n_images: int) -> dict:
+    """Concatenate shard files (each with 'indices') into the arrays of one scores file
+    covering images 0..n_images-1 exactly once, in order; parameters must agree."""
+    parts = []
+    for p in shard_paths:
+        with np.load(p, allow_pickle=False) as f:
+            missing = [k for k in (*SCORE_KEYS, "indices") if k not in f.files]
+            if missing:
+                raise ValueError(f"shard {p}: missing key(s) {', '.join(missing)}")
+            parts.append((str(p), {k: f[k] for k in f.files}))
+    if not parts:
+        raise ValueError("merge: no shard files given")
+    ref_path, ref = parts[0]
+    for p, part in parts[1:]:
+        for key in ("params", "times", "g"):
+            if not np.array_equal(part[key], ref[key]):
+                raise ValueError(f"merge: shard {p} differs from {ref_path} in {key!r}")
+    indices = np.concatenate([part["indices"] for _, part in parts])
+    order = np.argsort(indices, kind="stable")
+    if not np.array_equal(indices[order], np.arange(n_images)):
+        missing = sorted(set(range(n_images)) - set(indices.tolist()))
+        dup = sorted({int(i) for i in indices if (indices == i).sum() > 1})
+        raise ValueError(f"merge: shards do not cover images 0..{n_images - 1} exactly once "
+                         f"(missing {missing[:10]}, duplicated {dup[:10]}, out of range "
+                         f"{sorted(int(i) for i in indices if not 0 <= i < n_images)[:10]})")
+    out = {k: ref[k] for k in ("times", "g", "params")}
+    for key in ("m", "scores", "names", "picard_iterations", "converged"):
+        out[key] = np.concatenate([part[key] for _, part in parts])[order]
+    return {k: out[k] for k in SCORE_KEYS}
