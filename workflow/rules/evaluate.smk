@@ -1,0 +1,274 @@
+# Evaluation: sample metrics (SSIM, FID), the score error of each solver, the paper's
+# tables (results/tables/t*.{csv,md,tex}) and figures (results/figures/f*.{png,pdf}).
+# Every rule calls one `fpscore` command (src/fpscore/cli/evaluate.py); each table and
+# figure has a short rule name and a stable path, so one target regenerates alone:
+#   snakemake --cores 4 results/figures/f4_budget_32.png
+
+
+SOLVE_SIZES = config["experiments"]["solver_sizes"]
+# spsolve is the reference every reduction and score error is measured against.
+T2_SOLVERS = ["spsolve"] + [s for s in config["scores"]["benchmark_solvers"] if s != "spsolve"]
+FID = config["evaluate"]["fid"]
+
+
+def _solve_logs(wildcards=None):
+    return expand("results/scores/{dataset}/{res}/{solver}/solve_log.csv",
+                  dataset=DATASETS, res=SOLVE_SIZES, solver=T2_SOLVERS)
+
+
+def _spec_images(wildcards):
+    spec = experiment(wildcards.experiment)
+    return f"results/data/{spec['dataset']}/{spec['resolution']}/images.npz"
+
+
+def _budget_specs():
+    return " ".join(f"{name}:{experiment(name)['dataset']}:{experiment(name)['resolution']}:"
+                    f"{experiment(name)['budget_seconds']}" for name in experiments_of("budget"))
+
+
+def _budget_at(res):
+    """The first budget experiment at resolution `res` (figure f4_budget_{res})."""
+    names = [n for n in experiments_of("budget") if str(experiment(n)["resolution"]) == str(res)]
+    if not names:
+        raise ValueError(f"no budget experiment at resolution {res}; the config has "
+                         f"{[experiment(n)['resolution'] for n in experiments_of('budget')]}")
+    return names[0]
+
+
+def evaluate_targets():
+    """Every table and figure (for `rule all`)."""
+    tables = expand("results/tables/{name}.{ext}", ext=["csv", "md", "tex"],
+                    name=["t1_time_to_ssim", "t2_solvers", "t3_systems", "t4_budget"])
+    figures = expand("results/figures/{name}.png",
+                     name=["f1_schematic", "f2_denoising", "f3_generation", "f6_solver_time", "f7_picard",
+                           "f10_ssim_curves"])
+    budget = expand("results/figures/f4_budget_{res}.png",
+                    res=sorted({experiment(n)["resolution"] for n in experiments_of("budget")}))
+    return tables + figures + budget
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+
+rule score_error:
+    input:
+        expand("results/scores/{{dataset}}/{{res}}/{solver}/scores.npz", solver=T2_SOLVERS),
+    output:
+        "results/metrics/scores/{dataset}/{res}/score_error.csv",
+    log:
+        "results/logs/evaluate/score_error_{dataset}_{res}.log",
+    shell:
+        "fpscore score-error --scores {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule ssim:
+    input:
+        samples="results/samples/{experiment}/{method}/samples.npz",
+        references=_spec_images,
+    output:
+        "results/metrics/{experiment}/{method}/ssim.csv",
+    params:
+        n_references=lambda wildcards: experiment(wildcards.experiment)["images"],
+    log:
+        "results/logs/evaluate/ssim_{experiment}_{method}.log",
+    shell:
+        "fpscore ssim --samples {input.samples:q} --references {input.references:q} "
+        "--reference-count {params.n_references} --experiment {wildcards.experiment} --method {wildcards.method} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
+# Without the standard Inception weights (and no way to download them) this records
+# "unavailable: <reason>" and succeeds: the workflow carries on without an FID number.
+rule fid:
+    input:
+        samples="results/samples/{experiment}/{method}/samples.npz",
+        references=_spec_images,
+    output:
+        "results/metrics/{experiment}/{method}/fid.csv",
+    params:
+        n_references=lambda wildcards: experiment(wildcards.experiment)["images"],
+        weights=FID["weights_path"],
+        url=FID["url"],
+        sha256=FID["sha256"],
+        batch_size=FID["batch_size"],
+    log:
+        "results/logs/evaluate/fid_{experiment}_{method}.log",
+    shell:
+        "fpscore fid --samples {input.samples:q} --references {input.references:q} "
+        "--reference-count {params.n_references} --experiment {wildcards.experiment} --method {wildcards.method} "
+        "--weights-path {params.weights:q} --url {params.url:q} --sha256 {params.sha256:q} "
+        "--batch-size {params.batch_size} --out {output:q} > {log:q} 2>&1"
+
+
+# ---- tables -----------------------------------------------------------------------------------
+
+rule t1_time_to_ssim:
+    input:
+        expand("results/train/{experiment}/{method}/train_log.json",
+               experiment=experiments_of("denoise"), method=["ours", "ddpm"]),
+    output:
+        csv=report("results/tables/t1_time_to_ssim.csv", caption="../report/t1_time_to_ssim.rst", category="Tables"),
+        md="results/tables/t1_time_to_ssim.md",
+        tex="results/tables/t1_time_to_ssim.tex",
+    params:
+        stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
+        specs=" ".join(f"{n}:{experiment(n)['dataset']}:{experiment(n)['resolution']}"
+                       for n in experiments_of("denoise")),
+    log:
+        "results/logs/evaluate/t1_time_to_ssim.log",
+    shell:
+        "fpscore table t1 --summaries {input:q} --denoise {params.specs} "
+        "--out {params.stem:q} > {log:q} 2>&1"
+
+
+rule t2_solvers:
+    input:
+        logs=_solve_logs(),
+        errors=expand("results/metrics/scores/{dataset}/{res}/score_error.csv", dataset=DATASETS, res=SOLVE_SIZES),
+    output:
+        csv=report("results/tables/t2_solvers.csv", caption="../report/t2_solvers.rst", category="Tables"),
+        md="results/tables/t2_solvers.md",
+        tex="results/tables/t2_solvers.tex",
+    params:
+        stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
+    log:
+        "results/logs/evaluate/t2_solvers.log",
+    shell:
+        "fpscore table t2 --solve-logs {input.logs:q} --score-errors {input.errors:q} "
+        "--out {params.stem:q} > {log:q} 2>&1"
+
+
+rule t3_systems:
+    input:
+        _solve_logs(),
+    output:
+        csv=report("results/tables/t3_systems.csv", caption="../report/t3_systems.rst", category="Tables"),
+        md="results/tables/t3_systems.md",
+        tex="results/tables/t3_systems.tex",
+    params:
+        stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
+        rank=config["scores"]["projection"]["rank"],
+    log:
+        "results/logs/evaluate/t3_systems.log",
+    shell:
+        "fpscore table t3 --solve-logs {input:q} --rank projection={params.rank} "
+        "--out {params.stem:q} > {log:q} 2>&1"
+
+
+rule t4_budget:
+    input:
+        expand("results/metrics/{experiment}/{method}/{metric}.csv",
+               experiment=experiments_of("budget"), method=["ours", "ddpm"], metric=["ssim", "fid"]),
+    output:
+        csv=report("results/tables/t4_budget.csv", caption="../report/t4_budget.rst", category="Tables"),
+        md="results/tables/t4_budget.md",
+        tex="results/tables/t4_budget.tex",
+    params:
+        stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
+        specs=_budget_specs(),
+    log:
+        "results/logs/evaluate/t4_budget.log",
+    shell:
+        "fpscore table t4 --budget {params.specs} --metrics-dir results/metrics --out {params.stem:q} "
+        "> {log:q} 2>&1"
+
+
+# ---- figures ----------------------------------------------------------------------------------
+
+rule f1_schematic:
+    output:
+        png=report("results/figures/f1_schematic.png", caption="../report/f1_schematic.rst", category="Figures"),
+        pdf="results/figures/f1_schematic.pdf",
+    log:
+        "results/logs/evaluate/f1_schematic.log",
+    shell:
+        "fpscore figure f1 --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f2_denoising:
+    input:
+        expand("results/samples/{experiment}/ours/samples.npz", experiment=experiments_of("denoise")),
+    output:
+        png=report("results/figures/f2_denoising.png", caption="../report/f2_denoising.rst", category="Figures"),
+        pdf="results/figures/f2_denoising.pdf",
+    params:
+        labelled=lambda wildcards, input: " ".join(
+            f"{experiment(n)['dataset']}_{experiment(n)['resolution']}x{experiment(n)['resolution']}={path}"
+            for n, path in zip(experiments_of("denoise"), input)),
+    log:
+        "results/logs/evaluate/f2_denoising.log",
+    shell:
+        "fpscore figure f2 --samples {params.labelled} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f3_generation:
+    input:
+        expand("results/samples/{experiment}/ours/samples.npz", experiment=experiments_of("generation")[:1]),
+    output:
+        png=report("results/figures/f3_generation.png", caption="../report/f3_generation.rst",
+                   category="Figures"),
+        pdf="results/figures/f3_generation.pdf",
+    log:
+        "results/logs/evaluate/f3_generation.log",
+    shell:
+        "fpscore figure f3 --samples {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f4_budget:
+    input:
+        ours=lambda wildcards: f"results/samples/{_budget_at(wildcards.res)}/ours/samples.npz",
+        ddpm=lambda wildcards: f"results/samples/{_budget_at(wildcards.res)}/ddpm/samples.npz",
+        ssim=lambda wildcards: expand("results/metrics/{experiment}/{method}/ssim.csv",
+                                      experiment=_budget_at(wildcards.res), method=["ours", "ddpm"]),
+    output:
+        png=report("results/figures/f4_budget_{res}.png", caption="../report/f4_budget.rst", category="Figures",
+                   subcategory="{res}x{res}"),
+        pdf="results/figures/f4_budget_{res}.pdf",
+    params:
+        metrics=lambda wildcards: f"results/metrics/{_budget_at(wildcards.res)}",
+        budget=lambda wildcards: experiment(_budget_at(wildcards.res))["budget_seconds"],
+    log:
+        "results/logs/evaluate/f4_budget_{res}.log",
+    shell:
+        "fpscore figure f4 --samples ours={input.ours:q} ddpm={input.ddpm:q} --metrics-dir {params.metrics:q} "
+        "--budget-seconds {params.budget} --resolution {wildcards.res} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f6_solver_time:
+    input:
+        "results/tables/t2_solvers.csv",
+    output:
+        png=report("results/figures/f6_solver_time.png", caption="../report/f6_solver_time.rst",
+                   category="Figures"),
+        pdf="results/figures/f6_solver_time.pdf",
+    log:
+        "results/logs/evaluate/f6_solver_time.log",
+    shell:
+        "fpscore figure f6 --table {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f7_picard:
+    input:
+        _solve_logs(),
+    output:
+        png=report("results/figures/f7_picard.png", caption="../report/f7_picard.rst", category="Figures"),
+        pdf="results/figures/f7_picard.pdf",
+    log:
+        "results/logs/evaluate/f7_picard.log",
+    shell:
+        "fpscore figure f7 --solve-logs {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f10_ssim_curves:
+    input:
+        expand("results/train/{experiment}/{method}/train_log.csv",
+               experiment=experiments_of("denoise"), method=["ours", "ddpm"]),
+    output:
+        png=report("results/figures/f10_ssim_curves.png", caption="../report/f10_ssim_curves.rst",
+                   category="Figures"),
+        pdf="results/figures/f10_ssim_curves.pdf",
+    params:
+        targets=" ".join(f"{n}={experiment(n)['target_ssim']}" for n in experiments_of("denoise")),
+    log:
+        "results/logs/evaluate/f10_ssim_curves.log",
+    shell:
+        "fpscore figure f10 --train-logs {input:q} --target {params.targets} --out {output.png:q} > {log:q} 2>&1"
