@@ -209,7 +209,7 @@ def test_cifar_download_from_file_url(cifar, tmp_path):
     dest = resources / "cifar10" / "cifar-10-python.tar.gz"
     assert dest.read_bytes() == cifar.path.read_bytes() and images.shape == (3, 3, 32, 32)
     assert manifest["source"]["md5"] == cifar.md5 and manifest["source"]["md5_verified"] is True
-    assert manifest["source"]["url"] == cifar.path.as_uri()
+    assert manifest["source"]["url"] == cifar.path.as_uri() and manifest["source"]["downloaded_now"] is True
     assert [p.name for p in dest.parent.iterdir()] == [dest.name]
 
 
@@ -267,7 +267,7 @@ def test_celeba_center_crop_selection_and_colours(celeba):
     for img, k in zip(images, [3, 1]):  # the white bands are cropped away: only the flat colour is left
         np.testing.assert_allclose(img.reshape(3, -1).mean(1), np.array(CELEBA_COLOURS[k]) / 255, atol=4 / 255)
         assert np.abs(img - np.array(CELEBA_COLOURS[k])[:, None, None] / 255).max() < 0.08
-    assert manifest["source"]["kind"] == "local" and manifest["images"][0]["original_size"] == [218, 178]
+    assert manifest["source"]["kind"] == "local_path" and manifest["images"][0]["original_size"] == [218, 178]
     assert manifest["images"][0]["crop_side"] == 178
 
 
@@ -304,8 +304,11 @@ class _DriveLike(BaseHTTPRequestHandler):
             return
         page = ('<html><title>Google Drive - Virus scan warning</title><form id="download-form" '
                 'action="/download" method="get"><input type="hidden" name="id" value="XYZ">'
-                '<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="abc">'
+                '<input name="confirm" type="hidden" value="t"><input type="hidden" value="abc" name="uuid">'
+                '<input type="submit" value="Download anyway">'
                 '</form></html>').encode()
+        if "quota" in self.path:
+            page = b"<html><title>Google Drive - Quota exceeded</title>Too many users viewed this file</html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.end_headers()
@@ -323,10 +326,14 @@ def test_celeba_download_through_confirmation_page(celeba, tmp_path):
         url = f"http://127.0.0.1:{server.server_address[1]}/uc?export=download&id=XYZ"
         images, _, manifest = data.prepare("celeba", 16, {"url": url, "md5": celeba.md5, "local_path": "",
                                                           "count": 3, "indices": []}, resources_dir=tmp_path / "r")
+        with pytest.raises(data.DataError, match="returned an HTML page instead of img_align_celeba.zip.*"
+                                                 "To continue offline, place the file img_align_celeba.zip"):
+            data.download(url.replace("/uc?", "/quota?"), tmp_path / "q" / "img_align_celeba.zip", celeba.md5)
     finally:
         server.shutdown()
     assert images.shape == (3, 3, 16, 16) and manifest["source"]["md5_verified"]
     assert (tmp_path / "r" / "celeba" / "img_align_celeba.zip").read_bytes() == celeba.path.read_bytes()
+    assert list((tmp_path / "q").iterdir()) == []
 
 
 # ---- output and command line --------------------------------------------------------------------
@@ -376,7 +383,7 @@ def test_rule_options_round_trip_through_the_parser(tmp_path):
     args = build_parser().parse_args(["data", "--dataset", "cifar10", "--resolution", "32", "--out", "o",
                                       "--manifest", "m", *words])
     assert (args.split, args.classes, args.count, args.indices, args.md5) == ("test", ["cat", "3"], 5, [], "m")
-    assert args.archive == Path("res/cifar10/cifar-10-python.tar.gz") and args.url is None
+    assert args.archive == Path("res/cifar10/cifar-10-python.tar.gz") and args.url == "u"
     assert cli_data.archive_input("celeba", config) == ["/data/celeba.zip"]
     assert "--archive /data/celeba.zip" in cli_data.command_options("celeba", config)
     assert cli_data.archive_input("photos", config) == []

@@ -219,8 +219,9 @@ def _offline_hint(dest: Path, md5: str | None) -> str:
     return f"To continue offline, place the file {dest.name}{checksum} at {dest}"
 
 
-_FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.S | re.I)
-_HIDDEN = re.compile(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', re.I)
+_FORM = re.compile(r'<form\b[^>]*\baction="([^"]+)"[^>]*>(.*?)</form>', re.S | re.I)
+_INPUT = re.compile(r"<input\b[^>]*>", re.I)
+_ATTR = re.compile(r'\b(type|name|value)="([^"]*)"', re.I)
 
 
 def _confirm_url(page: str) -> str | None:
@@ -229,7 +230,11 @@ def _confirm_url(page: str) -> str | None:
     if not match:
         return None
     action = html.unescape(match.group(1))
-    params = {name: html.unescape(value) for name, value in _HIDDEN.findall(match.group(2))}
+    params = {}
+    for tag in _INPUT.findall(match.group(2)):
+        attrs = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(tag)}
+        if attrs.get("type", "").lower() == "hidden" and "name" in attrs:
+            params[attrs["name"]] = attrs.get("value", "")
     return f"{action}?{urllib.parse.urlencode(params)}" if params else action
 
 
@@ -298,8 +303,8 @@ def ensure_archive(dataset: str, path: str | Path, url: str | None, md5: str | N
     """
     path = Path(path)
     name = ARCHIVE_FILENAMES[dataset]
-    record = {"kind": "local" if user_file else "download", "url": None if user_file else url,
-              "path": str(path), "md5_expected": md5.lower() if md5 else None}
+    record = {"kind": "local_path" if user_file else "resources", "url": None if user_file else url,
+              "path": str(path), "md5_expected": md5.lower() if md5 else None, "downloaded_now": False}
     if not path.exists():
         if user_file:
             raise DataError(f"data.{dataset}.local_path = {str(path)!r} does not exist; expected {name}")
@@ -307,6 +312,7 @@ def ensure_archive(dataset: str, path: str | Path, url: str | None, md5: str | N
             raise DataError(f"{path} is missing and data.{dataset}.url is empty. "
                             f"{_offline_hint(path, md5)}")
         actual = download(url, path, md5)
+        record["downloaded_now"] = True
     else:
         actual = md5sum(path)
         if md5 and actual != md5.lower():

@@ -24,8 +24,6 @@ APPLIES = {
     "cifar10": ("url", "md5", "split", "classes", "count", "indices", "channels", "crop"),
     "celeba": ("url", "md5", "local_path", "count", "indices", "channels", "crop"),
 }
-# Keys the rule does not pass: the archive is the rule's input, so its URL and local path are not needed.
-_RULE_SKIP = ("url", "local_path")
 
 
 def _data_defaults() -> dict:
@@ -132,7 +130,7 @@ def command_options(dataset: str, data_config: dict) -> str:
     section = data_config.get(dataset, {})
     words: list[str] = []
     for key in APPLIES[dataset]:
-        if key in _RULE_SKIP or key not in section:
+        if key not in section:
             continue
         value = section[key]
         if isinstance(value, list):
