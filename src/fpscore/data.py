@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import http.client
 import json
 import os
 import pickle
@@ -269,7 +270,7 @@ def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0)
                 _stream(url, out, dest.name, timeout)
         except DataError as err:
             raise DataError(f"{err}. {_offline_hint(dest, md5)}") from None
-        except (urllib.error.URLError, OSError, ValueError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
             reason = getattr(err, "reason", None) or err
             raise DataError(f"could not download {dest.name} from {url} ({reason}). "
                             f"{_offline_hint(dest, md5)}") from None

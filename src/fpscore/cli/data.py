@@ -81,7 +81,8 @@ def run_download(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `data` and `download` subcommands."""
     p = subparsers.add_parser("data", help="prepare one dataset at one resolution (images.npz + manifest.json)",
-                              description=__doc__.splitlines()[0])
+                              description="Prepare one dataset at one resolution: images.npz (images N x C x R x R "
+                              "float32 in [0, 1], names) and manifest.json (source, checksum, indices, resizing).")
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(data.DATASETS)}")
     p.add_argument("--resolution", required=True, help="side of the square output images, in pixels")
     p.add_argument("--out", required=True, type=Path, help="images.npz to write")
