@@ -195,3 +195,15 @@ def test_score_error_command(tmp_path):
     err = pd.read_csv(out).set_index("solver")
     assert err.loc["projection", "score_rel_error"] == pytest.approx(1e-3, rel=1e-3)
     assert err.loc["projection", "dataset"] == "photos" and err.loc["projection", "resolution"] == 4
+
+
+def test_rendered_tables_keep_published_values_and_bounds(tmp_path):
+    from fpscore.cli.evaluate import format_number, write_table
+
+    assert (format_number(1634.93), format_number(0.89912), format_number(3e-11), format_number(np.nan)) == \
+        ("1634.93", "0.8991", "3e-11", "--")
+    stem = tmp_path / "t1"
+    write_table(tables.t1_time_to_ssim(_runs(ddpm_reached=False)), stem)
+    md, tex = stem.with_suffix(".md").read_text(), stem.with_suffix(".tex").read_text()
+    assert "1634.93" in md and "14131.53" not in md  # the 32x32 paper row only
+    assert "$>$ 20.0x" in tex and "> 20.0x" in md
