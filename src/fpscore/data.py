@@ -546,8 +546,8 @@ def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | P
     source = {**raw.source, **source, "dataset": dataset}
 
     out, records, conversions = [], [], set()
-    for name, index, image in zip(raw.names, raw.indices, tqdm(raw.images, desc=f"resize {dataset}",
-                                                                 unit="img", disable=len(raw.images) < 64)):
+    for name, index, image in tqdm(zip(raw.names, raw.indices, raw.images), total=len(raw.images),
+                                   desc=f"resize {dataset}", unit="img", disable=len(raw.images) < 64):
         converted, how = convert_channels(image, channels)
         conversions.add(how)
         square = center_crop_square(converted, crop)
