@@ -166,6 +166,12 @@ def test_bad_resolution(bad):
         data.prepare("faces", bad, {"count": 1})
 
 
+def test_unknown_or_missing_options():
+    with pytest.raises(data.DataError, match=r"data\.faces: unknown option\(s\) \['split'\]; missing option\(s\) "
+                                             r"\['indices'\]"):
+        data.prepare("faces", 8, {"count": 2, "split": "train"})
+
+
 def test_unknown_dataset():
     with pytest.raises(data.DataError, match="unknown dataset 'mnist'; expected one of photos, faces, cifar10, celeba"):
         data.prepare("mnist", 32, {})

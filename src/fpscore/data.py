@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import inspect
 import http.client
 import json
 import os
@@ -539,10 +540,14 @@ def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | P
         path = Path(archive) if archive else archive_path(dataset, resources_dir, local_path)
         source = ensure_archive(dataset, path, url, md5, user_file=user_file)
         opts["path"] = path
-    try:
-        raw = _LOADERS[dataset](**opts)
-    except TypeError as err:
-        raise DataError(f"data.{dataset}: unexpected or missing option ({err})") from None
+    loader = _LOADERS[dataset]
+    params = inspect.signature(loader).parameters
+    unknown, missing = sorted(set(opts) - set(params)), sorted(set(params) - set(opts))
+    if unknown or missing:
+        raise DataError(f"data.{dataset}: " + "; ".join(
+            ([f"unknown option(s) {unknown}"] if unknown else []) + ([f"missing option(s) {missing}"] if missing else [])
+        ) + f" (expected {sorted(set(params) - {'path'})} plus channels, crop)")
+    raw = loader(**opts)
     source = {**raw.source, **source, "dataset": dataset}
 
     out, records, conversions = [], [], set()
