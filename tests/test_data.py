@@ -143,7 +143,8 @@ def test_faces_selection_and_upsampling_note():
 
 
 def test_faces_indices_out_of_range_and_non_faces_refused():
-    with pytest.raises(data.DataError, match=r"data\.faces\.indices out of range: \[100, -1\]; valid indices are 0\.\.99"):
+    with pytest.raises(data.DataError,
+                       match=r"data\.faces\.indices out of range: \[100, -1\]; valid indices are 0\.\.99"):
         data.prepare("faces", 16, {"count": 4, "indices": [3, 100, -1]})
     with pytest.raises(data.DataError, match=r"data\.faces\.count = 101 but only 100"):
         data.prepare("faces", 16, {"count": 101, "indices": []})
@@ -261,7 +262,8 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
 
     evil = tmp_path / "evil.tar.gz"
     make_cifar(evil, extra={"test_batch": pickle.dumps({b"data": Exploit()}, protocol=2)})
-    with pytest.raises(data.DataError, match="not a readable CIFAR-10 pickle.*refusing to load (__builtin__|builtins).print"):
+    with pytest.raises(data.DataError,
+                       match="not a readable CIFAR-10 pickle.*refusing to load (__builtin__|builtins).print"):
         data.read_cifar10(evil, "test", [], 1, [])
 
 

@@ -544,9 +544,10 @@ def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | P
     params = inspect.signature(loader).parameters
     unknown, missing = sorted(set(opts) - set(params)), sorted(set(params) - set(opts))
     if unknown or missing:
-        raise DataError(f"data.{dataset}: " + "; ".join(
-            ([f"unknown option(s) {unknown}"] if unknown else []) + ([f"missing option(s) {missing}"] if missing else [])
-        ) + f" (expected {sorted(set(params) - {'path'})} plus channels, crop)")
+        problems = ([f"unknown option(s) {unknown}"] if unknown else []) + (
+            [f"missing option(s) {missing}"] if missing else [])
+        raise DataError(f"data.{dataset}: {'; '.join(problems)} "
+                        f"(expected {sorted(set(params) - {'path'})} plus channels, crop)")
     raw = loader(**opts)
     source = {**raw.source, **source, "dataset": dataset}
 
