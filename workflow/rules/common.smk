@@ -10,6 +10,10 @@ wildcard_constraints:
     experiment=r"[a-z]+_[A-Za-z0-9_.]+",
 
 
+# Software of every rule for `--sdm conda` (the default route is `make setup`, .venv);
+# a path relative to the rule files in workflow/rules/.
+CONDA_ENV = "../../envs/conda.yaml"
+
 DATASETS = config["data"]["datasets"]
 RESOLUTIONS = config["data"]["resolutions"]
 

@@ -16,6 +16,8 @@ rule download_cifar10:
     params:
         url=config["data"]["cifar10"]["url"],
         md5=config["data"]["cifar10"]["md5"],
+    conda:
+        CONDA_ENV
     log:
         "results/logs/data/download_cifar10.log",
     shell:
@@ -28,6 +30,8 @@ rule download_celeba:
     params:
         url=config["data"]["celeba"]["url"],
         md5=config["data"]["celeba"]["md5"],
+    conda:
+        CONDA_ENV
     log:
         "results/logs/data/download_celeba.log",
     shell:
@@ -42,6 +46,8 @@ rule prepare_data:
         manifest="results/data/{dataset}/{res}/manifest.json",
     params:
         options=rule_options(config["data"]),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/data/{dataset}_{res}.log",
     shell:
