@@ -10,7 +10,7 @@ side with the speedup over the first core count.  Target (issue 6): at least
     python benchmarks/scaling_benchmark.py --cores 1 2 4 --repeat 3 --shard-size 4
 
 The speedup is bounded by the number of shards (images / scores.shard_size) and
-by the serial parts (merge, seed subspace); the job counts are printed too.
+by the serial parts (the projection's seed preparation, the merge); the job counts are printed too.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = "results/scores/{dataset}/{res}/{solver}/scores.npz"
-SCORE_RULES = ("score_shard", "seed_subspace", "merge_scores", "compute_scores")
+SCORE_RULES = ("scores_prepare", "scores_shard", "scores_merge")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
