@@ -16,7 +16,7 @@ import numpy as np
 
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
-from fpscore.solvers.base import SolveContext, Solver, SolverError
+from fpscore.solvers.base import SolveContext, Solver, SolverError, vnorm
 
 #: Slack on the residual a solver reports before the driver rejects it (rounding only).
 _RESIDUAL_SLACK = 1.0 + 1e-6
@@ -105,7 +105,7 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                 "projection_residual": float(stats.projection_residual),
                 "assemble_seconds": t1 - t0, "solve_seconds": t2 - t1, "converged": True,
             })
-        change = float(np.linalg.norm(m - m_old) / max(np.linalg.norm(m_old), np.finfo(float).tiny))
+        change = vnorm(m - m_old) / max(vnorm(m_old), np.finfo(float).tiny)
         s_old = d_h(m, h)
         m_old = m
         if change < tol:

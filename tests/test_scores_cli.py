@@ -1,0 +1,131 @@
+"""`fpscore scores` / `scores-merge`: files, parameters, sharding, and bad input
+(each with its message, nothing written)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import data, transform
+
+from fpscore.cli import main
+from fpscore.solvers.base import LOG_COLUMNS
+
+FAST = ["--n-times", "4", "--kde-bins", "64", "--no-progress"]
+
+
+def _images(n=3, H=8):
+    base = [data.camera() / 255.0, data.moon() / 255.0, data.coins() / 255.0, data.text() / 255.0]
+    imgs = np.stack([transform.resize(base[i % 4], (H, H), anti_aliasing=True) for i in range(n)])[:, None]
+    return imgs.astype(np.float32)
+
+
+@pytest.fixture
+def images_file(tmp_path):
+    path = tmp_path / "images.npz"
+    np.savez(path, images=_images(), names=np.array(["a", "b", "c"]))
+    return path
+
+
+def _run(tmp_path, images, *extra, name="scores"):
+    out, log = tmp_path / f"{name}.npz", tmp_path / f"{name}.csv"
+    rc = main(["scores", "--images", str(images), "--out", str(out), "--log", str(log), *FAST, *extra])
+    return rc, out, log
+
+
+def test_scores_file_and_log(tmp_path, images_file):
+    rc, out, log = _run(tmp_path, images_file, "--solver", "spsolve")
+    assert rc == 0
+    with np.load(out) as f:
+        assert f["m"].shape == f["scores"].shape == (3, 1, 4, 8, 8)
+        assert f["m"].dtype == f["scores"].dtype == np.float32
+        np.testing.assert_allclose(f["times"], np.linspace(1e-3, 1, 4))
+        np.testing.assert_allclose(f["g"], 5.0 ** f["times"])
+        assert list(f["names"]) == ["a", "b", "c"]
+        params = json.loads(str(f["params"]))
+        assert params["fp"]["n_times"] == 4 and params["solver"]["solver"] == "spsolve"
+        assert f["converged"].all() and f["picard_iterations"].min() >= 2
+        iters = f["picard_iterations"]
+    df = pd.read_csv(log)
+    assert list(df.columns) == list(LOG_COLUMNS)
+    assert len(df) == 3 * iters.sum()  # 3 time levels per Picard sweep
+    assert (df["final_residual"] <= 1e-10).all()
+
+
+def test_shards_merge_byte_identical(tmp_path, images_file):
+    rc, whole, _ = _run(tmp_path, images_file, "--solver", "ksp", name="whole")
+    assert rc == 0
+    shards, logs = [], []
+    for i in range(3):  # shard size 2: shards {0,1}, {2}, {} (past the end: empty)
+        rc, s, lg = _run(tmp_path, images_file, "--solver", "ksp", "--shard", str(i), "--shard-size", "2",
+                         name=f"shard{i}")
+        assert rc == 0
+        shards.append(str(s))
+        logs.append(str(lg))
+    merged, mlog = tmp_path / "merged.npz", tmp_path / "merged.csv"
+    rc = main(["scores-merge", "--images", str(images_file), "--shards", *shards[::-1], "--logs", *logs,
+               "--out", str(merged), "--log", str(mlog)])
+    assert rc == 0
+    assert merged.read_bytes() == whole.read_bytes()
+    assert len(pd.read_csv(mlog)) == len(pd.read_csv(tmp_path / "whole.csv"))
+
+
+def test_merge_rejects_incomplete_cover(tmp_path, images_file, capsys):
+    _, s, _ = _run(tmp_path, images_file, "--solver", "spsolve", "--shard", "0", "--shard-size", "2")
+    rc = main(["scores-merge", "--images", str(images_file), "--shards", str(s),
+               "--out", str(tmp_path / "m.npz"), "--log", str(tmp_path / "m.csv")])
+    assert rc == 2 and "missing [2]" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_non_convergence_is_flagged(tmp_path, images_file):
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        rc, out, log = _run(tmp_path, images_file, "--solver", "spsolve", "--picard-max-iter", "1")
+    assert rc == 0
+    with np.load(out) as f:
+        assert not f["converged"].any()
+    assert not pd.read_csv(log)["converged"].any()
+
+
+def _bad(tmp_path, images, extra, message, capsys):
+    rc, out, log = _run(tmp_path, images, *extra)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert message in err, err
+    assert not out.exists() and not log.exists()
+
+
+@pytest.mark.parametrize("arrays,message", [
+    ({"pixels": np.zeros((1, 1, 4, 4))}, "missing key(s) images, names"),
+    ({"images": np.zeros((1, 1, 4, 5)), "names": np.array(["x"])}, "expected square images"),
+    ({"images": np.full((1, 1, 4, 4), np.nan), "names": np.array(["x"])}, "NaN/inf pixel"),
+    ({"images": np.full((1, 1, 4, 4), 1.5), "names": np.array(["x"])}, "expected pixel values in [0, 1]"),
+    ({"images": np.zeros((2, 1, 4, 4)), "names": np.array(["x"])}, "'names' has shape (1,), expected (2,)"),
+])
+def test_bad_images(tmp_path, capsys, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    _bad(tmp_path, path, ["--solver", "spsolve"], message, capsys)
+
+
+def test_missing_images_file(tmp_path, capsys):
+    _bad(tmp_path, tmp_path / "nope.npz", ["--solver", "spsolve"], "does not exist", capsys)
+
+
+def test_unknown_solver(tmp_path, images_file, capsys):
+    _bad(tmp_path, images_file, ["--solver", "cholesky"], "unknown solver 'cholesky'", capsys)
+
+
+def test_rejected_petsc_option(tmp_path, images_file, capsys):
+    _bad(tmp_path, images_file, ["--solver", "ksp", "--ksp-options", "-ksp_type gmres -pc_type nosuchpc"],
+         "PETSc rejected '-pc_type nosuchpc'", capsys)
+
+
+def test_unused_petsc_option(tmp_path, images_file, capsys):
+    _bad(tmp_path, images_file, ["--solver", "ksp", "--ksp-options", "-ksp_type gmres -ksp_gmres_restrat 20"],
+         "PETSc did not use -ksp_gmres_restrat", capsys)
+
+
+def test_bad_parameter(tmp_path, images_file, capsys):
+    _bad(tmp_path, images_file, ["--solver", "spsolve", "--picard-tol", "0"], "picard_tol: expected", capsys)
