@@ -52,8 +52,12 @@ def load_images(path: str | Path, indices: Sequence[int] | None = None, count: i
     return images[chosen].astype(np.float32), [names[i] for i in chosen], chosen
 
 
-def load_scores(path: str | Path, n_images: int, image_shape: tuple, indices: Sequence[int]):
-    """(scores n x C x T x H x W, times, g, sde) of the selected images, checked against the images."""
+def load_scores(path: str | Path, names: Sequence[str], image_shape: tuple, indices: Sequence[int]):
+    """(scores n x C x T x H x W, times, g, sde) of the selected images, checked against the images.
+
+    names: the names of ALL images of images.npz (the scores file must cover the same set, in order).
+    """
+    n_images = len(names)
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -62,6 +66,7 @@ def load_scores(path: str | Path, n_images: int, image_shape: tuple, indices: Se
                 raise ValueError(f"{path}: missing key(s) {missing}; expected scores, times, g (and m, params)")
             scores, times, g = npz["scores"], npz["times"].astype(np.float64), npz["g"].astype(np.float64)
             params = json.loads(str(npz["params"])) if "params" in npz.files else {}
+            score_names = [str(n) for n in npz["names"]] if "names" in npz.files else None
     except FileNotFoundError:
         raise FileNotFoundError(f"scores file {path} does not exist; run `fpscore scores` or the scores rule") \
             from None
@@ -71,11 +76,15 @@ def load_scores(path: str | Path, n_images: int, image_shape: tuple, indices: Se
     if scores.ndim != 5 or scores.shape[0] != n_images or scores.shape[1] != c or scores.shape[3:] != (h, w):
         raise ValueError(f"{path}: scores of shape {scores.shape} do not match the images: expected "
                          f"({n_images}, {c}, T, {h}, {w}) (N x C x T x H x W)")
+    if score_names is not None and score_names != list(names):
+        raise ValueError(f"{path}: image names {score_names[:3]}... differ from those of the images file "
+                         f"{list(names)[:3]}...: the scores belong to another image set")
     if times.shape != (scores.shape[2],) or g.shape != times.shape:
         raise ValueError(f"{path}: times {times.shape} and g {g.shape} must both have T = {scores.shape[2]} values")
     if not np.isfinite(scores).all():
         raise ValueError(f"{path}: scores hold NaN or inf values")
-    sigma = float(params["sigma"]) if isinstance(params, dict) and "sigma" in params else float(g[-1] ** (1 / times[-1]))
+    fp = params.get("fp", params) if isinstance(params, dict) else {}
+    sigma = float(fp["sigma"]) if "sigma" in fp else float(g[-1] ** (1 / times[-1]))
     sde = VESDE(sigma=sigma, eps=float(times[0]), n_times=int(times.size))
     if not (np.allclose(times, sde.times(), rtol=1e-9, atol=1e-12) and np.allclose(g, sde.g(times), rtol=1e-6)):
         raise ValueError(f"{path}: times and g are not t_n = linspace(eps, 1, N) and g = sigma**t with "

@@ -5,9 +5,15 @@ x_eps = x^n + lambda(t) z, and
 
     loss = mean over the batch of  1 / (2 g(t)^2) * || lambda(t) s_theta(x_eps, t) + z ||^2
 
-with x^n the embedded trajectory (section 7). The score network is
-s_theta(x, t) = net(x, 999 t) / lambda(t) (the output scaled by 1/sigma, as in
-Song et al.'s VE models), so lambda(t) s_theta = net and the network predicts -z.
+with x^n the embedded trajectory (section 7). How the U-Net F parameterises
+s_theta is a choice of this implementation (METHOD.md leaves it open):
+
+* ``edm`` (default): Karras et al. 2022 preconditioning around the data centre 1/2,
+      D(x, t) = 1/2 + c_skip (x - 1/2) + c_out F(c_in (x - 1/2), 999 t),   s_theta = (D - x) / lambda^2,
+  c_skip = sd^2 / (lambda^2 + sd^2), c_out = lambda sd / sqrt(lambda^2 + sd^2),
+  c_in = 1 / sqrt(lambda^2 + sd^2), sd = 1/2: unit-scale input and output at every noise level.
+* ``eps``: s_theta = F(x, 999 t) / lambda (Song et al.'s VE models, output scaled by 1/sigma),
+  so lambda s_theta = F predicts -z.
 
 DDPM: t ~ U{0..T-1}, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, loss = mean (eps - net(x_t, t))^2.
 """
@@ -29,14 +35,26 @@ def stratified_levels(batch: int, n_levels: int, generator: torch.Generator) -> 
     return levels.clamp_(0, n_levels - 1)
 
 
-def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE) -> torch.Tensor:
-    """s_theta(x, t) = net(x, 999 t) / lambda(t); t is a batch (B,) of times."""
+PARAMETERIZATIONS = ("edm", "eps")
+SIGMA_DATA, DATA_CENTRE = 0.5, 0.5
+
+
+def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE, parameterization: str = "edm") -> torch.Tensor:
+    """s_theta(x, t) from the U-Net output (see the module docstring); t is a batch (B,) of times."""
     lam = sde.marginal_std(t.to(x.dtype)).reshape(-1, 1, 1, 1)
-    return net(x, TIME_SCALE * t) / lam
+    if parameterization == "eps":
+        return net(x, TIME_SCALE * t) / lam
+    if parameterization != "edm":
+        raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
+    var = lam ** 2 + SIGMA_DATA ** 2
+    c_skip, c_out, c_in = SIGMA_DATA ** 2 / var, lam * SIGMA_DATA / var.sqrt(), 1.0 / var.sqrt()
+    xc = x - DATA_CENTRE
+    denoised = DATA_CENTRE + c_skip * xc + c_out * net(c_in * xc, TIME_SCALE * t)
+    return (denoised - x) / lam ** 2
 
 
 def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, batch: int,
-              generator: torch.Generator) -> torch.Tensor:
+              generator: torch.Generator, parameterization: str = "edm") -> torch.Tensor:
     """Section 8 loss on a batch drawn from the embedded trajectories N x T x C x H x W (on net's device).
 
     times: the T time levels t_n (float tensor on the same device).
@@ -50,7 +68,7 @@ def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, 
     lam = sde.marginal_std(t).reshape(-1, 1, 1, 1)
     g2 = (sde.g(t) ** 2).reshape(-1)
     x_eps = trajectories[idx, levels] + lam * z
-    residual = lam * score_from_net(net, x_eps, t, sde) + z
+    residual = lam * score_from_net(net, x_eps, t, sde, parameterization) + z
     return (residual.square().flatten(1).sum(1) / (2 * g2)).mean()
 
 

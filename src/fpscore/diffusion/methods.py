@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fpscore.diffusion.ddpm import DDPMSchedule, ancestral_sample, ddim_sample
-from fpscore.diffusion.losses import TIME_SCALE, ddpm_loss, ours_loss
+from fpscore.diffusion.losses import PARAMETERIZATIONS, ddpm_loss, ours_loss, score_from_net
 from fpscore.diffusion.sampling import SAMPLERS, SampleResult, ode_sample
 from fpscore.diffusion.sde import VESDE
 
@@ -23,14 +23,17 @@ class OursMethod:
     """Score embedding + section 8 loss + probability-flow ODE sampling.
 
     trajectories: N x T x C x H x W embedded images (None when only sampling);
-    sampler: dict with method (rk45|heun), rtol, atol, heun_steps, denoise.
+    sampler: dict with method (rk45|heun), rtol, atol, heun_steps, denoise;
+    parameterization: how the U-Net gives the score (``fpscore.diffusion.losses``: edm | eps).
     """
 
     name = "ours"
 
     def __init__(self, sde: VESDE, sampler: dict, trajectories: np.ndarray | None = None,
-                 device: str | torch.device = "cpu"):
-        self.sde, self.device = sde, torch.device(device)
+                 device: str | torch.device = "cpu", parameterization: str = "edm"):
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        self.sde, self.device, self.parameterization = sde, torch.device(device), parameterization
         self.sampler = {"method": "rk45", "rtol": 1e-3, "atol": 1e-3, "heun_steps": 50, "denoise": True,
                         **sampler}
         if self.sampler["method"] not in SAMPLERS:
@@ -45,12 +48,12 @@ class OursMethod:
     def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
         if self.trajectories is None:
             raise RuntimeError("OursMethod was built without trajectories: it can sample but not train")
-        return ours_loss(net, self.trajectories, self.times, self.sde, batch, generator)
+        return ours_loss(net, self.trajectories, self.times, self.sde, batch, generator, self.parameterization)
 
     def score_fn(self, net):
         def score(x: torch.Tensor, t: float) -> torch.Tensor:
             tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-            return net(x, TIME_SCALE * tt) / self.sde.marginal_std(t)
+            return score_from_net(net, x, tt, self.sde, self.parameterization)
 
         return score
 
@@ -63,7 +66,8 @@ class OursMethod:
                           heun_steps=s["heun_steps"], progression_steps=progression_steps, denoise=s["denoise"])
 
     def describe(self) -> dict:
-        return {"method": self.name, "sde": self.sde.as_dict(), "sampler": dict(self.sampler)}
+        return {"method": self.name, "sde": self.sde.as_dict(), "sampler": dict(self.sampler),
+                "parameterization": self.parameterization}
 
 
 class DDPMMethod:
@@ -109,7 +113,8 @@ def method_from_description(desc: dict, device: str | torch.device = "cpu", **ov
     """
     name = desc.get("method")
     if name == "ours":
-        return OursMethod(VESDE(**desc["sde"]), {**desc["sampler"], **overrides}, device=device)
+        return OursMethod(VESDE(**desc["sde"]), {**desc["sampler"], **overrides}, device=device,
+                          parameterization=desc.get("parameterization", "edm"))
     if name == "ddpm":
         kw = {"sampler": desc["sampler"], "ddim_steps": desc["ddim_steps"], **overrides}
         return DDPMMethod(DDPMSchedule(**desc["schedule"]), kw["sampler"], kw["ddim_steps"], device=device)

@@ -3,7 +3,8 @@
     dx/dt = f - (1/2) g(t)^2 s(x, t),   from t = 1 (x ~ N(0, lambda(1)^2 I)) down to t = eps,
 
 with SciPy's adaptive RK45 (the paper's sampler, rtol = atol = 1e-3) or a
-fixed-step Heun method. The score enters as a plain callable, so the sampler
+fixed-step Heun method on Karras et al.'s (2022) rho = 7 grid in lambda (steps
+crowd towards t = eps where the flow is stiff; a grid uniform in t is unstable there). The score enters as a plain callable, so the sampler
 can be tested against an analytic score with no network. Optionally a final
 denoising step x + lambda(eps)^2 s(x, eps) (Tweedie; Song et al.'s noise
 removal) maps the state at eps to the posterior mean.
@@ -35,6 +36,14 @@ class SampleResult:
     sampler: str
 
 
+def heun_grid(sde: VESDE, steps: int, rho: float = 7.0) -> np.ndarray:
+    """steps + 1 times from 1 to eps, uniform in lambda^(1/rho) (Karras et al. 2022, eq. 5)."""
+    hi, lo = sde.marginal_std(1.0) ** (1 / rho), sde.marginal_std(sde.eps) ** (1 / rho)
+    grid = sde.time_of_std((hi + np.linspace(0.0, 1.0, steps + 1) * (lo - hi)) ** rho)
+    grid[0], grid[-1] = 1.0, sde.eps
+    return grid
+
+
 def progression_indices(n_steps: int, count: int) -> list[int]:
     """`count` evenly spaced indices in 0..n_steps (0 = initial state, n_steps = final state)."""
     if count < 2:
@@ -49,8 +58,8 @@ def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str 
     """Integrate the probability-flow ODE (f = 0) from t = 1 to eps starting at x_init.
 
     score_fn(x, t) returns s(x, t) for a batch x at the scalar time t.
-    Progression states are taken at `progression_steps` times evenly spaced from 1 to eps
-    (RK45: its dense output; Heun: the nearest grid points); the last one is the final image.
+    Progression states are taken at `progression_steps` times: RK45 evenly spaced from 1 to eps
+    (its dense output), Heun at evenly spaced grid indices; the last one is the final image.
     """
     if method not in SAMPLERS:
         raise ValueError(f"sampler.method: expected one of {SAMPLERS}, got {method!r}")
@@ -82,7 +91,7 @@ def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str 
     else:
         if not (isinstance(heun_steps, (int, np.integer)) and heun_steps >= 1):
             raise ValueError(f"sampler.heun_steps: expected a positive integer, got {heun_steps!r}")
-        grid = np.linspace(1.0, sde.eps, heun_steps + 1)
+        grid = heun_grid(sde, heun_steps)
         keep = set(progression_indices(heun_steps, progression_steps)) if progression_steps else set()
         x, kept, times = x_init.clone(), [], []
         for i in range(heun_steps + 1):

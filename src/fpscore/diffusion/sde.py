@@ -45,6 +45,10 @@ class VESDE:
         mod = np if isinstance(t, np.ndarray) else _torch()
         return mod.sqrt(mod.expm1(2 * t * self.log_sigma) / (2 * self.log_sigma))
 
+    def time_of_std(self, lam: np.ndarray) -> np.ndarray:
+        """Inverse of lambda: t = ln(1 + 2 ln(sigma) lambda^2) / (2 ln sigma)."""
+        return np.log1p(2 * self.log_sigma * np.asarray(lam, dtype=np.float64) ** 2) / (2 * self.log_sigma)
+
     def times(self) -> np.ndarray:
         """The time levels t_n = linspace(eps, 1, N)."""
         return np.linspace(self.eps, 1.0, self.n_times)

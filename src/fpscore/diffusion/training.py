@@ -97,12 +97,14 @@ class StopRule:
 
 @dataclass
 class TrainResult:
-    """net: the weights to sample with (EMA when enabled); log: rows of LOG_COLUMNS; summary: JSON-able."""
+    """net: the weights to sample with (EMA when enabled); log: rows of LOG_COLUMNS; summary: JSON-able;
+    optimizer_state: the final Adam state dict."""
 
     net: torch.nn.Module
     log: list[dict]
     summary: dict
     evaluations: list[dict] = field(default_factory=list)
+    optimizer_state: dict = field(default_factory=dict)
 
 
 def fingerprint(*parts) -> str:
@@ -316,7 +318,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         "threads": torch.get_num_threads(),
     }
     return TrainResult(net=ema if ema is not None else net, log=st["log"], summary=summary,
-                       evaluations=st["evaluations"])
+                       evaluations=st["evaluations"], optimizer_state=opt.state_dict())
 
 
 def optimizer_state_equal(a: dict, b: dict) -> bool:

@@ -1,0 +1,124 @@
+"""`fpscore train` / `fpscore sample` end to end on an 8x8 image set, and their input errors."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fpscore.cli import main
+from fpscore.cli.learn import stop_options, train_options
+from fpscore.config import schema_defaults
+from fpscore.diffusion.sde import VESDE
+
+TINY = ["--base-channels", "8", "--channel-mults", "1", "2", "--attn-resolutions", "--batch-size", "4",
+        "--threads", "1", "--device", "cpu", "--no-progress", "--sampler", "heun", "--heun-steps", "4",
+        "--timesteps", "20", "--ddpm-sampler", "ddim", "--ddim-steps", "4", "--eval-samples", "1"]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    old = torch.get_num_threads()
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 1, 8, 8)).astype(np.float32)
+    names = np.array(["a", "b", "c"])
+    np.savez(tmp_path / "images.npz", images=images, names=names)
+    sde = VESDE(n_times=5)
+    params = json.dumps({"fp": {"sigma": 5.0, "eps": 1e-3, "n_times": 5}, "solver": {"solver": "spsolve"}})
+    np.savez(tmp_path / "scores.npz", m=np.zeros((3, 1, 5, 8, 8), np.float32),
+             scores=0.01 * rng.standard_normal((3, 1, 5, 8, 8)).astype(np.float32), times=sde.times(),
+             g=sde.g(sde.times()), names=names, params=np.array(params))
+    pd.DataFrame({"image": [0, 0, 1, 2], "channel": 0, "assemble_seconds": [0.5, 0.25, 9.0, 9.0],
+                  "solve_seconds": [1.0, 0.25, 9.0, 9.0]}).to_csv(tmp_path / "solve_log.csv", index=False)
+    return tmp_path
+
+
+def test_train_and_sample_ours(inputs, capsys):
+    d = inputs
+    rc = main(["train", "--method", "ours", "--images", str(d / "images.npz"), "--scores", str(d / "scores.npz"),
+               "--solve-log", str(d / "solve_log.csv"), "--indices", "0", "--stop", "steps", "--max-steps", "3",
+               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((d / "train_log.json").read_text())
+    assert summary["steps"] == 3 and summary["method"] == "ours" and summary["image_indices"] == [0]
+    assert summary["precompute_seconds"] == pytest.approx(2.0)  # image 0's rows of the solve log only
+    log = pd.read_csv(d / "train_log.csv")
+    assert list(log.columns) == ["step", "train_seconds", "eval_seconds", "loss", "ssim"]
+    assert log["ssim"].notna().sum() == 1  # the final evaluation
+    assert not (d / "model.pt.ckpt").exists()
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--n", "2",
+               "--progression-steps", "3", "--threads", "1", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(d / "samples.npz") as s:
+        assert s["images"].shape == (2, 1, 8, 8) and s["states"].shape == (3, 2, 1, 8, 8)
+        assert s["times"][0] == 1.0 and str(s["sampler"]).startswith("heun(4)") and str(s["method"]) == "ours"
+        assert s["images"].min() >= 0 and s["images"].max() <= 1
+
+
+def test_train_and_sample_ddpm_with_target(inputs, capsys):
+    d = inputs
+    rc = main(["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--count", "2",
+               "--stop", "target_ssim", "--target-ssim", "0.99", "--time-cap", "0.5", "--eval-every", "0.2",
+               "--out", str(d / "model.pt"), "--log", str(d / "log.csv"), "--summary", str(d / "s.json"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((d / "s.json").read_text())
+    assert summary["reached"] is False and summary["time_to_target_seconds"] is None  # "> cap"
+    assert summary["stopped_by"] == "time_cap" and summary["train_seconds"] >= 0.5
+    assert summary["evaluations"] >= 2 and summary["eval_sampler"] == "ddim-4"
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--n", "1",
+               "--ddpm-sampler", "ancestral", "--threads", "1", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(d / "samples.npz") as s:
+        assert str(s["sampler"]) == "ddpm-ancestral" and s["states"].shape[0] == 6
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--method", "gan"], "--method: expected one of"),
+    (["--method", "ours"], "needs --scores"),
+    (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "1.5"], "target_ssim: expected a number in"),
+    (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "0"], "target_ssim: expected a number in"),
+    (["--method", "ddpm", "--stop", "budget", "--budget-seconds", "0"], "budget_seconds: expected a number > 0"),
+    (["--method", "ddpm", "--stop", "budget", "--budget-seconds", "-3"], "budget_seconds: expected a number > 0"),
+    (["--method", "ddpm", "--indices", "7"], "out of range"),
+])
+def test_bad_train_inputs(inputs, capsys, extra, match):
+    d = inputs
+    rc = main(["train", "--images", str(d / "images.npz"), "--out", str(d / "m.pt"), "--log", str(d / "l.csv"),
+               *TINY, *extra])
+    assert rc == 2
+    assert match in capsys.readouterr().err
+    assert not (d / "m.pt").exists()
+
+
+def test_mismatched_scores_are_a_clear_error(inputs, capsys):
+    d = inputs
+    with np.load(d / "scores.npz") as f:
+        arrays = dict(f)
+    np.savez(d / "bad.npz", **{**arrays, "scores": arrays["scores"][:, :, :, :4]})
+    rc = main(["train", "--method", "ours", "--images", str(d / "images.npz"), "--scores", str(d / "bad.npz"),
+               "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
+    assert rc == 2 and "do not match the images" in capsys.readouterr().err
+    np.savez(d / "bad.npz", **{**arrays, "names": np.array(["x", "y", "z"])})
+    rc = main(["train", "--method", "ours", "--images", str(d / "images.npz"), "--scores", str(d / "bad.npz"),
+               "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
+    assert rc == 2 and "another image set" in capsys.readouterr().err
+
+
+def test_rule_helpers_cover_the_config():
+    learn = schema_defaults()["learn"]
+    opts = train_options(learn).split()
+    assert opts[opts.index("--lr") + 1] == str(learn["train"]["lr"])
+    assert stop_options({"kind": "denoise", "image": 2, "target_ssim": 0.9}) == \
+        "--indices 2 --stop target_ssim --target-ssim 0.9"
+    assert stop_options({"kind": "budget", "images": 8, "budget_seconds": 60}) == \
+        "--count 8 --stop budget --budget-seconds 60"
+    from fpscore.cli import build_parser
+    args = build_parser().parse_args(["train", "--method", "ours", "--images", "i", "--out", "o", "--log", "l",
+                                      *train_options(learn).split()])
+    assert args.channel_mults == learn["unet"]["channel_mults"] and args.time_cap == learn["train"]["time_cap_seconds"]
