@@ -54,6 +54,7 @@ def test_same_m_as_spsolve(reference, options, warm):
             assert np.abs(res.m - ref.m).max() < 1e-7
             assert np.abs(res.scores - ref.scores).max() < 1e-7
             assert max(r["final_residual"] for r in res.log) <= 1e-10
+        assert solver.fallbacks == 0  # every system solved by the KSP itself
 
 
 def _iterations(log):
@@ -154,4 +155,17 @@ def test_bad_options_named(options, message):
         make_solver("ksp", ksp_options=options).solve(ctx)
     assert message in str(err.value)
     assert not PETSc.Options().hasName("fp_ksp_type")
+    system.close()
+
+
+def test_failing_ksp_falls_back_to_direct_solve():
+    system, b = _one_system()
+    solver = make_solver("ksp", ksp_options="-ksp_type richardson -pc_type none -ksp_max_it 3")
+    ctx = SolveContext(image=0, channel=0, picard_iter=1, time_level=1, n_times=2, system=system, b=b,
+                       guess_iter=b, guess_time=b)
+    with pytest.warns(RuntimeWarning, match="falling back to a direct solve"):
+        x, stats = solver.solve(ctx)
+    assert stats.final_residual <= 1e-10 and stats.extra["fallback"] == "spsolve"
+    assert true_relative_residual(system, x, b) <= 1e-10 and solver.fallbacks == 1
+    solver.close()
     system.close()

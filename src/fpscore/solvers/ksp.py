@@ -12,7 +12,9 @@ Residuals: the KSP monitors the unpreconditioned residual (right
 preconditioning where the method needs it) relative to ||b||; after every solve
 the TRUE relative residual ||b - A x|| / ||b|| is computed, and if rounding or a
 user-chosen preconditioned norm left it above rtol, the solve continues from x
-with a tightened tolerance until it is met.
+with a tightened tolerance until it is met. If the KSP diverges or stagnates
+(systems of a diverging fixed-point iteration), the system is solved directly
+(SuperLU) with a RuntimeWarning, so ``ksp`` and ``spsolve`` give the same m.
 
 Warm start (``warm_start=True``): the initial guess is the previous fixed-point
 iterate at the same time level, m^{n,(k-1)}; at k = 1 (no iterate yet) it is
@@ -32,15 +34,17 @@ from __future__ import annotations
 
 import re
 import shlex
+import warnings
 from typing import Any
 
 import numpy as np
 
+from fpscore.solvers.direct import direct_solve
 from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, true_relative_residual, vnorm
 
 DEFAULT_PREFIX = "fp_"
 _MAX_TIGHTEN = 6
-_MAX_IT = 10000
+_MAX_IT = 1000  # default iteration cap of one KSP solve (-ksp_max_it overrides)
 
 
 def parse_options(options: str) -> list[tuple[str, str | None]]:
@@ -97,6 +101,8 @@ class KspSolver(Solver):
         self._ksps: dict[int, tuple[Any, Any, Any]] = {}  # n -> (ksp, b, x)
         self._ops: dict[int, Any] = {}  # n -> Mat currently set as operator
         self._types: dict[int, str] = {}  # n -> KSP type
+        self.fallbacks = 0  # systems solved directly after the KSP failed
+        self._warned: set[tuple[int, int]] = set()
 
     # ---- configuration -------------------------------------------------------------------
     def _insert(self, parsed) -> list[str]:
@@ -121,7 +127,9 @@ class KspSolver(Solver):
         ksp.setOptionsPrefix(self.prefix)
         ksp.setType(PETSc.KSP.Type.GMRES)
         ksp.getPC().setType(PETSc.PC.Type.ILU)
-        ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=_MAX_IT)
+        # no divergence test by default: a poor initial guess (PETSc's pod guess can start 1e7 above ||b||)
+        # is corrected by iterating on, not abandoned
+        ksp.setTolerances(rtol=self.rtol, atol=0.0, divtol=1e300, max_it=_MAX_IT)
         ksp.setFromOptions()
         if self._force_unpreconditioned and ksp.getType() != PETSc.KSP.Type.PREONLY:
             ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
@@ -217,7 +225,8 @@ class KspSolver(Solver):
                     initial = self._initial_residual(ksp, ctx, guess, bnorm)
                 xa = x.array
                 res = true_relative_residual(ctx.system, xa, ctx.b)
-                if res <= self.rtol or self._types[ctx.system.n] == PETSc.KSP.Type.PREONLY:
+                if (res <= self.rtol or self._types[ctx.system.n] == PETSc.KSP.Type.PREONLY
+                        or ksp.getConvergedReason() < 0):
                     break
                 # stopped on a recursive or preconditioned residual: continue from x, tighter
                 rtol = max(rtol * 0.5 * self.rtol / res, 1e-16)
@@ -228,11 +237,20 @@ class KspSolver(Solver):
         finally:
             if rtol != self.rtol:
                 ksp.setTolerances(rtol=self.rtol)
-        if not res <= self.rtol:
-            raise SolverError(f"ksp: true relative residual {res:.3e} > rtol {self.rtol:.1e} after {iterations} "
-                              f"iterations, reason {ksp.getConvergedReason()} ({_where(ctx)}; options "
-                              f"{self.options!r})")
-        return xa.copy(), SolveStats(iterations=iterations, initial_residual=initial, final_residual=res)
+        stats = SolveStats(iterations=iterations, initial_residual=initial, final_residual=res)
+        if not res <= self.rtol:  # KSP diverged or stagnated: a direct solve, never a silent miss
+            reason = ksp.getConvergedReason()
+            self.fallbacks += 1
+            if (ctx.image, ctx.channel) not in self._warned:  # once per channel: a diverging channel has many
+                self._warned.add((ctx.image, ctx.channel))
+                warnings.warn(f"ksp: KSP stopped at true relative residual {res:.3e} > rtol {self.rtol:.1e} after "
+                              f"{iterations} iterations (reason {reason}, {_where(ctx)}; options {self.options!r}); "
+                              "falling back to a direct solve (further fallbacks of this channel not reported)",
+                              RuntimeWarning, stacklevel=2)
+            xa, res, solves = direct_solve(ctx.system, ctx.b, self.rtol, _where(ctx))
+            stats.final_residual = res
+            stats.extra.update(fallback="spsolve", ksp_reason=int(reason), ksp_iterations=iterations)
+        return xa.copy(), stats
 
     def _initial_residual(self, ksp, ctx: SolveContext, guess, bnorm: float) -> float:
         """||b - A x0|| / ||b|| of the initial guess (PETSc's own guess: from the residual history)."""
