@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.ticker import MaxNLocator
 
 STYLE = {
     "font.size": 9,
@@ -232,6 +233,8 @@ def picard_convergence(log: pd.DataFrame) -> Figure:
         ax_it.set_ylabel("mean iterations per solve")
         ax_res.set_xlabel("fixed-point iteration k")
         ax_res.set_ylabel("median relative residual")
+        for ax in (ax_it, ax_res):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_it.legend()
         fig.suptitle("Linear solves per fixed-point iteration")
     return fig
@@ -276,6 +279,8 @@ def rank_sweep(df: pd.DataFrame) -> Figure:
         ax_t.set_ylabel("seconds")
         ax_i.set_xlabel("subspace rank r")
         ax_i.set_ylabel("mean iterations per solve")
+        for ax in (ax_t, ax_i):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if "resolution" in df.columns:
             ax_t.legend()
         fig.suptitle("Sensitivity to the subspace rank")

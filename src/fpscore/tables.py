@@ -194,15 +194,21 @@ def t3_systems(log: pd.DataFrame, ranks: dict[str, int] | None = None) -> pd.Dat
             proj_residual_median=float(proj.median()) if len(proj) else np.nan,
             proj_residual_mean=float(proj.mean()) if len(proj) else np.nan,
             proj_residual_max=float(proj.max()) if len(proj) else np.nan))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["rank"] = table["rank"].astype("Int64")  # an integer where a subspace was used, <NA> elsewhere
+    return table
 
 
 # ---- T4: fixed budget ---------------------------------------------------------------------
 
+def _fid_status(ours: str, ddpm: str) -> str:
+    return ours if ours == ddpm else f"ours: {ours}; ddpm: {ddpm}"
+
+
 def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
     """T4: per budget experiment, mean SSIM (and FID when available) of ours vs DDPM, paper beside.
 
-    FID columns are NaN with the reason in fid_status_* when the standard weights were unavailable.
+    FID columns are NaN with the reason in fid_status when the standard weights were unavailable.
     """
     _require(metrics, ["experiment", "dataset", "resolution", "budget_seconds", "method", "mean_ssim", "fid",
                        "fid_status"], "T4 metrics")
@@ -217,5 +223,5 @@ def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
                          ours_ssim=float(ours["mean_ssim"]), ddpm_ssim=float(ddpm["mean_ssim"]),
                          ssim_difference=float(ours["mean_ssim"] - ddpm["mean_ssim"]),
                          ours_fid=float(ours["fid"]), ddpm_fid=float(ddpm["fid"]),
-                         fid_status_ours=str(ours["fid_status"]), fid_status_ddpm=str(ddpm["fid_status"])))
+                         fid_status=_fid_status(str(ours["fid_status"]), str(ddpm["fid_status"]))))
     return pd.DataFrame(rows).merge(PAPER_T4, on="resolution", how="left")

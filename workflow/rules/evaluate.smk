@@ -54,6 +54,8 @@ rule score_error:
         expand("results/scores/{{dataset}}/{{res}}/{solver}/scores.npz", solver=T2_SOLVERS),
     output:
         "results/metrics/scores/{dataset}/{res}/score_error.csv",
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/score_error_{dataset}_{res}.log",
     shell:
@@ -68,6 +70,8 @@ rule ssim:
         "results/metrics/{experiment}/{method}/ssim.csv",
     params:
         n_references=lambda wildcards: experiment(wildcards.experiment)["images"],
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/ssim_{experiment}_{method}.log",
     shell:
@@ -90,12 +94,14 @@ rule fid:
         url=FID["url"],
         sha256=FID["sha256"],
         batch_size=FID["batch_size"],
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/fid_{experiment}_{method}.log",
     shell:
         "fpscore fid --samples {input.samples:q} --references {input.references:q} "
         "--reference-count {params.n_references} --experiment {wildcards.experiment} --method {wildcards.method} "
-        "--weights-path {params.weights:q} --url {params.url:q} --sha256 {params.sha256:q} "
+        "--weights-path {params.weights:q} --url {params.url:q} --sha256={params.sha256:q} "
         "--batch-size {params.batch_size} --out {output:q} > {log:q} 2>&1"
 
 
@@ -113,6 +119,8 @@ rule t1_time_to_ssim:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
         specs=" ".join(f"{n}:{experiment(n)['dataset']}:{experiment(n)['resolution']}"
                        for n in experiments_of("denoise")),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/t1_time_to_ssim.log",
     shell:
@@ -130,6 +138,8 @@ rule t2_solvers:
         tex="results/tables/t2_solvers.tex",
     params:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/t2_solvers.log",
     shell:
@@ -147,6 +157,8 @@ rule t3_systems:
     params:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
         rank=config["scores"]["projection"]["rank"],
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/t3_systems.log",
     shell:
@@ -165,6 +177,8 @@ rule t4_budget:
     params:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
         specs=_budget_specs(),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/t4_budget.log",
     shell:
@@ -178,6 +192,8 @@ rule f1_schematic:
     output:
         png=report("results/figures/f1_schematic.png", caption="../report/f1_schematic.rst", category="Figures"),
         pdf="results/figures/f1_schematic.pdf",
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f1_schematic.log",
     shell:
@@ -194,6 +210,8 @@ rule f2_denoising:
         labelled=lambda wildcards, input: " ".join(
             f"{experiment(n)['dataset']}_{experiment(n)['resolution']}x{experiment(n)['resolution']}={path}"
             for n, path in zip(experiments_of("denoise"), input)),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f2_denoising.log",
     shell:
@@ -207,6 +225,8 @@ rule f3_generation:
         png=report("results/figures/f3_generation.png", caption="../report/f3_generation.rst",
                    category="Figures"),
         pdf="results/figures/f3_generation.pdf",
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f3_generation.log",
     shell:
@@ -226,6 +246,8 @@ rule f4_budget:
     params:
         metrics=lambda wildcards: f"results/metrics/{_budget_at(wildcards.res)}",
         budget=lambda wildcards: experiment(_budget_at(wildcards.res))["budget_seconds"],
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f4_budget_{res}.log",
     shell:
@@ -240,6 +262,8 @@ rule f6_solver_time:
         png=report("results/figures/f6_solver_time.png", caption="../report/f6_solver_time.rst",
                    category="Figures"),
         pdf="results/figures/f6_solver_time.pdf",
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f6_solver_time.log",
     shell:
@@ -252,6 +276,8 @@ rule f7_picard:
     output:
         png=report("results/figures/f7_picard.png", caption="../report/f7_picard.rst", category="Figures"),
         pdf="results/figures/f7_picard.pdf",
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f7_picard.log",
     shell:
@@ -268,6 +294,8 @@ rule f10_ssim_curves:
         pdf="results/figures/f10_ssim_curves.pdf",
     params:
         targets=" ".join(f"{n}={experiment(n)['target_ssim']}" for n in experiments_of("denoise")),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/evaluate/f10_ssim_curves.log",
     shell:

@@ -76,6 +76,8 @@ def write_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> lis
             shown[col] = shown[col].map({True: "yes", False: "no"})
         elif pd.api.types.is_float_dtype(shown[col]):
             shown[col] = shown[col].map(format_number)
+        else:
+            shown[col] = shown[col].astype(object).where(shown[col].notna(), "--")
     markdown = shown.to_markdown(index=False, disable_numparse=True,
                                  colalign=["right" if n else "left" for n in numeric])
     latex = shown.to_latex(index=False, escape=True, caption=caption or None, label=f"tab:{stem.name}",
