@@ -8,6 +8,7 @@ a RuntimeWarning plus converged=False in the log rows, never silent.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -91,10 +92,10 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                                system=system, b=b, guess_iter=m_old[n].reshape(-1), guess_time=m[n - 1].reshape(-1))
             x, stats = solver.solve(ctx)
             t2 = time.perf_counter()
-            where = f"image {image}, channel {channel}, Picard iteration {k}, time level {n}"
-            if not np.all(np.isfinite(x)):
-                raise SolverError(f"solver {solver.name} returned non-finite values ({where})")
-            if not stats.final_residual <= solver.rtol * _RESIDUAL_SLACK:
+            if not (stats.final_residual <= solver.rtol * _RESIDUAL_SLACK and math.isfinite(np.sum(x))):
+                where = f"image {image}, channel {channel}, Picard iteration {k}, time level {n}"
+                if not np.all(np.isfinite(x)):
+                    raise SolverError(f"solver {solver.name} returned non-finite values ({where})")
                 raise SolverError(f"solver {solver.name} reached relative residual {stats.final_residual:.3e} "
                                   f"> rtol {solver.rtol:.1e} ({where})")
             m[n] = np.reshape(x, shape)

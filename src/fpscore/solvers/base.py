@@ -93,9 +93,9 @@ def vnorm(x: np.ndarray) -> float:
     return math.sqrt(float(np.einsum("i,i->", x, x)))
 
 
-def true_relative_residual(system: "FPSystem", x: np.ndarray, b: np.ndarray) -> float:
+def true_relative_residual(system: "FPSystem", x: np.ndarray, b: np.ndarray, bnorm: float | None = None) -> float:
     """||b - A x||_2 / ||b||_2 with A the system's current values (||b|| = 0 -> ||A x||)."""
-    nb = vnorm(b)
+    nb = vnorm(b) if bnorm is None else bnorm
     nr = vnorm(b - system.csr @ x)
     return nr / nb if nb > 0 else nr
 

@@ -215,7 +215,7 @@ class KspSolver(Solver):
             pc.setReusePreconditioner(False)
             ksp.setUp()
             pc.setReusePreconditioner(True)
-        bnorm = vnorm(ctx.b) or 1.0
+        bnorm = vnorm(ctx.b)
         iterations, initial, rtol = 0, None, self.rtol
         try:
             for _ in range(_MAX_TIGHTEN + 1):
@@ -224,7 +224,7 @@ class KspSolver(Solver):
                 if initial is None:
                     initial = self._initial_residual(ksp, ctx, guess, bnorm)
                 xa = x.array
-                res = true_relative_residual(ctx.system, xa, ctx.b)
+                res = true_relative_residual(ctx.system, xa, ctx.b, bnorm)
                 if (res <= self.rtol or self._types[ctx.system.n] == PETSc.KSP.Type.PREONLY
                         or ksp.getConvergedReason() < 0):
                     break
@@ -259,7 +259,7 @@ class KspSolver(Solver):
             return 1.0
         hist = ksp.getConvergenceHistory()
         if len(hist) and ksp.getNormType() == PETSc.KSP.NormType.UNPRECONDITIONED:
-            return float(hist[0]) / bnorm
+            return float(hist[0]) / (bnorm or 1.0)
         if self.uses_guess:
             return float("nan")
         return 1.0 if guess is None else true_relative_residual(ctx.system, guess, ctx.b)
