@@ -44,9 +44,9 @@ CASES = {
     "f6": lambda: figures.solver_times(pd.DataFrame(dict(dataset="photos", resolution=[8, 8, 16, 16],
                                                          solver=["spsolve", "ksp"] * 2, total_s=[2.0, 1, 8, 5]))),
     "f7": lambda: figures.picard_convergence(_solve_log()),
-    "f8": lambda: figures.projection_residual(pd.DataFrame(dict(dissimilarity=RNG.random(20) * 5,
-                                                                projection_residual=10 ** -RNG.random(20),
-                                                                resolution=8))),
+    "f8": lambda: figures.projection_residual(pd.DataFrame(dict(
+        dissimilarity=RNG.random(6) * 5, residual_median=[1e-3] * 6, residual_min=[1e-5] * 6,
+        residual_max=[1e-1] * 6, label=["photos 8x8"] * 3 + ["faces 8x8"] * 3))),
     "f9": lambda: figures.rank_sweep(pd.DataFrame(dict(rank=[1, 2, 4, 8], seconds=[4.0, 3, 2, 2.5],
                                                        iterations=[20, 14, 9, 8]))),
     "f10": lambda: figures.ssim_curves(pd.DataFrame(dict(

@@ -85,6 +85,18 @@ def test_t3_system_facts():
     assert t3.loc["projection", "projected_systems"] == 28 and t3.loc["ksp", "projected_systems"] == 0
 
 
+def test_projection_vs_dissimilarity_points():
+    log = _solve_log("projection", 0.01, 5, proj=0.1)  # residual 0.1 n at time level n = 1..4
+    log.loc[log["image"] == 0, "projection_residual"] = np.nan  # image 0 is the seed: nothing projected
+    distance = np.array([[0.0], [2.5]])
+    points = tables.projection_vs_dissimilarity(log, distance)
+    assert len(points) == 1 and points.iloc[0]["image"] == 1 and points.iloc[0]["dissimilarity"] == 2.5
+    assert (points.iloc[0]["residual_min"], points.iloc[0]["residual_max"]) == pytest.approx((0.1, 0.4))
+    assert points.iloc[0]["solves"] == 4 * 4
+    with pytest.raises(ValueError, match="do not cover"):
+        tables.projection_vs_dissimilarity(log, distance[:1])
+
+
 def _runs(ddpm_reached=True):
     return pd.DataFrame([
         dict(experiment="denoise_a", dataset="photos", resolution=32, target_ssim=0.99, method="ours",

@@ -241,22 +241,25 @@ def picard_convergence(log: pd.DataFrame) -> Figure:
 
 
 def projection_residual(df: pd.DataFrame) -> Figure:
-    """F8: projection residual ||b - A x0|| / ||b|| against pixel L2 distance of the target to its seed.
+    """F8: projection residual ||b - A x0|| / ||b|| of each target image channel against its pixel L2
+    distance to its seed: median over its solves, bars from min to max.
 
-    ``df`` columns: dissimilarity, projection_residual, optional resolution (one colour each).
+    ``df`` columns: dissimilarity, residual_median, residual_min, residual_max, optional
+    label (one colour each; e.g. dataset and size). See ``tables.projection_vs_dissimilarity``.
     """
+    groups = df.groupby("label", sort=False) if "label" in df.columns else [(None, df)]
     with _styled():
-        fig = _new(4.2, 3.2)
+        fig = _new(4.4, 3.3)
         ax = fig.add_subplot()
-        groups = df.groupby("resolution", sort=False) if "resolution" in df.columns else [("", df)]
-        for res, g in groups:
-            ax.scatter(g["dissimilarity"], g["projection_residual"], s=10, alpha=0.7,
-                       label=f"{res}x{res}" if res != "" else None)
+        for label, g in groups:
+            med = g["residual_median"].to_numpy(float)
+            bars = np.vstack([med - g["residual_min"].to_numpy(float), g["residual_max"].to_numpy(float) - med])
+            ax.errorbar(g["dissimilarity"], med, yerr=bars, fmt="o", ms=4, capsize=2, elinewidth=0.8, label=label)
         ax.set_yscale("log")
         ax.set_xlabel("pixel L2 distance to the seed")
-        ax.set_ylabel("projection residual")
-        ax.set_title("Where the seed subspace stops helping")
-        if "resolution" in df.columns:
+        ax.set_ylabel("projection residual (median, min-max)")
+        ax.set_title("Projected initial guess against dissimilarity to the seed")
+        if "label" in df.columns:
             ax.legend()
     return fig
 

@@ -199,6 +199,30 @@ def t3_systems(log: pd.DataFrame, ranks: dict[str, int] | None = None) -> pd.Dat
     return table
 
 
+def projection_vs_dissimilarity(log: pd.DataFrame, distance: np.ndarray) -> pd.DataFrame:
+    """Per target (image, channel): its pixel L2 distance to its seed and its projection residuals.
+
+    ``log``: solve-log rows of one projecting run (projection_residual NaN where
+    nothing was projected, e.g. the seed solves); ``distance``: N x C distances of
+    every image channel to its nearest seed (``fpscore.solvers.seeds.nearest_seed``).
+    Residual columns: median, min and max over the image channel's projected solves.
+    """
+    _require(log, ["image", "channel", "projection_residual"], "solve log")
+    distance = np.asarray(distance, dtype=np.float64)
+    projected = log.dropna(subset=["projection_residual"])
+    if projected.empty:
+        raise ValueError("solve log has no projected solves (projection_residual is NaN everywhere)")
+    images, channels = projected["image"].to_numpy(int), projected["channel"].to_numpy(int)
+    if distance.ndim != 2 or images.max() >= distance.shape[0] or channels.max() >= distance.shape[1]:
+        raise ValueError(f"distances of shape {distance.shape} do not cover image {images.max()}, "
+                         f"channel {channels.max()} of the solve log")
+    g = projected.groupby(["image", "channel"])["projection_residual"]
+    out = pd.DataFrame({"residual_median": g.median(), "residual_min": g.min(), "residual_max": g.max(),
+                        "solves": g.size()}).reset_index()
+    out.insert(2, "dissimilarity", distance[out["image"].to_numpy(int), out["channel"].to_numpy(int)])
+    return out
+
+
 # ---- T4: fixed budget ---------------------------------------------------------------------
 
 def _fid_status(ours: str, ddpm: str) -> str:

@@ -41,7 +41,7 @@ def evaluate_targets():
                     name=["t1_time_to_ssim", "t2_solvers", "t3_systems", "t4_budget"])
     figures = expand("results/figures/{name}.png",
                      name=["f1_schematic", "f2_denoising", "f3_generation", "f6_solver_time", "f7_picard",
-                           "f10_ssim_curves"])
+                           "f8_projection_residual", "f10_ssim_curves"])
     budget = expand("results/figures/f4_budget_{res}.png",
                     res=sorted({experiment(n)["resolution"] for n in experiments_of("budget")}))
     return tables + figures + budget
@@ -282,6 +282,23 @@ rule f7_picard:
         "results/logs/evaluate/f7_picard.log",
     shell:
         "fpscore figure f7 --solve-logs {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule f8_projection_residual:
+    input:
+        logs=expand("results/scores/{dataset}/{res}/projection/solve_log.csv", dataset=DATASETS, res=SOLVE_SIZES),
+        seeds=expand("results/scores/{dataset}/{res}/projection/prepared.npz", dataset=DATASETS, res=SOLVE_SIZES),
+        images=expand("results/data/{dataset}/{res}/images.npz", dataset=DATASETS, res=SOLVE_SIZES),
+    output:
+        png=report("results/figures/f8_projection_residual.png", caption="../report/f8_projection_residual.rst",
+                   category="Figures"),
+        pdf="results/figures/f8_projection_residual.pdf",
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/evaluate/f8_projection_residual.log",
+    shell:
+        "fpscore figure f8 --solve-logs {input.logs:q} --images {input.images:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule f10_ssim_curves:

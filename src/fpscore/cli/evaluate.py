@@ -331,6 +331,25 @@ def _samples(path: str, keys=("images", "states", "times")) -> dict[str, np.ndar
     return _npz(path, keys, "samples")
 
 
+def projection_points(solve_logs: list[str], images: list[str]) -> pd.DataFrame:
+    """F8 points of projecting runs: each solve log's seeds come from prepared.npz beside it (key
+    ``seeds``), distances from the images of the same dataset and size (aligned with --images)."""
+    from fpscore.solvers.seeds import nearest_seed
+    from fpscore.tables import projection_vs_dissimilarity
+
+    if not solve_logs or len(solve_logs) != len(images or []):
+        raise ValueError(f"f8: give one --images file per --solve-logs file (got {len(solve_logs or [])} logs, "
+                         f"{len(images or [])} image files)")
+    frames = []
+    for log_path, image_path in zip(solve_logs, images):
+        dataset, res, solver = score_dir_labels(log_path)
+        seeds = _npz(Path(log_path).with_name("prepared.npz"), ("seeds",), "projection seeds")["seeds"]
+        _, distance, _ = nearest_seed(_npz(image_path, ("images",), "images")["images"], seeds)
+        points = projection_vs_dissimilarity(_read_csv(log_path, "solve log"), distance)
+        frames.append(points.assign(label=f"{dataset} {res}x{res}"))
+    return pd.concat(frames, ignore_index=True)
+
+
 def build_figure(args):
     from fpscore import figures
 
@@ -357,7 +376,7 @@ def build_figure(args):
     if name == "f7":
         return figures.picard_convergence(read_solve_logs(args.solve_logs))
     if name == "f8":
-        return figures.projection_residual(_read_csv(args.table, "projection-residual CSV"))
+        return figures.projection_residual(projection_points(args.solve_logs, args.images))
     if name == "f9":
         return figures.rank_sweep(_read_csv(args.table, "rank-sweep CSV"))
     if name == "f10":
@@ -407,8 +426,10 @@ def register(subparsers) -> None:
     p.add_argument("--metrics-dir", help="f4: folder of {method}/ssim.csv of the budget experiment")
     p.add_argument("--budget-seconds", type=float, help="f4: the training budget")
     p.add_argument("--resolution", type=int, help="f4: the image size")
-    p.add_argument("--table", help="f6: T2 CSV; f8: projection residual vs dissimilarity CSV; f9: rank sweep CSV")
-    p.add_argument("--solve-logs", nargs="+", help="f7: solve logs")
+    p.add_argument("--table", help="f6: T2 CSV; f9: rank sweep CSV")
+    p.add_argument("--solve-logs", nargs="+", help="f7: solve logs; f8: solve logs of projecting runs "
+                                                   "(prepared.npz with the seeds beside each)")
+    p.add_argument("--images", nargs="+", help="f8: images.npz per solve log, in the same order")
     p.add_argument("--train-logs", nargs="+", help="f10: results/train/{experiment}/{method}/train_log.csv")
     p.add_argument("--target", nargs="*", help="f10: EXPERIMENT=TARGET_SSIM")
     p.set_defaults(func=run_figure)
