@@ -2,33 +2,8 @@
 # `scores.shard_size` images is a job; the merge writes the one scores file the
 # rest of the workflow reads (byte-identical whatever the shard size). For the
 # projection solver the seed work is its own job that every shard depends on.
-from fpscore.cli.scores import command_options, n_shards
-
-
-def _prepared(wildcards):
-    if wildcards.solver == "projection":
-        return f"results/scores/{wildcards.dataset}/{wildcards.res}/projection/prepared.npz"
-    return []
-
-
-def _shard_files(kind):
-    def files(wildcards):
-        return expand(
-            "results/scores/{dataset}/{res}/{solver}/shards/{shard}.{kind}",
-            dataset=wildcards.dataset,
-            res=wildcards.res,
-            solver=wildcards.solver,
-            shard=range(n_shards(wildcards.dataset, config)),
-            kind=kind,
-        )
-
-    return files
-
-
-def _prepare_log(wildcards):
-    if wildcards.solver == "projection":
-        return f"results/scores/{wildcards.dataset}/{wildcards.res}/projection/prepare_log.csv"
-    return []
+# OPENBLAS_NUM_THREADS=1: numpy's threaded BLAS spins against PETSc on few cores.
+from fpscore.cli.scores import command_options, rule_prepare_log, rule_prepared, rule_shard_files
 
 
 rule scores_prepare:
@@ -42,15 +17,17 @@ rule scores_prepare:
     log:
         "results/logs/scores/{dataset}_{res}_projection_prepare.log",
     threads: 1
+    conda:
+        CONDA_ENV
     shell:
-        "fpscore scores-prepare --images {input.images:q} --solver projection --out {output.prepared:q} "
-        "--log {output.log:q} {params.options} > {log:q} 2>&1"
+        "OPENBLAS_NUM_THREADS=1 fpscore scores-prepare --images {input.images:q} --solver projection "
+        "--out {output.prepared:q} --log {output.log:q} {params.options} > {log:q} 2>&1"
 
 
 rule scores_shard:
     input:
         images="results/data/{dataset}/{res}/images.npz",
-        prepared=_prepared,
+        prepared=rule_prepared,
     output:
         scores=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.npz"),
         log=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.csv"),
@@ -63,18 +40,20 @@ rule scores_shard:
     wildcard_constraints:
         shard=r"[0-9]+",
     threads: 1
+    conda:
+        CONDA_ENV
     shell:
-        "fpscore scores --images {input.images:q} --solver {wildcards.solver} --shard {wildcards.shard} "
-        "--shard-size {params.shard_size} {params.prepared} --no-progress --out {output.scores:q} "
-        "--log {output.log:q} {params.options} > {log:q} 2>&1"
+        "OPENBLAS_NUM_THREADS=1 fpscore scores --images {input.images:q} --solver {wildcards.solver} "
+        "--shard {wildcards.shard} --shard-size {params.shard_size} {params.prepared} --no-progress "
+        "--out {output.scores:q} --log {output.log:q} {params.options} > {log:q} 2>&1"
 
 
 rule scores_merge:
     input:
         images="results/data/{dataset}/{res}/images.npz",
-        shards=_shard_files("npz"),
-        logs=_shard_files("csv"),
-        prepare_log=_prepare_log,
+        shards=rule_shard_files(config, "npz"),
+        logs=rule_shard_files(config, "csv"),
+        prepare_log=rule_prepare_log,
     output:
         scores="results/scores/{dataset}/{res}/{solver}/scores.npz",
         log="results/scores/{dataset}/{res}/{solver}/solve_log.csv",
@@ -82,6 +61,8 @@ rule scores_merge:
         prepare_log=lambda wildcards, input: f"--prepare-log {input.prepare_log}" if input.prepare_log else "",
     log:
         "results/logs/scores/{dataset}_{res}_{solver}_merge.log",
+    conda:
+        CONDA_ENV
     shell:
         "fpscore scores-merge --images {input.images:q} --shards {input.shards:q} --logs {input.logs:q} "
         "{params.prepare_log} --out {output.scores:q} --log {output.log:q} > {log:q} 2>&1"

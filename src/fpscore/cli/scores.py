@@ -219,3 +219,26 @@ def command_options(scores_config: dict) -> str:
     pr = c.get("projection", {})
     opts += [f"--{k.replace('_', '-')} {shlex.quote(str(pr[k]))}" for k in _PROJECTION_KEYS if k in pr]
     return " ".join(opts)
+
+
+def rule_prepared(wildcards) -> str | list:
+    """Input function: the projection solver's prepared state, nothing for the others."""
+    if wildcards.solver == "projection":
+        return f"results/scores/{wildcards.dataset}/{wildcards.res}/projection/prepared.npz"
+    return []
+
+
+def rule_prepare_log(wildcards) -> str | list:
+    """Input function: the solve log of the projection's preparation, nothing for the others."""
+    if wildcards.solver == "projection":
+        return f"results/scores/{wildcards.dataset}/{wildcards.res}/projection/prepare_log.csv"
+    return []
+
+
+def rule_shard_files(config: dict, suffix: str):
+    """Input function factory: every shard file (``suffix`` npz or csv) of a (dataset, res, solver)."""
+    def files(wildcards) -> list[str]:
+        stem = f"results/scores/{wildcards.dataset}/{wildcards.res}/{wildcards.solver}/shards"
+        return [f"{stem}/{i}.{suffix}" for i in range(n_shards(wildcards.dataset, config))]
+
+    return files
