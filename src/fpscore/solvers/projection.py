@@ -13,10 +13,18 @@ Three pieces, each usable alone:
 
 from __future__ import annotations
 
+import math
+import os
+import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+
+from fpscore.solvers.base import SolverError, SolveStats, true_relative_residual
+from fpscore.solvers.ksp import KspSolver
+from fpscore.solvers.seeds import SEED_CHOICES, nearest_seed, select_seeds
 
 GUESS_METHODS = ("minres", "galerkin")
 
@@ -64,6 +72,32 @@ def apply_operator(A, V: np.ndarray) -> np.ndarray:
     return np.asfortranarray(A @ V)
 
 
+def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin_y ||b - M y||_2 for a thin M (n, p), p small, in O(n p^2) with one BLAS product.
+
+    Normal equations (see ``_solve_normal``); cheaper than a Householder QR of
+    M, which dominated the solve time in profiles.
+    """
+    return _solve_normal(M.T @ M, M.T @ b)
+
+
+def _solve_normal(G: np.ndarray, c: np.ndarray, rcond: float = 1e-13) -> np.ndarray:
+    """y with G y = c for a Gram matrix G = M^T M, c = M^T b.
+
+    The columns are scaled to unit norm, then a symmetric eigendecomposition with a
+    cutoff gives the pseudo-inverse on the numerically independent directions. The
+    price of the normal equations is a squared condition number, which the cutoff
+    contains: the guess may then be slightly less than minimal, and the Krylov
+    solve that follows still reaches rtol.
+    """
+    d = np.sqrt(np.diag(G))
+    scale = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    w, U = np.linalg.eigh(G * np.outer(scale, scale))
+    keep = w > rcond * max(w[-1], np.finfo(float).tiny)
+    z = U[:, keep] @ ((U[:, keep].T @ (c * scale)) / w[keep])
+    return z * scale
+
+
 @dataclass
 class Projection:
     """A projected initial guess x0 = V y and its relative residual ||b - A x0|| / ||b||."""
@@ -76,7 +110,7 @@ class Projection:
 def projected_guess(A, b: np.ndarray, V: np.ndarray, method: str = "minres", AV: np.ndarray | None = None) -> Projection:
     """Initial guess for A x = b from the subspace span(V) (METHOD.md §6).
 
-    minres:   y = argmin ||b - A V y||_2 (thin QR of A V, rank-revealing guard);
+    minres:   y = argmin ||b - A V y||_2 (normal equations with a cutoff, see _least_squares);
     galerkin: y = (V^T A V)^{-1} V^T b (Chan and Ng 1999).
     ``AV`` may be passed when already computed (e.g. by the preconditioner).
     """
@@ -86,29 +120,33 @@ def projected_guess(A, b: np.ndarray, V: np.ndarray, method: str = "minres", AV:
     V = np.asarray(V, dtype=np.float64)
     if V.ndim != 2 or V.shape[0] != b.size:
         raise ValueError(f"V: expected shape ({b.size}, r), got {V.shape}")
-    bnorm = float(np.linalg.norm(b))
+    bnorm = _norm(b)
     r = V.shape[1]
     if r == 0 or bnorm == 0.0:
         return Projection(np.zeros_like(b), np.zeros(r), 1.0 if bnorm > 0 else 0.0)
     if AV is None:
         AV = apply_operator(A, V)
     if method == "minres":
-        q, R = sla.qr(AV, mode="economic", check_finite=False)
-        diag = np.abs(np.diag(R))
-        ok = diag > 1e-12 * max(diag.max(), np.finfo(float).tiny)
-        y = np.zeros(r)
-        if np.all(ok):
-            y = sla.solve_triangular(R, q.T @ b, check_finite=False)
-        else:  # (numerically) rank-deficient A V: least squares with a cutoff
-            y = np.linalg.lstsq(AV, b, rcond=1e-12)[0]
+        y = _least_squares(AV, b)
     else:
         E = V.T @ AV
         try:
             y = sla.solve(E, V.T @ b, check_finite=False)
         except sla.LinAlgError as exc:
             raise ValueError(f"galerkin projection: V^T A V ({r}x{r}) is singular") from exc
-    resid = b - AV @ y
-    return Projection(V @ y, y, float(np.linalg.norm(resid)) / bnorm)
+    return Projection(V @ y, y, _norm(b - AV @ y) / bnorm)
+
+
+def _seed_only_residual(AV: np.ndarray, b: np.ndarray) -> float:
+    """||b - A V y|| / ||b|| of the minimal-residual guess from span(V) alone (diagnostics)."""
+    if AV.shape[1] == 0:
+        return 1.0
+    return _norm(b - AV @ _least_squares(AV, b)) / _norm(b)
+
+
+def _norm(x: np.ndarray) -> float:
+    """2-norm without a BLAS call (see fpscore.solvers.base.vnorm)."""
+    return math.sqrt(float(np.einsum("i,i->", x, x)))
 
 
 # --------------------------------------------------------------------------- two-level PC
@@ -119,12 +157,12 @@ class SeedSubspacePC:
 
         P^{-1} r = V E^{-1} V^T r + M^{-1} (r - A V E^{-1} V^T r),   E = V^T A V,
 
-    with M an inner one-level PETSc PC (ILU(0) by default, or Jacobi). It is an
+    with M an inner one-level PETSc PC (ILU(0) by default, Jacobi or SOR). It is an
     exact solve for systems whose solution lies in span(V). Select it with
     ``-fp_pc_type python -fp_pc_python_type fpscore.solvers.projection.SeedSubspacePC``;
     its own options live under ``<pc prefix>seedpc_``: ``-fp_seedpc_rank r``
     (use the first r basis columns; default all) and ``-fp_seedpc_pc_type
-    jacobi|ilu`` (with any other option of the inner PC under the same prefix).
+    ilu|jacobi|sor`` (with any other option of the inner PC under the same prefix).
 
     The basis V (n x r, orthonormal columns) is set from outside with
     ``set_basis`` before each solve (the projection solver does it per time
@@ -133,7 +171,7 @@ class SeedSubspacePC:
     dense products with V, one with A V and one inner PC apply.
     """
 
-    INNER_TYPES = ("ilu", "jacobi")
+    INNER_TYPES = ("ilu", "jacobi", "sor")
     OPTION_SUFFIX = "seedpc_"
 
     def __init__(self) -> None:
@@ -141,6 +179,7 @@ class SeedSubspacePC:
         self.inner_type = "ilu"
         self.setup_count = 0  # how many times setUp did its work (tests, diagnostics)
         self._V_full: np.ndarray | None = None
+        self._AV_given: np.ndarray | None = None
         self._V = np.zeros((0, 0), order="F")
         self._AV: np.ndarray | None = None
         self._E_lu = None
@@ -149,13 +188,20 @@ class SeedSubspacePC:
         self._stale = True
 
     # -- configuration
-    def set_basis(self, V: np.ndarray | None) -> None:
-        """Set the coarse basis V (n, r) with orthonormal columns, or None for a one-level PC."""
+    def set_basis(self, V: np.ndarray | None, AV: np.ndarray | None = None) -> None:
+        """Set the coarse basis V (n, r) with orthonormal columns, or None for a one-level PC.
+
+        ``AV`` = A V for the operator of the next setup may be handed over when the
+        caller computed it anyway (it is used once, then recomputed per operator).
+        """
         if V is not None:
             V = np.asarray(V, dtype=np.float64)
             if V.ndim != 2:
                 raise ValueError(f"SeedSubspacePC basis: expected a 2-D array (n, r), got shape {V.shape}")
+            if AV is not None and np.shape(AV) != V.shape:
+                raise ValueError(f"SeedSubspacePC: A V has shape {np.shape(AV)}, basis has {V.shape}")
         self._V_full = V
+        self._AV_given = None if V is None else AV
         self._stale = True
 
     def setFromOptions(self, pc) -> None:
@@ -203,8 +249,10 @@ class SeedSubspacePC:
             self._V = np.zeros((n, 0), order="F")
             self._AV, self._E_lu = None, None
         else:
-            self._V = np.asfortranarray(V[:, : self.rank] if self.rank else V)
-            self._AV = apply_operator(A, self._V)
+            cols = V.shape[1] if self.rank is None else min(self.rank, V.shape[1])
+            self._V = np.asfortranarray(V[:, :cols])
+            given, self._AV_given = self._AV_given, None
+            self._AV = np.asfortranarray(given[:, :cols]) if given is not None else apply_operator(A, self._V)
             E = self._V.T @ self._AV
             self._E_lu = sla.lu_factor(E, check_finite=False)
             if not np.all(np.isfinite(self._E_lu[0])) or np.min(np.abs(np.diag(self._E_lu[0]))) == 0.0:
@@ -235,6 +283,10 @@ class SeedSubspacePC:
         self._AV, self._E_lu = None, None
         self._stale = True
 
+    def coarse_operator(self) -> np.ndarray | None:
+        """A V of the current setup (None for an empty basis), for reuse by the projected guess."""
+        return self._AV
+
     def view(self, pc, viewer) -> None:
         r = 0 if self._V_full is None else self._V_full.shape[1]
         used = r if self.rank is None else min(r, self.rank)
@@ -242,3 +294,332 @@ class SeedSubspacePC:
             f"  SeedSubspacePC: two-level, coarse space = seed subspace of rank {used} (basis has {r}), "
             f"one-level PC {self.inner_type}, setups {self.setup_count}\n"
         )
+
+
+# --------------------------------------------------------------------------- the solver
+
+VARIANTS = ("guess", "pc", "both")
+BASES = ("krylov", "solutions", "both")
+_PC_DOTTED = f"{__name__}.SeedSubspacePC"
+_PREPARED_VERSION = 1
+
+
+class _SeedRecorder(KspSolver):
+    """The seed solves: the configured KSP, recording per (channel, time level) the
+    solutions met at every Picard iteration and/or the Krylov directions (the
+    increments of the GMRES iterates), compressed on the fly to at most
+    ``keep`` columns so memory stays O(keep * HW) per level."""
+
+    name = "projection"
+
+    def __init__(self, *, rtol, options, warm_start, record_solutions, record_krylov, keep):
+        super().__init__(rtol=rtol, options=options, warm_start=warm_start)
+        self.record_solutions, self.record_krylov, self.keep = record_solutions, record_krylov, keep
+        self.vectors: dict[tuple[int, int, int], list[np.ndarray]] = {}  # (image, channel, n) -> columns
+        self.solutions: dict[tuple[int, int, int, int], np.ndarray] = {}  # (image, channel, k, n) -> x
+        self._monitored: set[int] = set()
+        self._iterates: list[np.ndarray] = []
+
+    def initial_guess(self, ctx):
+        ksp = self._ksps[ctx.system.n][0]
+        if self.record_krylov and id(ksp) not in self._monitored:
+            ksp.setMonitor(self._monitor)
+            self._monitored.add(id(ksp))
+        self._iterates = []
+        return super().initial_guess(ctx)
+
+    def _monitor(self, ksp, its, rnorm) -> None:
+        self._iterates.append(ksp.buildSolution().getArray().copy())
+
+    def solve(self, ctx):
+        x, stats = super().solve(ctx)
+        key = (ctx.image, ctx.channel, ctx.time_level)
+        cols = self.vectors.setdefault(key, [])
+        if self.record_solutions:
+            cols.append(x.copy())
+        if self.record_krylov and len(self._iterates) > 1:
+            its = np.stack(self._iterates, axis=1)
+            cols.extend(np.diff(its, axis=1).T)  # Krylov directions x_j - x_{j-1}
+        if len(cols) > 2 * self.keep:
+            cols[:] = list(compress_basis(np.stack(cols, axis=1), self.keep).T)
+        self.solutions[(ctx.image, ctx.channel, ctx.picard_iter, ctx.time_level)] = x.copy()
+        return x, stats
+
+
+def _check_choice(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"projection.{key}: unknown value {value!r}, expected one of {', '.join(map(str, allowed))}")
+
+
+def _check_int(key: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"projection.{key}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class ProjectionSolver(KspSolver):
+    """Cross-matrix Krylov projection (METHOD.md §6) on top of the ``ksp`` solver.
+
+    prepare: pick seeds (``n_seeds``, ``seed_choice`` first|medoid), solve them
+    with the configured KSP while recording, per (seed, channel, time level n),
+    the seed solutions of every Picard iteration and/or the Krylov directions
+    (``basis``), and compress them to an orthonormal V_n of rank ``rank``.
+    Every other image uses the subspaces of its nearest seed (pixel L2).
+
+    solve (target system at (image, channel, k, n)):
+      * variant ``guess``: x0 = projected guess on span(V_n) (``guess`` minres or
+        galerkin), then the KSP from x0;
+      * variant ``pc``: the KSP with the two-level ``SeedSubspacePC`` (coarse
+        space V_n, the configured ``-pc_type`` as one-level PC) from the warm
+        start (or zero);
+      * ``both``: both.
+    With ``warm_start`` the projection space is augmented with the target's
+    own vectors: m^{n-1,(k)} (the previous time level of this sweep) and the
+    last ``history`` Picard iterates at level n (m^{n,(0)} = m^0 at k = 1); the
+    minimal-residual guess is then never worse than the plain warm start.
+    Every solve reaches the same true relative residual ``rtol`` as the other
+    solvers; the projection residual ||b - A x0|| / ||b|| goes to the log.
+
+    Seed systems met again in the same process return the solution of the
+    seed solve (checked against rtol) instead of being solved twice; after
+    ``load_prepared`` (sharded workflow) they are solved like any target.
+    """
+
+    name = "projection"
+
+    def __init__(self, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = True, n_seeds: int = 1,
+                 seed_choice: str = "medoid", rank: int = 8, variant: str = "guess", basis: str = "solutions",
+                 guess: str = "minres", history: int = 1, lag: int = 0, diagnose: bool = False):
+        _check_choice("variant", variant, VARIANTS)
+        _check_choice("basis", basis, BASES)
+        _check_choice("seed_choice", seed_choice, SEED_CHOICES)
+        _check_choice("guess", guess, GUESS_METHODS)
+        self.n_seeds = _check_int("n_seeds", n_seeds, 1)
+        self.rank = _check_int("rank", rank, 1)
+        self.history = _check_int("history", history, 1)
+        self.lag = _check_int("lag", lag, 0)
+        self.refreshes = 0  # PC refactorisations with lag > 0 (diagnostics)
+        self.seed_choice, self.variant, self.basis, self.guess = seed_choice, variant, basis, guess
+        super().__init__(rtol=rtol, options=ksp_options, warm_start=warm_start)
+        self.ksp_options = ksp_options
+        if variant in ("pc", "both"):  # the configured PC becomes the one-level part M of the two-level PC
+            inner = [(f"{SeedSubspacePC.OPTION_SUFFIX}{n}" if n.startswith("pc_") else n, v) for n, v in self.parsed]
+            self.parsed = inner + [("pc_type", "python"), ("pc_python_type", _PC_DOTTED)]
+        self._seeds = np.zeros(0, dtype=int)
+        self._nearest: dict[int, int] = {}
+        self._bases: dict[tuple[int, int, int], np.ndarray] = {}
+        self._cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._prepared = False
+        self._hist_key: tuple[int, int] | None = None
+        self._hist: dict[int, list[np.ndarray]] = {}
+        self._last_projection = math.nan
+        self._pcs: dict[tuple[int, int], dict] = {}  # (size, time level) -> lagged PC state
+        self._current_pc: dict | None = None
+        #: with ``diagnose``, one row per projected guess: image, channel, picard_iter, time_level,
+        #: seed, rank, seed_residual (from span V_n alone), projection_residual (the guess used)
+        self.diagnose = bool(diagnose)
+        self.diagnostics: list[dict] = []
+
+    # ---- preparation: the seed solves ------------------------------------------------------
+    def prepare(self, images: np.ndarray, params) -> list[dict]:
+        """Select and solve the seeds, build the per-level bases; returns the seed solves' log rows."""
+        if self._prepared:
+            return []
+        from fpscore.scores import compute_scores
+
+        imgs = np.asarray(images)
+        self._seeds = select_seeds(imgs, self.n_seeds, self.seed_choice)
+        nearest, _, _ = nearest_seed(imgs, self._seeds)
+        self._nearest = {i: int(s) for i, s in enumerate(nearest)}
+        recorder = _SeedRecorder(rtol=self.rtol, options=self.ksp_options, warm_start=self.warm_start,
+                                 record_solutions=self.basis in ("solutions", "both"),
+                                 record_krylov=self.basis in ("krylov", "both"), keep=self.rank)
+        with recorder:
+            result = compute_scores(imgs[self._seeds], params, recorder, progress=False, image_indices=self._seeds)
+        self._bases = {key: compress_basis(np.stack(cols, axis=1), self.rank)
+                       for key, cols in recorder.vectors.items()}
+        self._cache = recorder.solutions
+        self._prepared = True
+        return result.log
+
+    def save_prepared(self, path: str) -> None:
+        """Write seeds, nearest-seed map and bases to an .npz, atomically."""
+        if not self._prepared:
+            raise RuntimeError("projection: save_prepared called before prepare")
+        keys = sorted(self._bases)
+        arrays = {
+            "version": np.array(_PREPARED_VERSION), "settings": np.array(repr(self._settings())),
+            "seeds": self._seeds, "nearest": np.array([self._nearest[i] for i in range(len(self._nearest))]),
+            "basis_keys": np.array(keys, dtype=np.int64).reshape(-1, 3),
+            "basis_ranks": np.array([self._bases[k].shape[1] for k in keys], dtype=np.int64),
+            "bases": np.concatenate([self._bases[k] for k in keys], axis=1) if keys else np.zeros((0, 0)),
+        }
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".prepared.", suffix=".npz", dir=folder)
+        os.close(fd)
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def load_prepared(self, path: str) -> None:
+        """Load what ``save_prepared`` wrote (settings must match this solver's)."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"prepared projection state {path}: not a readable .npz ({err})") from None
+        missing = {"version", "settings", "seeds", "nearest", "basis_keys", "basis_ranks", "bases"} - set(data)
+        if missing or int(data["version"]) != _PREPARED_VERSION:
+            raise ValueError(f"prepared projection state {path}: missing keys {sorted(missing)} or version "
+                             f"{data.get('version')} != {_PREPARED_VERSION}")
+        if str(data["settings"]) != repr(self._settings()):
+            raise ValueError(f"prepared projection state {path} was made with {data['settings']}, "
+                             f"this solver has {self._settings()!r}")
+        self._seeds = data["seeds"].astype(int)
+        self._nearest = {i: int(s) for i, s in enumerate(data["nearest"])}
+        offsets = np.concatenate([[0], np.cumsum(data["basis_ranks"])])
+        self._bases = {tuple(int(v) for v in key): np.asfortranarray(data["bases"][:, offsets[i]:offsets[i + 1]])
+                       for i, key in enumerate(data["basis_keys"])}
+        self._cache = {}
+        self._prepared = True
+
+    def _settings(self) -> dict[str, Any]:
+        return {"n_seeds": self.n_seeds, "seed_choice": self.seed_choice, "rank": self.rank, "basis": self.basis,
+                "ksp_options": self.ksp_options, "warm_start": self.warm_start, "rtol": self.rtol}
+
+    # ---- target solves ----------------------------------------------------------------------
+    def solve(self, ctx):
+        if not self._prepared:
+            raise SolverError("projection: solve called before prepare (or load_prepared)")
+        cached = self._cache.pop((ctx.image, ctx.channel, ctx.picard_iter, ctx.time_level), None)
+        if cached is not None:
+            res = true_relative_residual(ctx.system, cached, ctx.b)
+            if res <= self.rtol:
+                x, stats = cached, SolveStats(iterations=0, initial_residual=res, final_residual=res,
+                                              projection_residual=res, extra={"seed": True})
+                self._remember(ctx, x)
+                return x, stats
+        self._last_projection = math.nan
+        self._current_pc = None
+        x, stats = super().solve(ctx)
+        stats.projection_residual = self._last_projection
+        state = self._current_pc
+        if state is not None:  # lagged PC: refactor next time if it now costs iterations
+            if state["refreshed"]:
+                state["its"] = stats.iterations
+            elif stats.iterations > state["its"] + 1:
+                state["worse"] = True
+        self._remember(ctx, x)
+        return x, stats
+
+    def _remember(self, ctx, x: np.ndarray) -> None:
+        """Keep the last ``history`` Picard iterates per level of the current image channel."""
+        if self.history < 2:
+            return
+        key = (ctx.image, ctx.channel)
+        if key != self._hist_key:
+            self._hist_key, self._hist = key, {}
+        past = self._hist.setdefault(ctx.time_level, [])
+        past.append(x)  # solvers return fresh arrays; nothing modifies them
+        del past[: -self.history]
+
+    def _own_vectors(self, ctx) -> list[np.ndarray]:
+        """The target's own vectors augmenting the seed space (with ``warm_start``).
+
+        m^{n-1,(k)} (this sweep, one level earlier) and m^{n,(k-1)} (the previous
+        iterate; m^0 at k = 1); with ``history`` h >= 2 also the changes
+        m^{n,(k-1)} - m^{n,(k-j)}, j = 2..h, and m^{n-1,(k)} - m^{n-1,(k-1)}, so that
+        the minimal-residual guess can extrapolate the Picard iteration.
+        """
+        if not self.warm_start:
+            return []
+        vecs = [ctx.guess_time, ctx.guess_iter]
+        if self.history < 2 or self._hist_key != (ctx.image, ctx.channel):
+            return vecs
+        n = ctx.time_level
+        older = self._hist.get(n, [])[:-1][-(self.history - 1):]  # iterates before guess_iter
+        vecs += [ctx.guess_iter - x for x in older]  # same span as the iterates, better conditioned
+        prev = self._hist.get(n - 1, [])
+        if ctx.picard_iter > 1 and len(prev) >= 2:
+            vecs.append(ctx.guess_time - prev[-2])
+        return vecs
+
+    def _basis(self, ctx) -> np.ndarray:
+        seed = self._nearest.get(ctx.image)
+        if seed is None:
+            raise SolverError(f"projection: image {ctx.image} is not in the prepared set "
+                              f"({len(self._nearest)} images)")
+        V = self._bases.get((seed, ctx.channel, ctx.time_level))
+        return np.zeros((ctx.system.n, 0), order="F") if V is None else V
+
+    def _level_pc(self, ctx, ksp):
+        """Lagged setup: one PC per time level, refactored at Picard iteration 1 of every
+        image channel and then every ``lag`` iterations; in between it keeps the factors
+        of an earlier A^{n,(k')} of the same level (PETSc's reuse-preconditioner flag)."""
+        from petsc4py import PETSc
+
+        key = (ctx.system.n, ctx.time_level)
+        state = self._pcs.get(key)
+        if state is None:
+            keys = self._insert(self.parsed)  # configure like the KSP's own PC
+            try:
+                pc = PETSc.PC().create(comm=PETSc.COMM_SELF)
+                pc.setOptionsPrefix(self.prefix)
+                pc.setType(PETSc.PC.Type.ILU)
+                pc.setFromOptions()
+            finally:
+                self._remove(keys)
+            pc.setOperators(ctx.system.petsc)
+            state = self._pcs[key] = {"pc": pc, "owner": None, "k": 0, "its": 0, "worse": False}
+        pc = state["pc"]
+        owner = (ctx.image, ctx.channel)
+        refresh = state["owner"] != owner or ctx.picard_iter - state["k"] >= self.lag or state["worse"]
+        state["refreshed"] = refresh
+        if refresh:
+            state.update(owner=owner, k=ctx.picard_iter, worse=False)
+            self.refreshes += 1
+        self._current_pc = state
+        pc.setReusePreconditioner(not refresh)
+        ksp.setPC(pc)
+        return pc
+
+    def initial_guess(self, ctx):
+        V = self._basis(ctx)
+        ksp = self._ksps[ctx.system.n][0]
+        pc = self._level_pc(ctx, ksp) if self.lag else ksp.getPC()
+        if self.variant == "pc":
+            pc.getPythonContext().set_basis(V)
+            return super().initial_guess(ctx)  # the warm start (or zero)
+        own = self._own_vectors(ctx)
+        n, r = V.shape
+        W = np.empty((n, r + len(own)))  # C order: scipy's CSR x dense product runs row-wise
+        W[:, :r] = V
+        for j, vec in enumerate(own):
+            W[:, r + j] = vec
+        AW = ctx.system.csr @ W
+        if self.variant == "both":
+            pc.getPythonContext().set_basis(V, AV=AW[:, :r])
+        proj = projected_guess(None, ctx.b, W, self.guess, AV=AW)
+        self._last_projection = proj.residual
+        if self.diagnose:
+            self.diagnostics.append({
+                "image": ctx.image, "channel": ctx.channel, "picard_iter": ctx.picard_iter,
+                "time_level": ctx.time_level, "seed": self._nearest[ctx.image], "rank": r,
+                "seed_residual": proj.residual if not own else _seed_only_residual(AW[:, :r], ctx.b),
+                "projection_residual": proj.residual})
+        if not proj.residual < 1.0:  # no better than a zero guess (Galerkin can be worse)
+            return None
+        return proj.x0
+
+    def close(self) -> None:
+        for state in self._pcs.values():
+            state["pc"].destroy()
+        self._pcs.clear()
+        super().close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"solver": self.name, **self._settings(), "variant": self.variant, "guess": self.guess,
+                "history": self.history, "lag": self.lag}

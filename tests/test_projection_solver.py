@@ -1,0 +1,121 @@
+"""The ``projection`` solver end to end on small real images: same m as spsolve, bad input."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("petsc4py")
+
+from fpscore.data import prepare  # noqa: E402
+from fpscore.fokker_planck.params import FPParams  # noqa: E402
+from fpscore.scores import compute_scores  # noqa: E402
+from fpscore.solvers import make_solver  # noqa: E402
+from fpscore.solvers.projection import ProjectionSolver  # noqa: E402
+
+PARAMS = FPParams(n_times=6)
+KSP = "-ksp_type gmres -pc_type ilu"
+
+
+@pytest.fixture(scope="module")
+def images():
+    imgs, _, _ = prepare("photos", 12, {"names": ["camera", "coins", "astronaut"], "channels": 1})
+    return imgs.astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def reference(images):
+    return compute_scores(images, PARAMS, make_solver("spsolve"), progress=False).m
+
+
+def run(images, **projection):
+    warm = projection.pop("warm_start", True)
+    solver = make_solver("projection", ksp_options=KSP, warm_start=warm, projection=projection)
+    with solver:
+        result = compute_scores(images, PARAMS, solver, progress=False)
+    return result, solver
+
+
+@pytest.mark.parametrize("settings", [
+    dict(variant="guess"),
+    dict(variant="pc"),
+    dict(variant="both", seed_choice="first", basis="both", rank=4),
+    dict(variant="guess", warm_start=False, basis="krylov", guess="galerkin"),
+    dict(variant="guess", history=3, lag=100),
+    dict(variant="pc", n_seeds=2, lag=2),
+])
+def test_projection_matches_spsolve(images, reference, settings):
+    result, solver = run(images, **settings)
+    assert np.abs(result.m - reference).max() < 1e-7
+    seeds = set(solver._seeds.tolist())
+    per_image = (PARAMS.n_times - 1) * result.picard_iterations.sum(axis=1)
+    # one row per solve: the target pass over every image plus the seed solves of prepare
+    assert len(result.log) == per_image.sum() + sum(per_image[s] for s in seeds)
+    assert all(row["final_residual"] <= 1e-10 for row in result.log)
+    if settings["variant"] != "pc":  # every target solve logs its projection residual
+        targets = [row for row in result.log if row["image"] not in seeds]
+        assert targets and all(0 <= row["projection_residual"] <= 1 for row in targets)
+
+
+def test_target_equal_to_seed_is_solved_by_projection(images):
+    """A target identical to the seed has its solutions in the seed's subspace: the projected
+    guess is (numerically) exact and the Krylov solver has nothing left to do."""
+    twin = np.stack([images[0], images[0], images[1]])
+    solver = ProjectionSolver(ksp_options=KSP, warm_start=False, n_seeds=1, seed_choice="first", rank=40,
+                              diagnose=True)
+    with solver:
+        result = compute_scores(twin, PARAMS, solver, progress=False)
+    twin_rows = [d for d in solver.diagnostics if d["image"] == 1]
+    other_rows = [d for d in solver.diagnostics if d["image"] == 2]
+    assert twin_rows and max(d["seed_residual"] for d in twin_rows) < 1e-8
+    assert min(d["seed_residual"] for d in other_rows) > 1e-3  # a different image is not in the span
+    np.testing.assert_allclose(result.m[1], result.m[0], atol=1e-8)
+
+
+def test_seed_solves_are_logged_and_reused(images):
+    result, solver = run(images, variant="guess", n_seeds=1)
+    seed = int(solver._seeds[0])
+    seed_rows = [row for row in result.log if row["image"] == seed]
+    # each seed system is solved once in prepare and then returned from the cache (0 iterations)
+    assert len(seed_rows) % 2 == 0
+    half = len(seed_rows) // 2
+    key = lambda row: (row["channel"], row["picard_iter"], row["time_level"])  # noqa: E731
+    assert [key(r) for r in seed_rows[:half]] == [key(r) for r in seed_rows[half:]]
+    assert sum(row["iterations"] for row in seed_rows[:half]) > half  # really solved in prepare
+    assert all(row["iterations"] == 0 for row in seed_rows[half:])  # then reused
+
+
+def test_prepared_state_round_trip(images, reference, tmp_path):
+    a = ProjectionSolver(ksp_options=KSP, n_seeds=2, rank=3)
+    a.prepare(images, PARAMS)
+    a.save_prepared(str(tmp_path / "prepared.npz"))
+    b = ProjectionSolver(ksp_options=KSP, n_seeds=2, rank=3)
+    b.load_prepared(str(tmp_path / "prepared.npz"))
+    assert b.prepare(images, PARAMS) == []
+    assert set(b._bases) == set(a._bases)
+    for key in a._bases:
+        np.testing.assert_array_equal(a._bases[key], b._bases[key])
+    with b:
+        m = compute_scores(images[1:], PARAMS, b, progress=False, image_indices=[1, 2]).m
+    assert np.abs(m - reference[1:]).max() < 1e-7
+    c = ProjectionSolver(ksp_options=KSP, n_seeds=2, rank=4)
+    with pytest.raises(ValueError, match="rank"):
+        c.load_prepared(str(tmp_path / "prepared.npz"))
+    a.close()
+
+
+def test_seed_count_larger_than_set_names_the_value(images):
+    solver = ProjectionSolver(ksp_options=KSP, n_seeds=5)
+    with pytest.raises(ValueError, match="n_seeds=5 is larger than the set of 3 images"):
+        compute_scores(images, PARAMS, solver, progress=False)
+
+
+@pytest.mark.parametrize("key,value", [("variant", "deflate"), ("basis", "ritz"), ("seed_choice", "random"),
+                                       ("guess", "petrov")])
+def test_unknown_choice_names_key_and_value(key, value):
+    with pytest.raises(ValueError, match=rf"projection\.{key}: unknown value '{value}'"):
+        ProjectionSolver(**{key: value})
+
+
+@pytest.mark.parametrize("key,value", [("rank", 0), ("n_seeds", 0), ("lag", -1), ("history", 0)])
+def test_bad_integers_name_key_and_value(key, value):
+    with pytest.raises(ValueError, match=rf"projection\.{key}: expected an integer >= \d, got {value}"):
+        ProjectionSolver(**{key: value})
