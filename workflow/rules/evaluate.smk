@@ -8,43 +8,24 @@
 SOLVE_SIZES = config["experiments"]["solver_sizes"]
 # spsolve is the reference every reduction and score error is measured against.
 T2_SOLVERS = ["spsolve"] + [s for s in config["scores"]["benchmark_solvers"] if s != "spsolve"]
+SOLVE_LOGS = expand("results/scores/{dataset}/{res}/{solver}/solve_log.csv",
+                    dataset=DATASETS, res=SOLVE_SIZES, solver=T2_SOLVERS)
 FID = config["evaluate"]["fid"]
+DENOISE = experiments_of("denoise")
+BUDGET = experiments_of("budget")
+# Figure f4_budget_{res} shows the first budget experiment at that resolution.
+BUDGET_AT = {str(experiment(name)["resolution"]): name for name in reversed(BUDGET)}
+SPEC_IMAGES = "results/data/{dataset}/{resolution}/images.npz"
 
-
-def _solve_logs(wildcards=None):
-    return expand("results/scores/{dataset}/{res}/{solver}/solve_log.csv",
-                  dataset=DATASETS, res=SOLVE_SIZES, solver=T2_SOLVERS)
-
-
-def _spec_images(wildcards):
-    spec = experiment(wildcards.experiment)
-    return f"results/data/{spec['dataset']}/{spec['resolution']}/images.npz"
-
-
-def _budget_specs():
-    return " ".join(f"{name}:{experiment(name)['dataset']}:{experiment(name)['resolution']}:"
-                    f"{experiment(name)['budget_seconds']}" for name in experiments_of("budget"))
-
-
-def _budget_at(res):
-    """The first budget experiment at resolution `res` (figure f4_budget_{res})."""
-    names = [n for n in experiments_of("budget") if str(experiment(n)["resolution"]) == str(res)]
-    if not names:
-        raise ValueError(f"no budget experiment at resolution {res}; the config has "
-                         f"{[experiment(n)['resolution'] for n in experiments_of('budget')]}")
-    return names[0]
-
-
-def evaluate_targets():
-    """Every table and figure (for `rule all`)."""
-    tables = expand("results/tables/{name}.{ext}", ext=["csv", "md", "tex"],
-                    name=["t1_time_to_ssim", "t2_solvers", "t3_systems", "t4_budget"])
-    figures = expand("results/figures/{name}.png",
-                     name=["f1_schematic", "f2_denoising", "f3_generation", "f6_solver_time", "f7_picard",
-                           "f8_projection_residual", "f10_ssim_curves"])
-    budget = expand("results/figures/f4_budget_{res}.png",
-                    res=sorted({experiment(n)["resolution"] for n in experiments_of("budget")}))
-    return tables + figures + budget
+# Every table and figure, for `rule all` (f9 needs the projection benchmark's rank sweep: not here yet).
+EVALUATE_TARGETS = (
+    expand("results/tables/{name}.{ext}", ext=["csv", "md", "tex"],
+           name=["t1_time_to_ssim", "t2_solvers", "t3_systems", "t4_budget"])
+    + expand("results/figures/{name}.png",
+             name=["f1_schematic", "f2_denoising", "f3_generation", "f6_solver_time", "f7_picard",
+                   "f8_projection_residual", "f10_ssim_curves"])
+    + expand("results/figures/f4_budget_{res}.png", res=sorted(BUDGET_AT, key=int))
+)
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -65,7 +46,7 @@ rule score_error:
 rule ssim:
     input:
         samples="results/samples/{experiment}/{method}/samples.npz",
-        references=_spec_images,
+        references=lambda wildcards: SPEC_IMAGES.format(**experiment(wildcards.experiment)),
     output:
         "results/metrics/{experiment}/{method}/ssim.csv",
     params:
@@ -85,7 +66,7 @@ rule ssim:
 rule fid:
     input:
         samples="results/samples/{experiment}/{method}/samples.npz",
-        references=_spec_images,
+        references=lambda wildcards: SPEC_IMAGES.format(**experiment(wildcards.experiment)),
     output:
         "results/metrics/{experiment}/{method}/fid.csv",
     params:
@@ -110,7 +91,7 @@ rule fid:
 rule t1_time_to_ssim:
     input:
         expand("results/train/{experiment}/{method}/train_log.json",
-               experiment=experiments_of("denoise"), method=["ours", "ddpm"]),
+               experiment=DENOISE, method=["ours", "ddpm"]),
     output:
         csv=report("results/tables/t1_time_to_ssim.csv", caption="../report/t1_time_to_ssim.rst", category="Tables"),
         md="results/tables/t1_time_to_ssim.md",
@@ -118,7 +99,7 @@ rule t1_time_to_ssim:
     params:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
         specs=" ".join(f"{n}:{experiment(n)['dataset']}:{experiment(n)['resolution']}"
-                       for n in experiments_of("denoise")),
+                       for n in DENOISE),
     conda:
         CONDA_ENV
     log:
@@ -130,7 +111,7 @@ rule t1_time_to_ssim:
 
 rule t2_solvers:
     input:
-        logs=_solve_logs(),
+        logs=SOLVE_LOGS,
         errors=expand("results/metrics/scores/{dataset}/{res}/score_error.csv", dataset=DATASETS, res=SOLVE_SIZES),
     output:
         csv=report("results/tables/t2_solvers.csv", caption="../report/t2_solvers.rst", category="Tables"),
@@ -149,7 +130,7 @@ rule t2_solvers:
 
 rule t3_systems:
     input:
-        _solve_logs(),
+        SOLVE_LOGS,
     output:
         csv=report("results/tables/t3_systems.csv", caption="../report/t3_systems.rst", category="Tables"),
         md="results/tables/t3_systems.md",
@@ -169,14 +150,15 @@ rule t3_systems:
 rule t4_budget:
     input:
         expand("results/metrics/{experiment}/{method}/{metric}.csv",
-               experiment=experiments_of("budget"), method=["ours", "ddpm"], metric=["ssim", "fid"]),
+               experiment=BUDGET, method=["ours", "ddpm"], metric=["ssim", "fid"]),
     output:
         csv=report("results/tables/t4_budget.csv", caption="../report/t4_budget.rst", category="Tables"),
         md="results/tables/t4_budget.md",
         tex="results/tables/t4_budget.tex",
     params:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
-        specs=_budget_specs(),
+        specs=" ".join(f"{n}:{experiment(n)['dataset']}:{experiment(n)['resolution']}:"
+                       f"{experiment(n)['budget_seconds']}" for n in BUDGET),
     conda:
         CONDA_ENV
     log:
@@ -202,14 +184,14 @@ rule f1_schematic:
 
 rule f2_denoising:
     input:
-        expand("results/samples/{experiment}/ours/samples.npz", experiment=experiments_of("denoise")),
+        expand("results/samples/{experiment}/ours/samples.npz", experiment=DENOISE),
     output:
         png=report("results/figures/f2_denoising.png", caption="../report/f2_denoising.rst", category="Figures"),
         pdf="results/figures/f2_denoising.pdf",
     params:
         labelled=lambda wildcards, input: " ".join(
             f"{experiment(n)['dataset']}_{experiment(n)['resolution']}x{experiment(n)['resolution']}={path}"
-            for n, path in zip(experiments_of("denoise"), input)),
+            for n, path in zip(DENOISE, input)),
     conda:
         CONDA_ENV
     log:
@@ -235,21 +217,23 @@ rule f3_generation:
 
 rule f4_budget:
     input:
-        ours=lambda wildcards: f"results/samples/{_budget_at(wildcards.res)}/ours/samples.npz",
-        ddpm=lambda wildcards: f"results/samples/{_budget_at(wildcards.res)}/ddpm/samples.npz",
+        ours=lambda wildcards: f"results/samples/{BUDGET_AT[wildcards.res]}/ours/samples.npz",
+        ddpm=lambda wildcards: f"results/samples/{BUDGET_AT[wildcards.res]}/ddpm/samples.npz",
         ssim=lambda wildcards: expand("results/metrics/{experiment}/{method}/ssim.csv",
-                                      experiment=_budget_at(wildcards.res), method=["ours", "ddpm"]),
+                                      experiment=BUDGET_AT[wildcards.res], method=["ours", "ddpm"]),
     output:
         png=report("results/figures/f4_budget_{res}.png", caption="../report/f4_budget.rst", category="Figures",
                    subcategory="{res}x{res}"),
         pdf="results/figures/f4_budget_{res}.pdf",
     params:
-        metrics=lambda wildcards: f"results/metrics/{_budget_at(wildcards.res)}",
-        budget=lambda wildcards: experiment(_budget_at(wildcards.res))["budget_seconds"],
+        metrics=lambda wildcards: f"results/metrics/{BUDGET_AT[wildcards.res]}",
+        budget=lambda wildcards: experiment(BUDGET_AT[wildcards.res])["budget_seconds"],
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/f4_budget_{res}.log",
+    wildcard_constraints:
+        res="|".join(BUDGET_AT),
     shell:
         "fpscore figure f4 --samples ours={input.ours:q} ddpm={input.ddpm:q} --metrics-dir {params.metrics:q} "
         "--budget-seconds {params.budget} --resolution {wildcards.res} --out {output.png:q} > {log:q} 2>&1"
@@ -272,7 +256,7 @@ rule f6_solver_time:
 
 rule f7_picard:
     input:
-        _solve_logs(),
+        SOLVE_LOGS,
     output:
         png=report("results/figures/f7_picard.png", caption="../report/f7_picard.rst", category="Figures"),
         pdf="results/figures/f7_picard.pdf",
@@ -301,16 +285,32 @@ rule f8_projection_residual:
         "fpscore figure f8 --solve-logs {input.logs:q} --images {input.images:q} --out {output.png:q} > {log:q} 2>&1"
 
 
+# The rank sweep is measured by the projection benchmark (benchmarks/solver_benchmark.py); its CSV has
+# one row per rank (and size): rank, seconds, iterations[, resolution].
+rule f9_rank_sweep:
+    input:
+        "results/benchmarks/rank_sweep.csv",
+    output:
+        png=report("results/figures/f9_rank_sweep.png", caption="../report/f9_rank_sweep.rst", category="Figures"),
+        pdf="results/figures/f9_rank_sweep.pdf",
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/evaluate/f9_rank_sweep.log",
+    shell:
+        "fpscore figure f9 --table {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
 rule f10_ssim_curves:
     input:
         expand("results/train/{experiment}/{method}/train_log.csv",
-               experiment=experiments_of("denoise"), method=["ours", "ddpm"]),
+               experiment=DENOISE, method=["ours", "ddpm"]),
     output:
         png=report("results/figures/f10_ssim_curves.png", caption="../report/f10_ssim_curves.rst",
                    category="Figures"),
         pdf="results/figures/f10_ssim_curves.pdf",
     params:
-        targets=" ".join(f"{n}={experiment(n)['target_ssim']}" for n in experiments_of("denoise")),
+        targets=" ".join(f"{n}={experiment(n)['target_ssim']}" for n in DENOISE),
     conda:
         CONDA_ENV
     log:
