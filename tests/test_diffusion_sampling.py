@@ -70,3 +70,28 @@ def test_bad_sampler_options():
         progression_indices(10, 1)
     with pytest.raises(ValueError, match="sigma"):
         VESDE(sigma=1.0)
+
+
+def test_heun_grid_and_inverse_of_lambda():
+    from fpscore.diffusion.sampling import heun_grid
+
+    sde = VESDE()
+    t = np.linspace(sde.eps, 1, 9)
+    assert np.allclose(sde.time_of_std(sde.marginal_std(t)), t)
+    grid = heun_grid(sde, 10)
+    assert grid[0] == 1.0 and grid[-1] == sde.eps and np.all(np.diff(grid) < 0)
+    assert grid[-2] < 0.05  # steps crowd towards eps, where the flow is stiff
+
+
+def test_zero_network_gives_the_gaussian_score_of_the_preconditioning():
+    """With F = 0 the edm parameterisation is the exact score of N(1/2, 1/4 + lambda^2): a closed form."""
+    from fpscore.diffusion.losses import score_from_net
+
+    sde = VESDE()
+    x = torch.rand(3, 1, 4, 4)
+    t = torch.tensor([0.001, 0.3, 1.0])
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    lam2 = torch.as_tensor(sde.marginal_std(t.numpy()), dtype=torch.float32).reshape(-1, 1, 1, 1) ** 2
+    assert torch.allclose(score_from_net(zero, x, t, sde, "edm"), -(x - 0.5) / (0.25 + lam2), rtol=1e-4, atol=1e-4)  # float32 cancellation at eps
+    one = lambda x, t: torch.ones_like(x)  # noqa: E731
+    assert torch.allclose(score_from_net(one, x, t, sde, "eps"), 1 / lam2.sqrt().expand_as(x), rtol=1e-5)

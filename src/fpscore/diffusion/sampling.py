@@ -4,8 +4,9 @@
 
 with SciPy's adaptive RK45 (the paper's sampler, rtol = atol = 1e-3) or a
 fixed-step Heun method on Karras et al.'s (2022) rho = 7 grid in lambda (steps
-crowd towards t = eps where the flow is stiff; a grid uniform in t is unstable there). The score enters as a plain callable, so the sampler
-can be tested against an analytic score with no network. Optionally a final
+crowd towards t = eps where the flow is stiff; a grid uniform in t is unstable
+there). The score enters as a plain callable, so the sampler can be tested
+against an analytic score with no network. Optionally a final
 denoising step x + lambda(eps)^2 s(x, eps) (Tweedie; Song et al.'s noise
 removal) maps the state at eps to the posterior mean.
 """
