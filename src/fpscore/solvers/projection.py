@@ -137,11 +137,14 @@ def projected_guess(A, b: np.ndarray, V: np.ndarray, method: str = "minres", AV:
     return Projection(V @ y, y, _norm(b - AV @ y) / bnorm)
 
 
-def _seed_only_residual(AV: np.ndarray, b: np.ndarray) -> float:
-    """||b - A V y|| / ||b|| of the minimal-residual guess from span(V) alone (diagnostics)."""
-    if AV.shape[1] == 0:
-        return 1.0
-    return _norm(b - AV @ _least_squares(AV, b)) / _norm(b)
+def _relative_residual_norm(G: np.ndarray, c: np.ndarray, bnorm: float) -> float:
+    """min_y ||b - M y|| / ||b|| from the Gram data G = M^T M, c = M^T b (||b - My||^2 =
+    ||b||^2 - c^T y at the least-squares y). Rounding limits it to about 1e-8 relative:
+    a diagnostic, not a convergence test."""
+    if G.shape[0] == 0 or bnorm == 0.0:
+        return 1.0 if bnorm > 0 else 0.0
+    y = _solve_normal(G, c)
+    return math.sqrt(max(bnorm * bnorm - float(c @ y), 0.0)) / bnorm
 
 
 def _norm(x: np.ndarray) -> float:
@@ -321,7 +324,7 @@ class _SeedRecorder(KspSolver):
         self._iterates: list[np.ndarray] = []
 
     def initial_guess(self, ctx):
-        ksp = self._ksps[ctx.system.n][0]
+        ksp = _ksp_of(self, ctx.system.n)
         if self.record_krylov and id(ksp) not in self._monitored:
             ksp.setMonitor(self._monitor)
             self._monitored.add(id(ksp))
@@ -344,6 +347,13 @@ class _SeedRecorder(KspSolver):
             cols[:] = list(compress_basis(np.stack(cols, axis=1), self.keep).T)
         self.solutions[(ctx.image, ctx.channel, ctx.picard_iter, ctx.time_level)] = x.copy()
         return x, stats
+
+
+def _ksp_of(solver: KspSolver, n: int):
+    """The PETSc KSP the ksp solver keeps for system size n (see notes/projection_needs.md)."""
+    if hasattr(solver, "ksp_for"):
+        return solver.ksp_for(n)
+    return solver._slots[n].ksp
 
 
 def _check_choice(key: str, value, allowed) -> None:
@@ -389,7 +399,7 @@ class ProjectionSolver(KspSolver):
 
     def __init__(self, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = True, n_seeds: int = 1,
                  seed_choice: str = "medoid", rank: int = 8, variant: str = "guess", basis: str = "solutions",
-                 guess: str = "minres", history: int = 1, lag: int = 0, diagnose: bool = False):
+                 guess: str = "minres", history: int = 1, lag: int = 0):
         _check_choice("variant", variant, VARIANTS)
         _check_choice("basis", basis, BASES)
         _check_choice("seed_choice", seed_choice, SEED_CHOICES)
@@ -415,10 +425,6 @@ class ProjectionSolver(KspSolver):
         self._last_projection = math.nan
         self._pcs: dict[tuple[int, int], dict] = {}  # (size, time level) -> lagged PC state
         self._current_pc: dict | None = None
-        #: with ``diagnose``, one row per projected guess: image, channel, picard_iter, time_level,
-        #: seed, rank, seed_residual (from span V_n alone), projection_residual (the guess used)
-        self.diagnose = bool(diagnose)
-        self.diagnostics: list[dict] = []
 
     # ---- preparation: the seed solves ------------------------------------------------------
     def prepare(self, images: np.ndarray, params) -> list[dict]:
@@ -588,31 +594,32 @@ class ProjectionSolver(KspSolver):
 
     def initial_guess(self, ctx):
         V = self._basis(ctx)
-        ksp = self._ksps[ctx.system.n][0]
+        ksp = _ksp_of(self, ctx.system.n)
         pc = self._level_pc(ctx, ksp) if self.lag else ksp.getPC()
+        r = V.shape[1]
         if self.variant == "pc":
-            pc.getPythonContext().set_basis(V)
+            AV = ctx.system.csr @ V  # once here; handed to the PC, which would compute it anyway
+            pc.getPythonContext().set_basis(V, AV=AV)
+            self._last_projection = _relative_residual_norm(AV.T @ AV, AV.T @ ctx.b, _norm(ctx.b))
             return super().initial_guess(ctx)  # the warm start (or zero)
         own = self._own_vectors(ctx)
-        n, r = V.shape
-        W = np.empty((n, r + len(own)))  # C order: scipy's CSR x dense product runs row-wise
+        W = np.empty((V.shape[0], r + len(own)))  # C order: scipy's CSR x dense product runs row-wise
         W[:, :r] = V
         for j, vec in enumerate(own):
             W[:, r + j] = vec
         AW = ctx.system.csr @ W
         if self.variant == "both":
             pc.getPythonContext().set_basis(V, AV=AW[:, :r])
-        proj = projected_guess(None, ctx.b, W, self.guess, AV=AW)
-        self._last_projection = proj.residual
-        if self.diagnose:
-            self.diagnostics.append({
-                "image": ctx.image, "channel": ctx.channel, "picard_iter": ctx.picard_iter,
-                "time_level": ctx.time_level, "seed": self._nearest[ctx.image], "rank": r,
-                "seed_residual": proj.residual if not own else _seed_only_residual(AW[:, :r], ctx.b),
-                "projection_residual": proj.residual})
-        if not proj.residual < 1.0:  # no better than a zero guess (Galerkin can be worse)
-            return None
-        return proj.x0
+        G, c = AW.T @ AW, AW.T @ ctx.b
+        bnorm = _norm(ctx.b)
+        self._last_projection = _relative_residual_norm(G[:r, :r], c[:r], bnorm)  # seed subspace alone
+        if self.guess == "minres":
+            y = _solve_normal(G, c)
+        else:
+            y = projected_guess(None, ctx.b, W, "galerkin", AV=AW).y
+            if not _norm(ctx.b - AW @ y) < bnorm:  # Galerkin can be worse than a zero guess
+                return None
+        return W @ y
 
     def close(self) -> None:
         for state in self._pcs.values():
