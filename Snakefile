@@ -24,6 +24,9 @@ config.update(_validated)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/scores.smk"
+include: "workflow/rules/learn.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
