@@ -22,6 +22,14 @@ config.clear()
 config.update(_validated)
 
 
+wildcard_constraints:
+    dataset="photos|faces|cifar10|celeba",
+    res=r"[1-9][0-9]*",
+    solver="spsolve|ksp|projection",
+    method="ours|ddpm",
+    experiment=r"[a-z]+_[A-Za-z0-9_.]+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/scores.smk"

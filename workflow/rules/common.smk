@@ -2,14 +2,6 @@
 from pathlib import Path
 
 
-wildcard_constraints:
-    dataset="photos|faces|cifar10|celeba",
-    res=r"[1-9][0-9]*",
-    solver="spsolve|ksp|projection",
-    method="ours|ddpm",
-    experiment=r"[a-z]+_[A-Za-z0-9_.]+",
-
-
 # Software of every rule for `--sdm conda` (the default route is `make setup`, .venv);
 # a path relative to the rule files in workflow/rules/.
 CONDA_ENV = "../../envs/conda.yaml"
@@ -54,6 +46,36 @@ def experiments_of(kind):
 
 
 def all_targets():
-    """Everything `rule all` requires: the prepared data, samples of every experiment,
+    """The inputs of the all target - the prepared data, samples of every experiment,
     every table and figure (learn_targets and EVALUATE_TARGETS live in their rule files)."""
     return data_targets() + learn_targets() + EVALUATE_TARGETS
+
+
+# ---- learning: inputs of train/sample, their targets ------------------------------------
+from fpscore.cli.learn import runtime_minutes, stop_options, train_options
+
+
+def _learn_images(wildcards):
+    spec = experiment(wildcards.experiment)
+    return f"results/data/{spec['dataset']}/{spec['resolution']}/images.npz"
+
+
+def _learn_scores(kind):
+    """scores.npz / solve_log.csv of the configured solver (our method only)."""
+
+    def files(wildcards):
+        if wildcards.method != "ours":
+            return []
+        spec = experiment(wildcards.experiment)
+        name = "scores.npz" if kind == "scores" else "solve_log.csv"
+        return f"results/scores/{spec['dataset']}/{spec['resolution']}/{config['scores']['solver']}/{name}"
+
+    return files
+
+
+def learn_targets():
+    """Samples of every experiment and both methods (generation: ours only, as in Figure 3)."""
+    pairs = [(name, method) for name in experiments_of("denoise") + experiments_of("budget")
+             for method in ("ours", "ddpm")]
+    pairs += [(name, "ours") for name in experiments_of("generation")]
+    return [f"results/samples/{name}/{method}/samples.npz" for name, method in pairs]

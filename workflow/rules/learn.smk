@@ -3,35 +3,7 @@
 #   results/train/{experiment}/{method}/model.pt, train_log.csv, train_log.json (summary)
 #   results/samples/{experiment}/{method}/samples.npz
 # Training resumes from model.pt.ckpt (beside the model, undeclared) after an interruption.
-from fpscore.cli.learn import runtime_minutes, stop_options, train_options
-
-
-def _learn_images(wildcards):
-    spec = experiment(wildcards.experiment)
-    return f"results/data/{spec['dataset']}/{spec['resolution']}/images.npz"
-
-
-def _learn_scores(kind):
-    """scores.npz / solve_log.csv of the configured solver (our method only)."""
-
-    def files(wildcards):
-        if wildcards.method != "ours":
-            return []
-        spec = experiment(wildcards.experiment)
-        name = "scores.npz" if kind == "scores" else "solve_log.csv"
-        return f"results/scores/{spec['dataset']}/{spec['resolution']}/{config['scores']['solver']}/{name}"
-
-    return files
-
-
-def learn_targets():
-    """Samples of every experiment and both methods (generation: ours only, as in Figure 3)."""
-    pairs = [(name, method) for name in experiments_of("denoise") + experiments_of("budget")
-             for method in ("ours", "ddpm")]
-    pairs += [(name, "ours") for name in experiments_of("generation")]
-    return [f"results/samples/{name}/{method}/samples.npz" for name, method in pairs]
-
-
+# Input functions (_learn_images, _learn_scores, learn_targets) live in common.smk.
 rule train:
     input:
         images=_learn_images,
@@ -49,6 +21,8 @@ rule train:
     threads: config["learn"]["train"]["threads"]
     resources:
         runtime=lambda wildcards: runtime_minutes(experiment(wildcards.experiment), config["learn"]),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/learn/train_{experiment}_{method}.log",
     shell:
@@ -67,6 +41,8 @@ rule sample:
         progression=config["learn"]["sampler"]["progression_steps"],
         seed=config["learn"]["train"]["seed"],
     threads: config["learn"]["train"]["threads"]
+    conda:
+        CONDA_ENV
     log:
         "results/logs/learn/sample_{experiment}_{method}.log",
     shell:
