@@ -1,12 +1,19 @@
 # fpscore: score pre-computation via the log-density Fokker-Planck equation and
 # cross-matrix Krylov projection (Lau, Na, Wan 2025), from data to the paper's
 # figures. Run: `snakemake --cores 8 all` (see README.md).
+import os
+import sys
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 import fpscore.config
 
 min_version("9.0")
+
+# Jobs call the `fpscore` command installed beside this Python (.venv/bin), also
+# when snakemake runs as .venv/bin/snakemake without an activated environment.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
 configfile: "config/config.yaml"
