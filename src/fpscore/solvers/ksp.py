@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from fpscore.solvers.direct import direct_solve
-from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, true_relative_residual, vnorm
+from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, true_relative_residual
 
 DEFAULT_PREFIX = "fp_"
 _MAX_TIGHTEN = 6
@@ -98,9 +98,7 @@ class KspSolver(Solver):
         names = {n for n, _ in self.parsed}
         self.uses_guess = "ksp_guess_type" in names
         self._force_unpreconditioned = not ({"ksp_norm_type", "ksp_pc_side"} & names)
-        self._ksps: dict[int, tuple[Any, Any, Any]] = {}  # n -> (ksp, b, x)
-        self._ops: dict[int, Any] = {}  # n -> Mat currently set as operator
-        self._types: dict[int, str] = {}  # n -> KSP type
+        self._slots: dict[int, _Slot] = {}  # one KSP per system size n = H*W
         self.fallbacks = 0  # systems solved directly after the KSP failed
         self._warned: set[tuple[int, int]] = set()
 
@@ -169,10 +167,7 @@ class KspSolver(Solver):
                 self._remove(keys)
                 raise ValueError(f"ksp_options: PETSc rejected {self._culprit(A)!r} in {self.options!r}: "
                                  f"{_message(err)}") from None
-            b, x = A.createVecs()
-            self._ksps[n] = (ksp, b, x)
-            self._ops[n] = A
-            self._types[n] = ksp.getType()
+            self._slots[n] = _Slot(ksp, A, n)
             opts = PETSc.Options()
             unused = [f"-{k[len(self.prefix):]}" for k in keys if not opts.used(k)]
             if unused:
@@ -180,17 +175,18 @@ class KspSolver(Solver):
                                  f"applicable to this solver) in {self.options!r}")
         finally:
             self._remove(keys)
-        return self._solve(ctx)
+        return self._solve(ctx, self._slots[n])
 
     # ---- solving --------------------------------------------------------------------------
     def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
-        if ctx.system.n not in self._ksps:
+        slot = self._slots.get(ctx.system.n)
+        if slot is None:
             return self._configure(ctx)
         A = ctx.system.petsc
-        if self._ops[ctx.system.n] is not A:
-            self._ksps[ctx.system.n][0].setOperators(A)
-            self._ops[ctx.system.n] = A
-        return self._solve(ctx)
+        if slot.A is not A:
+            slot.ksp.setOperators(A)
+            slot.A = A
+        return self._solve(ctx, slot)
 
     def initial_guess(self, ctx: SolveContext) -> np.ndarray | None:
         """Warm-start vector for ctx, or None for a zero guess."""
@@ -198,45 +194,42 @@ class KspSolver(Solver):
             return None
         return ctx.guess_iter if ctx.picard_iter > 1 else ctx.guess_time
 
-    def _solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
-        PETSc = _petsc()
-        ksp, b, x = self._ksps[ctx.system.n]
-        b.array[:] = ctx.b
-        guess = self.initial_guess(ctx)
-        if self._types[ctx.system.n] == PETSc.KSP.Type.PREONLY:
-            guess = None  # a direct solve (-ksp_type preonly -pc_type lu) takes no initial guess
+    def _solve(self, ctx: SolveContext, slot: "_Slot") -> tuple[np.ndarray, SolveStats]:
+        ksp = slot.ksp
+        np.copyto(slot.b_buf, ctx.b)
+        guess = None if slot.preonly else self.initial_guess(ctx)  # preonly (a direct solve) takes no guess
         if guess is None:
-            x.set(0.0)
+            slot.x_buf.fill(0.0)
         else:
-            x.array[:] = guess
+            np.copyto(slot.x_buf, guess)
+        slot.x.stateIncrease()  # the buffers were written behind PETSc's back
+        slot.b.stateIncrease()
         ksp.setInitialGuessNonzero(guess is not None)
         if self.uses_guess:  # keep PETSc's guess space across operator changes, PC kept current
-            pc = ksp.getPC()
-            pc.setReusePreconditioner(False)
+            slot.pc.setReusePreconditioner(False)
             ksp.setUp()
-            pc.setReusePreconditioner(True)
-        bnorm = vnorm(ctx.b)
+            slot.pc.setReusePreconditioner(True)
+        bnorm = slot.b.norm()
         iterations, initial, rtol = 0, None, self.rtol
         try:
             for _ in range(_MAX_TIGHTEN + 1):
-                ksp.solve(b, x)
+                ksp.solve(slot.b, slot.x)
                 iterations += ksp.getIterationNumber()
                 if initial is None:
-                    initial = self._initial_residual(ksp, ctx, guess, bnorm)
-                xa = x.array
-                res = true_relative_residual(ctx.system, xa, ctx.b, bnorm)
-                if (res <= self.rtol or self._types[ctx.system.n] == PETSc.KSP.Type.PREONLY
-                        or ksp.getConvergedReason() < 0):
+                    initial = self._initial_residual(slot, ctx, guess, bnorm)
+                res = slot.residual(bnorm)
+                if res <= self.rtol or slot.preonly or ksp.getConvergedReason() < 0:
                     break
                 # stopped on a recursive or preconditioned residual: continue from x, tighter
                 rtol = max(rtol * 0.5 * self.rtol / res, 1e-16)
                 ksp.setTolerances(rtol=rtol)
                 ksp.setInitialGuessNonzero(True)
-        except PETSc.Error as err:
+        except _petsc().Error as err:
             raise SolverError(f"ksp: PETSc failed ({_where(ctx)}): {_message(err)}") from None
         finally:
             if rtol != self.rtol:
                 ksp.setTolerances(rtol=self.rtol)
+        x = slot.x_buf.copy()
         stats = SolveStats(iterations=iterations, initial_residual=initial, final_residual=res)
         if not res <= self.rtol:  # KSP diverged or stagnated: a direct solve, never a silent miss
             reason = ksp.getConvergedReason()
@@ -247,34 +240,54 @@ class KspSolver(Solver):
                               f"{iterations} iterations (reason {reason}, {_where(ctx)}; options {self.options!r}); "
                               "falling back to a direct solve (further fallbacks of this channel not reported)",
                               RuntimeWarning, stacklevel=2)
-            xa, res, solves = direct_solve(ctx.system, ctx.b, self.rtol, _where(ctx))
+            x, res, _ = direct_solve(ctx.system, ctx.b, self.rtol, _where(ctx))
             stats.final_residual = res
             stats.extra.update(fallback="spsolve", ksp_reason=int(reason), ksp_iterations=iterations)
-        return xa.copy(), stats
+        return x, stats
 
-    def _initial_residual(self, ksp, ctx: SolveContext, guess, bnorm: float) -> float:
+    def _initial_residual(self, slot: "_Slot", ctx: SolveContext, guess, bnorm: float) -> float:
         """||b - A x0|| / ||b|| of the initial guess (PETSc's own guess: from the residual history)."""
-        PETSc = _petsc()
         if guess is None and not self.uses_guess:
             return 1.0
-        hist = ksp.getConvergenceHistory()
-        if len(hist) and ksp.getNormType() == PETSc.KSP.NormType.UNPRECONDITIONED:
-            return float(hist[0]) / (bnorm or 1.0)
+        if slot.unpreconditioned:
+            hist = slot.ksp.getConvergenceHistory()
+            if len(hist):
+                return float(hist[0]) / (bnorm or 1.0)
         if self.uses_guess:
             return float("nan")
-        return 1.0 if guess is None else true_relative_residual(ctx.system, guess, ctx.b)
+        return true_relative_residual(ctx.system, guess, ctx.b)
 
     def describe(self) -> dict[str, Any]:
         return {"solver": self.name, "rtol": self.rtol, "ksp_options": self.options, "warm_start": self.warm_start}
 
     def close(self) -> None:
-        for ksp, b, x in self._ksps.values():
-            ksp.destroy()
-            b.destroy()
-            x.destroy()
-        self._ksps.clear()
-        self._ops.clear()
-        self._types.clear()
+        for slot in self._slots.values():
+            slot.destroy()
+        self._slots.clear()
+
+
+class _Slot:
+    """The KSP of one system size with its vectors, whose values live in numpy buffers."""
+
+    def __init__(self, ksp, A, n: int):
+        PETSc = _petsc()
+        self.ksp, self.A, self.pc = ksp, A, ksp.getPC()
+        self.preonly = ksp.getType() == PETSc.KSP.Type.PREONLY
+        self.unpreconditioned = ksp.getNormType() == PETSc.KSP.NormType.UNPRECONDITIONED
+        self.b_buf, self.x_buf, self.r_buf = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.b, self.x, self.r = (PETSc.Vec().createWithArray(buf, comm=PETSc.COMM_SELF)
+                                  for buf in (self.b_buf, self.x_buf, self.r_buf))
+
+    def residual(self, bnorm: float) -> float:
+        """TRUE relative residual ||b - A x|| / ||b|| of the current x (one MatMult)."""
+        self.A.mult(self.x, self.r)
+        self.r.aypx(-1.0, self.b)
+        rn = self.r.norm()
+        return rn / bnorm if bnorm > 0 else rn
+
+    def destroy(self) -> None:
+        for obj in (self.ksp, self.b, self.x, self.r):
+            obj.destroy()
 
 
 def _where(ctx: SolveContext) -> str:
