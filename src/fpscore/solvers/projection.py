@@ -505,7 +505,7 @@ class ProjectionSolver(KspSolver):
             res = true_relative_residual(ctx.system, cached, ctx.b)
             if res <= self.rtol:
                 x, stats = cached, SolveStats(iterations=0, initial_residual=res, final_residual=res,
-                                              projection_residual=res, extra={"seed": True})
+                                              extra={"seed": True})  # nothing projected: residual NaN
                 self._remember(ctx, x)
                 return x, stats
         self._last_projection = math.nan
