@@ -188,8 +188,22 @@ class KspSolver(Solver):
             slot.A = A
         return self._solve(ctx, slot)
 
+    def ksp_for(self, n: int):
+        """The PETSc KSP of system size n (H*W), once its first solve has configured it.
+
+        For subclasses (projection): ``initial_guess(ctx)`` is called after the KSP of
+        ctx's size exists and right before every ``ksp.solve``; ``_insert(parsed)`` /
+        ``_remove(keys)`` put options (without prefix) into PETSc's database and take
+        them out again, as for this solver's own configuration; ``self.parsed`` may be
+        reassigned after ``__init__``.
+        """
+        try:
+            return self._slots[n].ksp
+        except KeyError:
+            raise KeyError(f"ksp: no KSP configured yet for systems of size {n}") from None
+
     def initial_guess(self, ctx: SolveContext) -> np.ndarray | None:
-        """Warm-start vector for ctx, or None for a zero guess."""
+        """Warm-start vector for ctx, or None for a zero guess (subclasses may override)."""
         if not self.warm_start:
             return None
         return ctx.guess_iter if ctx.picard_iter > 1 else ctx.guess_time
