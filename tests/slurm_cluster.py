@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,7 @@ MUNGE_RUN = Path("/run/munge")
 MUNGE_SOCKET = MUNGE_RUN / "munge.socket.2"
 MUNGE_KEY = Path("/etc/munge/munge.key")
 START_TIMEOUT_S = 30.0
+ADVERTISED_MEM_MB = 32768
 
 
 class SlurmUnavailable(RuntimeError):
@@ -90,12 +92,17 @@ def ensure_installed() -> float:
 
 
 def node_line(gpus: int) -> str:
-    """The NodeName line for this machine: `slurmd -C`'s hardware, renamed localhost."""
+    """The NodeName line for this machine: `slurmd -C`'s CPUs, renamed localhost."""
     res = _run(["slurmd", "-C"], timeout=30)
     first = res.stdout.splitlines()[0] if res.returncode == 0 and res.stdout else ""
     if not first.startswith("NodeName="):
         raise SlurmUnavailable(f"`slurmd -C` did not describe this node: {res.stdout!r} {res.stderr!r}")
-    fields = [f for f in first.split()[1:] if not f.startswith("UpTime")]
+    fields = [f for f in first.split()[1:] if not f.startswith(("UpTime", "RealMemory"))]
+    real_mb = int(re.search(r"RealMemory=(\d+)", first).group(1))
+    # Advertise at least ADVERTISED_MEM_MB (with SlurmdParameters=config_overrides)
+    # so jobs sized for a cluster node (training asks 16 GB) are accepted on a small
+    # machine; task/none enforces no limit, so nothing is really reserved.
+    fields.append(f"RealMemory={max(real_mb, ADVERTISED_MEM_MB)}")
     gres = [f"Gres=gpu:{gpus}"] if gpus else []
     return " ".join(["NodeName=localhost", *fields, *gres, "State=UNKNOWN"])
 
@@ -128,6 +135,7 @@ def render_conf(state: Path, node: str, gpus: int) -> str:
         "JobCompType=jobcomp/filetxt",
         f"JobCompLoc={state}/jobcomp.log",
         "MinJobAge=300",
+        "SlurmdParameters=config_overrides",
         "SlurmctldTimeout=30",
         "SlurmdTimeout=30",
         "InactiveLimit=0",

@@ -28,12 +28,18 @@ from slurm_cluster import SlurmCluster, SlurmUnavailable  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 CONFIGS = [REPO / "tests" / "configs" / "tiny.yaml", REPO / "tests" / "configs" / "slurm.yaml"]
-# What the miniature run builds: the data stage and the sharded scores of 4 faces.
-TARGETS = [
-    "results/data/faces/16/images.npz",
-]
-# Rules that must have run as Slurm jobs (not on the submit host) for TARGETS.
-SLURM_RULES = {"prepare_data"}
+# What the miniature run builds: data, the sharded scores of 4 faces (2 shards),
+# and a tiny training + sampling run (budget_faces16_n2 of tests/configs/tiny.yaml).
+DATA = "results/data/faces/16/images.npz"
+SCORES = "results/scores/faces/16/ksp/scores.npz"
+SAMPLES = "results/samples/budget_faces16_n2/ours/samples.npz"
+TARGETS = [DATA, SCORES, SAMPLES]
+COMPARED = [DATA, SCORES]  # deterministic; training stops on a wall-clock budget
+# Rules that must run as Slurm jobs for TARGETS, and how many jobs each.
+SLURM_JOBS = {"prepare_data": 1, "scores_shard": 2, "scores_merge": 1, "train": 1, "sample": 1}
+GPU_RULES = {"train", "sample"}
+PARTITIONS = {"partitions": {"cpu": {"max_runtime": 1440, "max_mem_mb": 32768},
+                             "gpu": {"max_runtime": 1440, "max_mem_mb": 32768, "max_gpu": 1}}}
 RUN_TIMEOUT_S = 900  # a hung Snakemake ignores SIGTERM: `timeout -s INT` stops it
 
 
@@ -73,17 +79,29 @@ def test_profile_leaves_account_and_partition_to_the_user():
 
 
 def test_profile_dry_run_plans_with_profile_resources(tmp_path):
-    """`snakemake --profile ... -n` plans the miniature run; each job shows the profile's resources."""
+    """`snakemake --profile ... -n` plans the miniature run; every job shows the profile's resources."""
     res, log = _snakemake(tmp_path, ["--profile", str(PROFILE), "-n"], TARGETS, timeout=120)
     assert res.returncode == 0, log[-3000:]
     planned = dict(re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", res.stdout, re.M))
-    assert set(planned) >= SLURM_RULES, planned
+    assert set(planned) == set(SLURM_JOBS), planned
     profile = _profile()
     for rule, line in planned.items():
         resources = dict(kv.split("=", 1) for kv in line.split(", "))
-        wanted = {**profile["default-resources"], **profile.get("set-resources", {}).get(rule, {})}
-        for key, value in wanted.items():
+        # a rule's own value beats default-resources, set-resources beats both
+        assert set(profile["default-resources"]) <= set(resources), f"rule {rule}: {resources}"
+        for key, value in profile["set-resources"].get(rule, {}).items():
             assert resources.get(key) == str(value), f"rule {rule}: {key}={resources.get(key)}, profile says {value}"
+    assert {r for r in planned if "gpu" in dict(kv.split("=", 1) for kv in planned[r].split(", "))} == GPU_RULES
+
+
+def test_profile_names_only_rules_of_the_workflow(tmp_path):
+    """A rule name misspelt in set-resources or set-threads is silently ignored by Snakemake."""
+    res, log = _snakemake(tmp_path, ["--list-rules"], timeout=120)
+    assert res.returncode == 0, log[-3000:]
+    rules = set(res.stdout.split())
+    profile = _profile()
+    named = set(profile["set-resources"]) | set(profile["set-threads"])
+    assert named <= rules, f"profile names rules the workflow lacks: {sorted(named - rules)}"
 
 
 # ---- a real single-node Slurm ----------------------------------------------------------------
@@ -118,14 +136,17 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 def test_workflow_runs_through_slurm_and_matches_local(cluster, tmp_path):
     t0 = time.perf_counter()
     local, slurm = tmp_path / "local", tmp_path / "slurm"
-    res, log = _snakemake(local, ["--cores", "2"], TARGETS)
+    res, log = _snakemake(local, ["--cores", "2"], COMPARED)
     assert res.returncode == 0, f"local run failed:\n{log[-3000:]}"
     t_local = time.perf_counter() - t0
 
-    # The profile as a user would run it; the test only shortens the first status
-    # delay (seconds matter here, not on a cluster) and keeps successful job logs.
-    options = ["--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "2",
-               "--slurm-keep-successful-logs"]
+    # The profile as the README runs it on a cluster with a GPU partition; the test
+    # only shortens the first status delay (seconds matter here, not on a cluster)
+    # and keeps the logs of successful jobs.
+    partitions = tmp_path / "partitions.yaml"
+    partitions.write_text(yaml.safe_dump(PARTITIONS))
+    options = ["--profile", str(PROFILE), "--slurm-partition-config", str(partitions),
+               "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
     res, log = _snakemake(slurm, options, TARGETS)
     t_slurm = time.perf_counter() - t0 - t_local
     assert res.returncode == 0, f"Slurm run failed (exit {res.returncode}):\n{log[-3000:]}\n{cluster.log_tails()}"
@@ -138,18 +159,26 @@ def test_workflow_runs_through_slurm_and_matches_local(cluster, tmp_path):
     assert submitted, f"no job was submitted to Slurm:\n{log[-3000:]}"
     assert submitted == set(completed), f"snakemake submitted {submitted}, slurm completed {sorted(completed)}"
     assert {j["JobState"] for j in completed.values()} == {"COMPLETED"}, completed
-    # squeue still shows them (MinJobAge); their comments name the rules that ran there.
-    queue = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%j|%k|%T"],
+    # squeue still lists them (MinJobAge): the comment names the rule, and GPU
+    # jobs ran in the GPU partition with a GPU, the others in the CPU partition.
+    queue = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%j|%k|%T|%P"],
                            capture_output=True, text=True, timeout=30).stdout
-    ran = {re.match(r"rule_(.+?)(?:_wildcards_.*)?$", comment).group(1)
-           for jobid, name, comment, state in (line.split("|") for line in queue.splitlines())
-           if name == run_id and state == "COMPLETED"}
-    assert ran >= SLURM_RULES, f"rules run through Slurm: {ran}, expected at least {SLURM_RULES}"
+    jobs = [line.split("|") for line in queue.splitlines()]
+    per_rule: dict[str, list[str]] = {}
+    for jobid, name, comment, state, partition in jobs:
+        if name == run_id:
+            assert state == "COMPLETED", (jobid, comment, state)
+            rule = re.match(r"rule_(.+?)(?:_wildcards_.*)?$", comment).group(1)
+            per_rule.setdefault(rule, []).append(partition)
+    assert {r: len(p) for r, p in per_rule.items()} == SLURM_JOBS, per_rule
+    for rule, parts in per_rule.items():
+        assert set(parts) == {"gpu" if rule in GPU_RULES else "cpu"}, (rule, parts)
     slurm_logs = list((slurm / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert {p.stem for p in slurm_logs} >= submitted, "a Slurm job has no log under .snakemake/slurm_logs"
+    assert _arrays(slurm / SAMPLES)["images"].shape[0] > 0
 
     # Same outputs as the local run.
-    for target in TARGETS:
+    for target in COMPARED:
         a, b = _arrays(local / target), _arrays(slurm / target)
         assert a.keys() == b.keys(), target
         for key in a:
