@@ -122,6 +122,14 @@ def read_images(path) -> tuple[np.ndarray, np.ndarray]:
     return images, names
 
 
+def _publish(tmp: str, path: Path) -> None:
+    """Give the temp file the mode a plain open() would (mkstemp makes it 0600), then rename."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_npz(path, arrays: dict) -> None:
     """Write arrays to an uncompressed .npz atomically (temp file + os.replace), byte-reproducibly
     (fixed zip timestamps), so equal contents give equal files."""
@@ -134,7 +142,7 @@ def write_npz(path, arrays: dict) -> None:
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 with zf.open(info, "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -151,7 +159,7 @@ def write_log(path, rows: list[dict]) -> None:
     os.close(fd)
     try:
         pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
