@@ -44,7 +44,7 @@ from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, 
 
 DEFAULT_PREFIX = "fp_"
 _MAX_TIGHTEN = 6
-_MAX_IT = 1000  # default iteration cap of one KSP solve (-ksp_max_it overrides)
+_MAX_IT = 200  # default iteration cap of one KSP solve (-ksp_max_it overrides); healthy solves need < 30
 
 
 def parse_options(options: str) -> list[tuple[str, str | None]]:
