@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,24 +74,26 @@ def overlay_config(args: argparse.Namespace, folder: Path) -> list[Path]:
 
 
 def snakemake(workdir: Path, configfiles: list[Path], cores: int, options: list[str],
-              targets: list[str] = ()) -> tuple[float, str]:
-    """Run the project's workflow in `workdir`; return (wall seconds, combined log)."""
+              targets: list[str] = ()) -> tuple[float, float, str]:
+    """Run the project's workflow in `workdir`; return (wall s, CPU s of it and its jobs, log)."""
     venv_bin = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--cores", str(cores), *options, "--configfile", *map(str, configfiles), "--", *targets]
-    t0 = time.perf_counter()
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     log = res.stdout + res.stderr
     if res.returncode != 0:
         raise SystemExit(f"snakemake failed (exit {res.returncode}): {' '.join(cmd)}\n{log[-3000:]}")
-    return wall, log
+    return wall, cpu, log
 
 
 def score_rules(workdir: Path, configfiles: list[Path]) -> list[str]:
     """The rules of SCORE_RULES that the workflow defines (forcing an unknown rule is an error)."""
-    _, log = snakemake(workdir, configfiles, 1, ["--list-rules"])
+    _, _, log = snakemake(workdir, configfiles, 1, ["--list-rules"])
     defined = set(log.split())
     rules = [r for r in SCORE_RULES if r in defined]
     if not rules:
@@ -123,24 +126,32 @@ def main(argv=None) -> int:
         configfiles = overlay_config(args, workdir)
         target = args.target.format(dataset=args.dataset, res=args.res, solver=args.solver)
         print(f"workdir {workdir}\ntarget  {target}\nconfig  {' + '.join(map(str, configfiles))}", flush=True)
-        warm, log = snakemake(workdir, configfiles, max(args.cores), [], [target])
+        warm, _, log = snakemake(workdir, configfiles, max(args.cores), [], [target])
         print(f"inputs built (and scores once) in {warm:.1f} s", flush=True)
         force = ["--forcerun", *score_rules(workdir, configfiles)]
         walls: dict[int, list[float]] = {c: [] for c in args.cores}
+        cpus: dict[int, list[float]] = {c: [] for c in args.cores}
+        loads: dict[int, list[float]] = {c: [] for c in args.cores}
         counts: dict[str, int] = {}
         runs = [(c, r) for r in range(args.repeat) for c in args.cores]  # interleave to spread load drift
         for cores, _ in tqdm(runs, desc="timed runs", unit="run"):
-            wall, log = snakemake(workdir, configfiles, cores, force, [target])
+            load = os.getloadavg()[0]
+            wall, cpu, log = snakemake(workdir, configfiles, cores, force, [target])
             walls[cores].append(wall)
+            cpus[cores].append(cpu)
+            loads[cores].append(load)
             counts = job_counts(log) or counts
     base = statistics.median(walls[args.cores[0]])
-    rows = [{"cores": c, "wall_s": statistics.median(w), "runs_s": w,
-             "speedup": base / statistics.median(w)} for c, w in walls.items()]
-    print(f"\nscore jobs per run: {counts}")
-    print(f"{'cores':>5} {'wall s (median)':>16} {'speedup':>8}   runs")
+    rows = [{"cores": c, "wall_s": statistics.median(w), "runs_s": w, "speedup": base / statistics.median(w),
+             "cpu_s": statistics.median(cpus[c]), "load_before": loads[c]} for c, w in walls.items()]
+    print(f"\nscore jobs per run: {counts}; machine: {os.cpu_count()} CPUs")
+    print("cpu s: CPU time of snakemake and its jobs; busy = cpu s / wall s (cores kept busy);")
+    print("load: 1-min load average before each run (other work on the machine skews wall times)")
+    print(f"{'cores':>5} {'wall s':>8} {'speedup':>8} {'cpu s':>8} {'busy':>5}   runs (wall s) / load")
     for r in rows:
-        runs_s = " ".join(f"{w:.1f}" for w in r["runs_s"])
-        print(f"{r['cores']:>5} {r['wall_s']:>16.2f} {r['speedup']:>7.2f}x   {runs_s}")
+        runs = " ".join(f"{w:.1f}/{ld:.1f}" for w, ld in zip(r["runs_s"], r["load_before"]))
+        print(f"{r['cores']:>5} {r['wall_s']:>8.2f} {r['speedup']:>7.2f}x {r['cpu_s']:>8.1f} "
+              f"{r['cpu_s'] / r['wall_s']:>5.2f}   {runs}")
     if args.json:
         tmp_json = args.json.with_name(args.json.name + ".tmp")
         tmp_json.write_text(json.dumps({"target": target, "jobs": counts, "rows": rows}, indent=2))
