@@ -129,3 +129,31 @@ def test_unused_petsc_option(tmp_path, images_file, capsys):
 
 def test_bad_parameter(tmp_path, images_file, capsys):
     _bad(tmp_path, images_file, ["--solver", "spsolve", "--picard-tol", "0"], "picard_tol: expected", capsys)
+
+
+def test_projection_prepared_shards_byte_identical(tmp_path, images_file):
+    """scores-prepare once, then shards of size 2 or 3 with --prepared: the same merged file."""
+    opts = [*FAST, "--solver", "projection", "--rank", "4"]
+    prepared, plog = tmp_path / "prepared.npz", tmp_path / "prepare.csv"
+    assert main(["scores-prepare", "--images", str(images_file), "--out", str(prepared), "--log", str(plog),
+                 *[o for o in opts if o != "--no-progress"]]) == 0
+    merged = []
+    for size, count in ((2, 2), (3, 1)):
+        shards, logs = [], []
+        for i in range(count):
+            rc, s, lg = _run(tmp_path, images_file, *opts[len(FAST):], "--prepared", str(prepared), "--shard", str(i),
+                             "--shard-size", str(size), name=f"p{size}_{i}")
+            assert rc == 0
+            shards.append(str(s))
+            logs.append(str(lg))
+        out, log = tmp_path / f"merged{size}.npz", tmp_path / f"merged{size}.csv"
+        assert main(["scores-merge", "--images", str(images_file), "--shards", *shards, "--logs", *logs,
+                     "--prepare-log", str(plog), "--out", str(out), "--log", str(log)]) == 0
+        merged.append(out.read_bytes())
+        with np.load(out) as f:
+            assert json.loads(str(f["params"]))["solver"]["rank"] == 4
+    assert merged[0] == merged[1]
+
+
+def test_too_many_seeds(tmp_path, images_file, capsys):
+    _bad(tmp_path, images_file, ["--solver", "projection", "--n-seeds", "5"], "larger than the set", capsys)

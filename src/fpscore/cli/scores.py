@@ -21,7 +21,6 @@ import numpy as np
 from fpscore.solvers import SOLVER_NAMES
 
 _PARAM_KEYS = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol")
-_PROJECTION_KEYS = ("n_seeds", "seed_choice", "rank", "variant", "basis")
 _FALLBACK = {
     "sigma": 5.0, "eps": 1e-3, "n_times": 20, "dh": 1.0, "kde_bins": 256, "kde_floor": 1e-300,
     "picard_tol": 2e-8, "picard_max_iter": 30, "rtol": 1e-10, "solver": "ksp",
@@ -39,6 +38,16 @@ def _defaults() -> dict:
     proj.update(d.get("projection") or {})
     d["projection"] = proj
     return d
+
+
+def _projection_descriptions() -> dict:
+    try:
+        from fpscore.config import load_schema
+
+        props = load_schema()["properties"]["scores"]["properties"]["projection"]["properties"]
+        return {k: v.get("description", k) for k, v in props.items()}
+    except (KeyError, FileNotFoundError, ImportError):
+        return {}
 
 
 def _add_parameter_options(p: argparse.ArgumentParser, d: dict) -> None:
@@ -60,12 +69,18 @@ def _add_parameter_options(p: argparse.ArgumentParser, d: dict) -> None:
                    help="PETSc options without prefix, e.g. '-ksp_type bcgs -pc_type jacobi' (default %(default)r)")
     s.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=d["warm_start"],
                    help="start each KSP solve from the previous fixed-point iterate (default %(default)s)")
-    pr = d["projection"]
-    s.add_argument("--n-seeds", type=int, default=pr["n_seeds"], help="projection: seed images (default %(default)s)")
-    s.add_argument("--seed-choice", default=pr["seed_choice"], help="projection: first|medoid (default %(default)s)")
-    s.add_argument("--rank", type=int, default=pr["rank"], help="projection: basis rank r (default %(default)s)")
-    s.add_argument("--variant", default=pr["variant"], help="projection: guess|pc|both (default %(default)s)")
-    s.add_argument("--basis", default=pr["basis"], help="projection: krylov|solutions|both (default %(default)s)")
+    # one option per key of scores.projection in the schema (n_seeds, seed_choice, rank, variant, basis, ...)
+    described = _projection_descriptions()
+    for key, default in d["projection"].items():
+        flag = "--" + key.replace("_", "-")
+        text = f"projection: {described.get(key, key)} (default %(default)s)".replace("%", "%%").replace(
+            "%%(default)s", "%(default)s")
+        if isinstance(default, bool):
+            s.add_argument(flag, dest=f"projection_{key}", action=argparse.BooleanOptionalAction, default=default,
+                           help=text)
+        else:
+            s.add_argument(flag, dest=f"projection_{key}", metavar=key.upper(), type=type(default), default=default,
+                           help=text)
 
 
 def params_from_args(args: argparse.Namespace):
@@ -79,7 +94,7 @@ def solver_from_args(args: argparse.Namespace):
 
     if args.solver not in SOLVER_NAMES:
         raise ValueError(f"--solver: unknown solver {args.solver!r}; expected one of {', '.join(SOLVER_NAMES)}")
-    projection = {k: getattr(args, k) for k in _PROJECTION_KEYS}
+    projection = {k[len("projection_"):]: v for k, v in vars(args).items() if k.startswith("projection_")}
     return make_solver(args.solver, rtol=args.rtol, ksp_options=args.ksp_options, warm_start=args.warm_start,
                        projection=projection)
 
@@ -216,8 +231,12 @@ def command_options(scores_config: dict) -> str:
     opts = [f"--{k.replace('_', '-')} {c[k]!r}" for k in _PARAM_KEYS]
     opts.append(f"--ksp-options {shlex.quote(c['ksp_options'])}")
     opts.append("--warm-start" if c["warm_start"] else "--no-warm-start")
-    pr = c.get("projection", {})
-    opts += [f"--{k.replace('_', '-')} {shlex.quote(str(pr[k]))}" for k in _PROJECTION_KEYS if k in pr]
+    for key, value in c.get("projection", {}).items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            opts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        else:
+            opts.append(f"{flag} {shlex.quote(str(value))}")
     return " ".join(opts)
 
 
