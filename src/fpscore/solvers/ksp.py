@@ -28,7 +28,10 @@ matrix itself (KSPSetUp with reuse off) and then marks it for reuse, so the
 solve keeps the guess space across time levels, fixed-point iterations and
 images while the preconditioner stays current. The space then holds solutions
 of other operators: the guess is a projection on them (a warm start from many
-earlier solutions), not Fischer's exact A-orthogonal projection.
+earlier solutions), not Fischer's exact A-orthogonal projection; it replaces
+the warm start when both are set. Keeping the space across images makes an
+image's result depend (at the rtol level) on what was solved before it, so
+shard-size independence of the merged scores does not hold bit for bit there.
 """
 from __future__ import annotations
 
