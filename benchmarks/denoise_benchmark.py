@@ -23,7 +23,13 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+
+
+#: ours = the method; ours_eps = with the eps parameterisation (ablation of the preconditioning);
+#: ours_zero = with zero scores, i.e. no score embedding (ablation of the pre-computed scores).
+METHODS = ("ours", "ours_eps", "ours_zero", "ddpm")
 
 
 def load_average() -> float:
@@ -73,7 +79,7 @@ def main() -> int:
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--channels", type=int, default=d["data"]["photos"]["channels"])
     p.add_argument("--targets", type=float, nargs="+", default=[0.90, 0.95])
-    p.add_argument("--methods", nargs="+", default=["ours", "ddpm"])
+    p.add_argument("--methods", nargs="+", default=["ours", "ddpm"], help=f"among {METHODS}")
     p.add_argument("--cap-ours", type=float, default=600.0, help="training-seconds cap of ours")
     p.add_argument("--cap-ddpm", type=float, default=2400.0, help="training-seconds cap of DDPM")
     p.add_argument("--eval-every-ours", type=float, default=5.0)
@@ -113,11 +119,16 @@ def main() -> int:
     smp = learn["sampler"]
     runs, curves = {}, []
     for name in args.methods:
-        cap, every = (args.cap_ours, args.eval_every_ours) if name == "ours" else (args.cap_ddpm, args.eval_every_ddpm)
-        if name == "ours":
-            method = OursMethod(sde, {"method": smp["method"], "rtol": smp["rtol"], "atol": smp["atol"],
-                                      "heun_steps": smp["heun_steps"], "denoise": smp.get("denoise", True)},
-                                traj, parameterization=args.parameterization)
+        if name not in METHODS:
+            raise SystemExit(f"--methods: expected names among {METHODS}, got {name!r}")
+        ours = name.startswith("ours")
+        cap, every = (args.cap_ours, args.eval_every_ours) if ours else (args.cap_ddpm, args.eval_every_ddpm)
+        if ours:
+            sampler = {"method": smp["method"], "rtol": smp["rtol"], "atol": smp["atol"],
+                       "heun_steps": smp["heun_steps"], "denoise": smp.get("denoise", True)}
+            param = "eps" if name == "ours_eps" else args.parameterization
+            trajectories = np.repeat(images[:, None], sde.n_times, axis=1) if name == "ours_zero" else traj
+            method = OursMethod(sde, sampler, trajectories, parameterization=param)
         else:
             dd = learn["ddpm"]
             method = DDPMMethod(DDPMSchedule(dd["timesteps"], dd["beta_start"], dd["beta_end"]), args.ddpm_sampler,
@@ -163,6 +174,12 @@ def main() -> int:
                      f"{conservative:>12} | {step_ratio}")
         table.append(dict(target=t, ours=o, ours_with_precompute=o_total, ddpm=g, ratio=nominal,
                           conservative_ratio=conservative, step_ratio=step_ratio))
+    for name in runs:
+        if name.startswith("ours_"):
+            cross = runs[name]["crossings"]
+            lines.append(f"ablation {name}: " + ", ".join(
+                f"SSIM {t:.2f} at {span(cross[str(t)], args.cap_ours)} s" for t in args.targets)
+                + f" (best SSIM {runs[name]['summary']['best_ssim']:.4f})")
     print("\n".join(lines))
 
     import pandas as pd

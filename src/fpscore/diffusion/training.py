@@ -177,7 +177,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
 
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         if saved.get("fingerprint") == fp:
             net.load_state_dict(saved["net"])
             opt.load_state_dict(saved["opt"])
