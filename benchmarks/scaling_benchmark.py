@@ -6,11 +6,14 @@ count with the score rules forced to rerun, and prints the wall times side by
 side with the speedup over the first core count.  Target (issue 6): at least
 1.7x on 2 cores for the builtin face set.
 
-    python benchmarks/scaling_benchmark.py                        # faces, 32x32, ksp, cores 1 2
+    python benchmarks/scaling_benchmark.py                  # 64 faces, 64x64, ksp, 8 shards; cores 1 2
     python benchmarks/scaling_benchmark.py --cores 1 2 4 --repeat 3 --shard-size 4
 
 The speedup is bounded by the number of shards (images / scores.shard_size) and
-by the serial parts (the projection's seed preparation, the merge); the job counts are printed too.
+by the serial parts (Snakemake's start, the projection's seed preparation, the
+merge, each job's Python start-up): the defaults give every shard seconds of
+solving (at 32x32 the 16 faces of config.yaml spend ~3 s in linear solves in all,
+less than the start-up costs). The job counts are printed too.
 """
 
 from __future__ import annotations
@@ -40,10 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--configfile", type=Path, default=REPO / "config/config.yaml",
                    help="base workflow config (default: %(default)s)")
     p.add_argument("--dataset", default="faces", help="image set (default: %(default)s)")
-    p.add_argument("--res", type=int, default=32, help="image size (default: %(default)s)")
+    p.add_argument("--res", type=int, default=64, help="image size (default: %(default)s)")
     p.add_argument("--solver", default="ksp", help="score solver (default: %(default)s)")
-    p.add_argument("--count", type=int, default=None, help="override data.<dataset>.count (number of images)")
-    p.add_argument("--shard-size", type=int, default=None, help="override scores.shard_size")
+    p.add_argument("--count", type=int, default=64,
+                   help="data.<dataset>.count, images in the set (default: %(default)s; 0: the config's)")
+    p.add_argument("--shard-size", type=int, default=8,
+                   help="scores.shard_size, images per shard job (default: %(default)s; 0: the config's)")
     p.add_argument("--cores", type=int, nargs="+", default=[1, 2], help="core counts to compare (default: 1 2)")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per core count; the median is reported")
     p.add_argument("--target", default=TARGET, help="score file target, formatted with dataset/res/solver")
@@ -51,8 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="scratch working directory (default: a new temporary folder)")
     p.add_argument("--json", type=Path, default=None, help="also write the measurements to this JSON file")
     args = p.parse_args(argv)
-    if any(c < 1 for c in args.cores) or args.repeat < 1:
-        p.error("--cores and --repeat take positive integers")
+    if any(c < 1 for c in args.cores) or args.repeat < 1 or args.count < 0 or args.shard_size < 0:
+        p.error("--cores and --repeat take positive integers, --count and --shard-size non-negative ones")
     if not args.configfile.is_file():
         p.error(f"--configfile {args.configfile} does not exist")
     return args
@@ -61,9 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def overlay_config(args: argparse.Namespace, folder: Path) -> list[Path]:
     """Config files to pass: the base one, plus an overlay with this run's overrides."""
     overlay: dict = {}
-    if args.count is not None:
+    if args.count:
         overlay.setdefault("data", {})[args.dataset] = {"count": args.count}
-    if args.shard_size is not None:
+    if args.shard_size:
         overlay.setdefault("scores", {})["shard_size"] = args.shard_size
     files = [args.configfile.resolve()]
     if overlay:
