@@ -200,8 +200,8 @@ def test_projected_guess_exact_in_span_and_bad_method():
     V = orthonormal(16, 3, seed=23)
     x = V @ np.array([0.3, -1.0, 2.0])
     p = projected_guess(A, A @ x, V)
-    np.testing.assert_allclose(p.x0, x, atol=1e-12)
-    assert p.residual < 1e-13
+    np.testing.assert_allclose(p.x0, x, atol=1e-11)
+    assert p.residual < 1e-12  # normal equations: exact up to ~cond(A V)^2 * eps
     with pytest.raises(ValueError, match="'petrov'"):
         projected_guess(A, A @ x, V, "petrov")
 

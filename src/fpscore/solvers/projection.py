@@ -81,21 +81,22 @@ def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _solve_normal(M.T @ M, M.T @ b)
 
 
-def _solve_normal(G: np.ndarray, c: np.ndarray, rcond: float = 1e-13) -> np.ndarray:
-    """y with G y = c for a Gram matrix G = M^T M, c = M^T b.
+def _solve_normal(G: np.ndarray, c: np.ndarray, reg: float = 1e-14) -> np.ndarray:
+    """y with G y = c for a Gram matrix G = M^T M, c = M^T b, M thin.
 
-    The columns are scaled to unit norm, then a symmetric eigendecomposition with a
-    cutoff gives the pseudo-inverse on the numerically independent directions. The
-    price of the normal equations is a squared condition number, which the cutoff
-    contains: the guess may then be slightly less than minimal, and the Krylov
-    solve that follows still reaches rtol.
+    The columns are scaled to unit norm and a tiny ridge ``reg`` is added to the
+    scaled diagonal, so (numerically) dependent columns do no harm: the answer is
+    then the least-squares solution up to a relative perturbation of about reg,
+    and the Krylov solve that follows still reaches rtol. One LAPACK solve; the
+    price of the normal equations (a squared condition number) is what the ridge
+    contains.
     """
-    d = np.sqrt(np.diag(G))
+    d = np.sqrt(np.diagonal(G))
     scale = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
-    w, U = np.linalg.eigh(G * np.outer(scale, scale))
-    keep = w > rcond * max(w[-1], np.finfo(float).tiny)
-    z = U[:, keep] @ ((U[:, keep].T @ (c * scale)) / w[keep])
-    return z * scale
+    Gs = G * scale[:, None] * scale[None, :]
+    i = np.arange(G.shape[0])
+    Gs[i, i] = np.where(d > 0, Gs[i, i] + reg, 1.0)  # a zero column gets y = 0
+    return np.linalg.solve(Gs, c * scale) * scale
 
 
 @dataclass
