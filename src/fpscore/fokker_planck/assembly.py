@@ -72,6 +72,22 @@ class FPPattern:
         np.take(table.reshape(-1), self.gather, out=data_out)
         return data_out
 
+    def fill_levels(self, g2dt_over_h2: np.ndarray, dt: np.ndarray, v: np.ndarray, h: float) -> np.ndarray:
+        """Values of A for L systems at once (one Picard sweep): scalars of shape (L,), v (L, H, W);
+        returns (L, nnz), row l bit-identical to ``fill_values`` with the l-th arguments."""
+        v = np.asarray(v, dtype=np.float64)
+        L = v.shape[0]
+        if v.shape[1:] != (self.H, self.W):
+            raise ValueError(f"v: expected shape (L, {self.H}, {self.W}), got {v.shape}")
+        c = np.asarray(g2dt_over_h2, dtype=np.float64).reshape(L, 1)
+        half = -0.5 * c
+        table = np.empty((L, 3, self.n))
+        np.multiply(v.reshape(L, -1), (np.asarray(dt, dtype=np.float64) / (2.0 * h)).reshape(L, 1), out=table[:, 2])
+        np.subtract(half, table[:, 2], out=table[:, 0])
+        table[:, 2] += half
+        table[:, 1] = 1.0 + 2.0 * c
+        return np.take(table.reshape(L, -1), self.gather, axis=1)
+
 
 class FPSystem:
     """The matrix A of one image size, as SciPy CSR (``csr``) and PETSc Mat (``petsc``),
@@ -125,6 +141,12 @@ class FPSystem:
     def fill(self, g: float, dt: float, v: np.ndarray, h: float) -> None:
         """Set A = I - dt g^2/2 Lap_h + dt diag(v) D_h (values only; pattern fixed)."""
         self.pattern.fill_values(self.data, g * g * dt / (h * h), dt, v, h, table=self._table)
+        if self._petsc is not None:
+            self._sync_petsc()
+
+    def set_values(self, values: np.ndarray) -> None:
+        """Set A's values (nnz,) computed beforehand (a row of ``pattern.fill_levels``)."""
+        np.copyto(self.data, values)
         if self._petsc is not None:
             self._sync_petsc()
 

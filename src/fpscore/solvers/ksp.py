@@ -155,11 +155,11 @@ class KspSolver(Solver):
                 self._remove(keys)
         return self.options
 
-    def _configure(self, ctx: SolveContext):
-        """Build the KSP of this size and run its first solve with the options in the database."""
+    def _configure(self, system) -> "_Slot":
+        """Build the KSP of this system's size with the options in the database (first use of a size)."""
         PETSc = _petsc()
-        n = ctx.system.n
-        A = ctx.system.petsc
+        n = system.n
+        A = system.petsc
         keys = self._insert(self.parsed)
         try:
             try:
@@ -178,18 +178,22 @@ class KspSolver(Solver):
                                  f"applicable to this solver) in {self.options!r}")
         finally:
             self._remove(keys)
-        return self._solve(ctx, self._slots[n])
+        return self._slots[n]
 
-    # ---- solving --------------------------------------------------------------------------
-    def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
-        slot = self._slots.get(ctx.system.n)
+    def _slot_for(self, system) -> "_Slot":
+        """The KSP slot of this system's size (configured on first use), operating on its Mat."""
+        slot = self._slots.get(system.n)
         if slot is None:
-            return self._configure(ctx)
-        A = ctx.system.petsc
+            return self._configure(system)
+        A = system.petsc
         if slot.A is not A:
             slot.ksp.setOperators(A)
             slot.A = A
-        return self._solve(ctx, slot)
+        return slot
+
+    # ---- solving --------------------------------------------------------------------------
+    def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
+        return self._solve(ctx, self._slot_for(ctx.system))
 
     def ksp_for(self, n: int):
         """The PETSc KSP of system size n (H*W), once its first solve has configured it.
