@@ -374,22 +374,25 @@ class ProjectionSolver(KspSolver):
     prepare: pick seeds (``n_seeds``, ``seed_choice`` first|medoid), solve them
     with the configured KSP while recording, per (seed, channel, time level n),
     the seed solutions of every Picard iteration and/or the Krylov directions
-    (``basis``), and compress them to an orthonormal V_n of rank ``rank``.
-    Every other image uses the subspaces of its nearest seed (pixel L2).
+    (``basis`` solutions|krylov|both), and compress them to an orthonormal V_n
+    of rank <= ``rank``. Every image uses the subspaces of its nearest seed.
 
     solve (target system at (image, channel, k, n)):
-      * variant ``guess``: x0 = projected guess on span(V_n) (``guess`` minres or
-        galerkin), then the KSP from x0;
+      * variant ``guess``: x0 = projected guess from span(V_n) (``guess`` minres
+        or galerkin), then the KSP from x0 to the true relative residual rtol;
       * variant ``pc``: the KSP with the two-level ``SeedSubspacePC`` (coarse
-        space V_n, the configured ``-pc_type`` as one-level PC) from the warm
+        space V_n, the configured ``-pc_type`` as one-level PC M) from the warm
         start (or zero);
       * ``both``: both.
-    With ``warm_start`` the projection space is augmented with the target's
-    own vectors: m^{n-1,(k)} (the previous time level of this sweep) and the
-    last ``history`` Picard iterates at level n (m^{n,(0)} = m^0 at k = 1); the
-    minimal-residual guess is then never worse than the plain warm start.
-    Every solve reaches the same true relative residual ``rtol`` as the other
-    solvers; the projection residual ||b - A x0|| / ||b|| goes to the log.
+    ``warm_start`` augments the projection space with the target's own vectors
+    (``_own_vectors``; ``history`` >= 2 adds Picard differences), so the
+    minimal-residual guess is never worse than the plain warm start. ``lag`` > 0
+    keeps one PC per time level and refactors it only at k = 1, every ``lag``
+    Picard iterations, or when its iteration count grew by more than one.
+
+    Log: ``projection_residual`` = min_y ||b - A V_n y|| / ||b||, the seed
+    subspace alone (the paper's quantity, for the dissimilarity figure);
+    ``initial_residual`` = the residual of the guess actually used.
 
     Seed systems met again in the same process return the solution of the
     seed solve (checked against rtol) instead of being solved twice; after
