@@ -38,6 +38,7 @@ OPTION_SETS = [
     ("-ksp_type gmres -ksp_gmres_restart 30 -pc_type ilu", True),
     ("-ksp_type bcgs -pc_type jacobi", False),
     ("-ksp_type gmres -pc_type sor", True),
+    ("-ksp_type fgmres -pc_type sor", True),
     ("-ksp_type bcgs -pc_type jacobi", True),
     ("-ksp_type gmres -pc_type ilu -ksp_guess_type pod", False),
     ("-ksp_type gmres -pc_type ilu -ksp_guess_type fischer -ksp_guess_fischer_model 1,10", False),
