@@ -4,7 +4,7 @@ STAMP := $(VENV)/.setup-stamp
 SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= 8
 
-.PHONY: all setup test test-slurm lint clean config-readme
+.PHONY: all setup test test-slurm lint clean config-docs
 
 all: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) all
@@ -29,5 +29,5 @@ lint: $(STAMP)
 clean:
 	rm -rf results .snakemake
 
-config-readme: $(STAMP)
+config-docs: $(STAMP)
 	$(VENV)/bin/python -m fpscore.config

@@ -11,9 +11,15 @@ import fpscore.config
 
 min_version("9.0")
 
+
+envvars:
+    "PATH",
+
+
 # Jobs call the `fpscore` command installed beside this Python (.venv/bin), also
 # when snakemake runs as .venv/bin/snakemake without an activated environment.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+_search_path = os.environ["PATH"]
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + _search_path
 
 
 configfile: "config/config.yaml"

@@ -49,7 +49,7 @@ def test_paper_config_is_valid_and_at_paper_scale():
 
 def test_config_readme_is_rendered_from_schema():
     text = (REPO / "config" / "README.md").read_text()
-    assert cfg.readme_keys_section(text) == cfg.render_markdown(), "run `make config-readme`"
+    assert cfg.readme_keys_section(text) == cfg.render_markdown(), "run `make config-docs`"
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,18 @@ def readme_keys_section(text: str) -> str:
     return text[start:stop].strip("\n") + "\n"
 
 
+CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
+
+
+def update_embedded_config(path: Path = CONFIG_PATH) -> None:
+    """Rewrite config/config.yaml from the schema defaults, keeping its header comment."""
+    text = path.read_text()
+    header = text[: text.index("\ndata:")].rstrip("\n") if "\ndata:" in text else ""
+    sections = [yaml.safe_dump({name: value}, sort_keys=False, default_flow_style=None, width=100)
+                for name, value in schema_defaults().items()]
+    path.write_text(header + "\n\n" + "\n".join(sections))
+
+
 def update_readme(path: Path = README_PATH) -> None:
     """Re-render the key table of config/README.md from the schema (`make config-readme`)."""
     text = path.read_text()
@@ -135,5 +147,6 @@ def update_readme(path: Path = README_PATH) -> None:
     path.write_text(text[:start] + "\n" + render_markdown() + text[stop:])
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `make config-docs`
+    update_embedded_config()
     update_readme()
