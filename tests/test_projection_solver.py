@@ -123,3 +123,48 @@ def test_unknown_choice_names_key_and_value(key, value):
 def test_bad_integers_name_key_and_value(key, value):
     with pytest.raises(ValueError, match=rf"projection\.{key}: expected an integer >= \d, got {value}"):
         ProjectionSolver(**{key: value})
+
+
+def _one_system(seed=0, k=2):
+    from fpscore.fokker_planck.assembly import FPSystem
+    from fpscore.solvers.base import SolveContext
+
+    rng = np.random.default_rng(seed)
+    system = FPSystem(8, 8)
+    system.fill(2.0, 0.05, 3.0 * rng.standard_normal((8, 8)), 1.0)
+    x_true = rng.standard_normal(64)
+    b = system.csr @ x_true
+    warm = x_true + 1e-6 * rng.standard_normal(64)  # the previous Picard iterate: close
+    ctx = SolveContext(image=0, channel=0, picard_iter=k, time_level=1, n_times=3, system=system, b=b,
+                       guess_iter=warm, guess_time=rng.standard_normal(64))
+    return system, ctx, x_true
+
+
+def _with_basis(solver, V):
+    solver._nearest, solver._bases, solver._prepared = {0: 0}, {(0, 0, 1): V}, True
+    return solver
+
+
+def test_warm_projected_guess_is_never_worse_than_the_warm_start():
+    system, ctx, x_true = _one_system()
+    V = np.linalg.qr(np.random.default_rng(1).standard_normal((64, 3)))[0]
+    warm_res = np.linalg.norm(ctx.b - system.csr @ ctx.guess_iter) / np.linalg.norm(ctx.b)
+    with _with_basis(ProjectionSolver(ksp_options=KSP, rank=3, warm_start=True), V) as solver:
+        x, stats = solver.solve(ctx)
+    assert 0 < stats.initial_residual <= warm_res * (1 + 1e-6)
+    assert stats.final_residual <= 1e-10 and np.abs(x - x_true).max() < 1e-8
+    # the logged projection residual is the seed subspace's alone: poor for a random V
+    assert stats.projection_residual > 0.5
+    system.close()
+
+
+def test_cold_guess_residual_is_the_seed_projection_residual():
+    system, ctx, _ = _one_system(seed=2)
+    V = np.linalg.qr(np.random.default_rng(3).standard_normal((64, 4)))[0]
+    AV = system.csr @ V
+    expected = np.linalg.norm(ctx.b - AV @ np.linalg.lstsq(AV, ctx.b, rcond=None)[0]) / np.linalg.norm(ctx.b)
+    with _with_basis(ProjectionSolver(ksp_options=KSP, rank=4, warm_start=False), V) as solver:
+        _, stats = solver.solve(ctx)
+    assert stats.projection_residual == pytest.approx(expected, rel=1e-6)
+    assert stats.initial_residual == pytest.approx(expected, rel=1e-6)
+    system.close()

@@ -617,13 +617,18 @@ class ProjectionSolver(KspSolver):
         G, c = AW.T @ AW, AW.T @ ctx.b
         bnorm = _norm(ctx.b)
         self._last_projection = _relative_residual_norm(G[:r, :r], c[:r], bnorm)  # seed subspace alone
-        if self.guess == "minres":
-            y = _solve_normal(G, c)
-        else:
+        if self.guess == "galerkin":
             y = projected_guess(None, ctx.b, W, "galerkin", AV=AW).y
-            if not _norm(ctx.b - AW @ y) < bnorm:  # Galerkin can be worse than a zero guess
-                return None
-        return W @ y
+            return W @ y if _norm(ctx.b - AW @ y) < bnorm else None  # Galerkin can be worse than zero
+        if not own:
+            return W @ _solve_normal(G, c)
+        # Minimal residual as a correction of the warm start x_w = W e_j (r_w = b - A x_w): the
+        # normal equations then lose digits relative to ||r_w||, not ||b|| (late Picard
+        # iterations start 1e-8 below ||b||, where a projection of b would be worse than x_w).
+        j = r + (0 if ctx.picard_iter == 1 else 1)  # guess_time at k = 1, else guess_iter (as KspSolver)
+        z = _solve_normal(G, c - G[:, j])
+        z[j] += 1.0
+        return W @ z
 
     def close(self) -> None:
         for state in self._pcs.values():
