@@ -55,9 +55,11 @@ RANKS = (1, 2, 4, 8, 16, 32)
 
 
 def solver_configs(ksp_default: str) -> list[tuple[str, str, dict]]:
-    """(label, solver name, make_solver keyword arguments) of every solver compared."""
+    """(label, solver name, make_solver keyword arguments) of every solver compared; projections
+    use the configured KSP options (``ksp_default``) unless their label names others."""
     ksp = [
         ("gmres+ilu", GMRES_ILU), ("bcgs+ilu", "-ksp_type bcgs -pc_type ilu"),
+        ("fgmres+sor", "-ksp_type fgmres -ksp_gmres_restart 30 -pc_type sor"),
         ("gmres+jacobi", "-ksp_type gmres -ksp_gmres_restart 30 -pc_type jacobi"),
         ("gmres+sor", "-ksp_type gmres -ksp_gmres_restart 30 -pc_type sor"),
     ]
@@ -68,10 +70,10 @@ def solver_configs(ksp_default: str) -> list[tuple[str, str, dict]]:
     out += [(f"ksp gmres+ilu guess {g}", "ksp", dict(ksp_options=f"{GMRES_ILU} -ksp_guess_type {g}"))
             for g in ("pod", "fischer")]
 
-    def proj(label, warm=True, **kw):
+    def proj(label, warm=True, ksp_options=ksp_default, **kw):
         settings = dict(n_seeds=1, seed_choice="medoid", rank=8, variant="guess", basis="solutions") | kw
         return (f"projection {label}", "projection",
-                dict(ksp_options=ksp_default, warm_start=warm, projection=settings))
+                dict(ksp_options=ksp_options, warm_start=warm, projection=settings))
 
     out += [
         proj("guess r8 medoid cold (paper)", warm=False),
@@ -83,12 +85,13 @@ def solver_configs(ksp_default: str) -> list[tuple[str, str, dict]]:
         proj("pc r8 warm", variant="pc"),
         proj("both r8 warm", variant="both"),
         proj("guess r8 warm history3", history=3),
-        proj("guess r2 warm lag", rank=2, lag=100),
+        proj("guess r2 warm gmres+ilu", rank=2, ksp_options=GMRES_ILU),
+        proj("guess r2 warm gmres+ilu lag", rank=2, lag=100, ksp_options=GMRES_ILU),
     ]
     return out
 
 
-QUICK = ("spsolve", "ksp gmres+ilu warm", "projection guess r8 medoid cold (paper)", "projection guess r8 warm",
+QUICK = ("spsolve", "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)", "projection guess r8 warm",
          "projection pc r8 warm")
 
 
