@@ -3,6 +3,25 @@
 # Every rule calls one `fpscore` command (src/fpscore/cli/evaluate.py); each table and
 # figure has a short rule name and a stable path, so one target regenerates alone:
 #   snakemake --cores 4 results/figures/f4_budget_32.png
+# Tables and figures take seconds: on a cluster they run on the submit host rather
+# than wait in the queue (FID and SSIM, which generate features, stay jobs).
+
+
+localrules:
+    score_error,
+    t1_time_to_ssim,
+    t2_solvers,
+    t3_systems,
+    t4_budget,
+    f1_schematic,
+    f2_denoising,
+    f3_generation,
+    f4_budget,
+    f6_solver_time,
+    f7_picard,
+    f8_projection_residual,
+    f9_rank_sweep,
+    f10_ssim_curves,
 
 
 SOLVE_SIZES = config["experiments"]["solver_sizes"]
