@@ -9,16 +9,13 @@ and what was expected.
 """
 from __future__ import annotations
 
-import hashlib
 import html
 import inspect
 import http.client
 import json
-import os
 import pickle
 import re
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +27,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
+
+from fpscore.fileio import atomic_outputs, file_digest
 
 DATASETS = ("photos", "faces", "cifar10", "celeba")
 BUILTIN = ("photos", "faces")
@@ -194,26 +193,12 @@ def resize_square(image: np.ndarray, resolution: int) -> np.ndarray:
 
 
 # ---- files: checksum, download, archive location ------------------------------------------------
-def md5sum(path: str | Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def md5sum(path: str | Path) -> str:
+    return file_digest(path, "md5")
 
 
 def sha256sum(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _temp_beside(target: Path, suffix: str) -> tuple[int, str]:
-    """A temp file in target's folder (so os.replace is atomic), with the permissions a new file gets."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return fd, tmp
+    return file_digest(path, "sha256")
 
 
 def _offline_hint(dest: Path, md5: str | None) -> str:
@@ -264,10 +249,9 @@ def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0)
     file by hand to continue offline.
     """
     dest = Path(dest)
-    fd, tmp = _temp_beside(dest, ".part")
-    try:
+    with atomic_outputs(dest, suffix=".part") as (tmp,):
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(tmp, "wb") as out:
                 _stream(url, out, dest.name, timeout)
         except DataError as err:
             raise DataError(f"{err}. {_offline_hint(dest, md5)}") from None
@@ -279,11 +263,7 @@ def download(url: str, dest: str | Path, md5: str | None, timeout: float = 60.0)
         if md5 and actual != md5.lower():
             raise DataError(f"checksum mismatch for {dest.name} downloaded from {url}: expected md5 {md5.lower()}, "
                             f"got {actual}; the download was deleted. {_offline_hint(dest, md5)}")
-        os.replace(tmp, dest)
-        return actual
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return actual
 
 
 def archive_path(dataset: str, resources_dir: str | Path, local_path: str | None = None) -> Path:
@@ -583,23 +563,10 @@ def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | P
 def write_dataset(images: np.ndarray, names: np.ndarray, manifest: dict, out: str | Path,
                   manifest_path: str | Path) -> None:
     """Write images.npz (keys images, names) and manifest.json whole or not at all (temp files + os.replace)."""
-    targets = [Path(out), Path(manifest_path)]
-    temps: list[str] = []
-    try:
-        for target in targets:
-            fd, tmp = _temp_beside(target, ".tmp")
-            temps.append(tmp)
-            with os.fdopen(fd, "wb") as f:
-                if target is targets[0]:
-                    np.savez_compressed(f, images=images, names=names)
-                else:
-                    f.write(json.dumps(manifest, indent=1).encode())
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    with atomic_outputs(out, manifest_path) as (tmp_images, tmp_manifest):
+        with open(tmp_images, "wb") as f:
+            np.savez_compressed(f, images=images, names=names)
+        Path(tmp_manifest).write_text(json.dumps(manifest, indent=1))
 
 
 def load_dataset(path: str | Path) -> tuple[np.ndarray, list[str]]:

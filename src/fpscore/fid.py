@@ -8,15 +8,14 @@ recorded as ``unavailable: <reason>`` instead of a number from other weights.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import linalg
+
+from fpscore.fileio import atomic_outputs, file_digest
 
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                    "pt_inception-2015-12-05-6726825d.pth")
@@ -73,28 +72,18 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _download(url: str, dest: Path, sha256: str) -> None:
     """Fetch ``url`` to ``dest`` through a temporary sibling; keep it only if the checksum matches."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+    with atomic_outputs(dest, suffix=".part") as (tmp,):
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
         got = sha256sum(Path(tmp))
         if got != sha256:
             raise WeightsUnavailable(f"download of {url} has SHA-256 {got}, expected {sha256}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def resolve_weights(weights_path: str | Path, url: str = FID_WEIGHTS_URL, sha256: str = FID_WEIGHTS_SHA256,

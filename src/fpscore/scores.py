@@ -3,9 +3,6 @@ image channel, with one solver for the whole set and one solve-log row per
 linear solve."""
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from fpscore.fileio import atomic_outputs
 from fpscore.fokker_planck.assembly import FPSystem
 from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import FPParams
@@ -122,48 +120,23 @@ def read_images(path) -> tuple[np.ndarray, np.ndarray]:
     return images, names
 
 
-def _publish(tmp: str, path: Path) -> None:
-    """Give the temp file the mode a plain open() would (mkstemp makes it 0600), then rename."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def write_npz(path, arrays: dict) -> None:
-    """Write arrays to an uncompressed .npz atomically (temp file + os.replace), byte-reproducibly
-    (fixed zip timestamps), so equal contents give equal files."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+    """Write arrays to an uncompressed .npz atomically, byte-reproducibly (fixed zip
+    timestamps), so equal contents give equal files."""
+    with atomic_outputs(path) as (tmp,):
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for key, value in arrays.items():
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 with zf.open(info, "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_log(path, rows: list[dict]) -> None:
     """Write the solve log (LOG_COLUMNS, one row per linear solve) as CSV, atomically."""
     import pandas as pd
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_outputs(path) as (tmp,):
         pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dict:

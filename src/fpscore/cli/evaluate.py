@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from fpscore.fileio import atomic_outputs
 
 TABLE_CAPTIONS = {
     "t1": "Time to the target SSIM (single-image denoising): ours with and without score pre-computation vs "
@@ -40,21 +40,9 @@ TABLE_CAPTIONS = {
 
 def write_all(outputs: list[tuple[Path, Callable[[str], None]]]) -> None:
     """Run each writer on a temporary sibling of its path; move all into place only if all succeeded."""
-    done: list[tuple[str, Path]] = []
-    try:
-        for path, writer in outputs:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            done.append((tmp, path))
+    with atomic_outputs(*(path for path, _ in outputs)) as temps:
+        for tmp, (_, writer) in zip(temps, outputs):
             writer(tmp)
-        for tmp, path in done:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in done:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def format_number(value) -> str:

@@ -1,0 +1,46 @@
+"""Files written whole or not at all, and file checksums (shared by every step)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_outputs(*paths: str | Path, suffix: str = ".tmp") -> Iterator[list[str]]:
+    """Yield one temporary path beside each of ``paths``; move them all into place if the
+    block succeeds, delete them all if it raises.
+
+    The temporaries live in their target's folder (so the rename is atomic) and get
+    the permissions a plain new file would (mkstemp alone makes them 0600).
+    """
+    targets = [Path(p) for p in paths]
+    umask = os.umask(0)
+    os.umask(umask)
+    temps: list[str] = []
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+            os.close(fd)
+            os.chmod(tmp, 0o666 & ~umask)
+            temps.append(tmp)
+        yield list(temps)
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
+    """Hex digest of a file, read in chunks (archives are GBs)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
