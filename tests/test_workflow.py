@@ -53,7 +53,7 @@ def test_whole_workflow_writes_every_table_and_figure(finished_run):
     figures = sorted((finished_run / "results" / "figures").glob("*.png"))
     names = {p.stem for p in figures}
     for stem in ("f1_schematic", "f2_denoising", "f3_generation", "f4_budget_16", "f6_solver_time",
-                 "f7_picard", "f8_projection_residual", "f10_ssim_curves"):
+                 "f7_picard", "f8_projection_residual", "f9_rank_sweep", "f10_ssim_curves"):
         assert stem in names, names
         assert (finished_run / "results" / "figures" / f"{stem}.pdf").exists()
 

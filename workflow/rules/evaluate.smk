@@ -36,13 +36,13 @@ BUDGET = experiments_of("budget")
 BUDGET_AT = {str(experiment(name)["resolution"]): name for name in reversed(BUDGET)}
 SPEC_IMAGES = "results/data/{dataset}/{resolution}/images.npz"
 
-# Every table and figure, for `rule all` (f9 needs the projection benchmark's rank sweep: not here yet).
+# Every table and figure, for the all target (f9 from the solver benchmark's rank sweep).
 EVALUATE_TARGETS = (
     expand("results/tables/{name}.{ext}", ext=["csv", "md", "tex"],
            name=["t1_time_to_ssim", "t2_solvers", "t3_systems", "t4_budget"])
     + expand("results/figures/{name}.png",
              name=["f1_schematic", "f2_denoising", "f3_generation", "f6_solver_time", "f7_picard",
-                   "f8_projection_residual", "f10_ssim_curves"])
+                   "f8_projection_residual", "f9_rank_sweep", "f10_ssim_curves"])
     + expand("results/figures/f4_budget_{res}.png", res=sorted(BUDGET_AT, key=int))
 )
 

@@ -66,3 +66,25 @@ rule scores_merge:
     shell:
         "fpscore scores-merge --images {input.images:q} --shards {input.shards:q} --logs {input.logs:q} "
         "{params.prepare_log} --out {output.scores:q} --log {output.log:q} > {log:q} 2>&1"
+
+
+# All solvers side by side in one process on the builtin photo and face sets at the
+# solver sizes (benchmarks/solver_benchmark.py): table T2's companion, the rank sweep of
+# figure F9 and the projection residual against dissimilarity to the seed.
+rule solver_benchmark:
+    output:
+        table="results/tables/solver_benchmark.csv",
+        rank_sweep="results/benchmarks/rank_sweep.csv",
+        dissimilarity="results/benchmarks/projection_dissimilarity.csv",
+    params:
+        script=f"{workflow.basedir}/benchmarks/solver_benchmark.py",
+        sizes=" ".join(str(size) for size in config["experiments"]["solver_sizes"]),
+    log:
+        "results/logs/scores/solver_benchmark.log",
+    threads: 1
+    conda:
+        CONDA_ENV
+    shell:
+        "OPENBLAS_NUM_THREADS=1 python {params.script:q} --sets photos faces --sizes {params.sizes} "
+        "--out {output.table:q} --rank-sweep-out {output.rank_sweep:q} "
+        "--dissimilarity-out {output.dissimilarity:q} > {log:q} 2>&1"

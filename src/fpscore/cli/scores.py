@@ -21,33 +21,20 @@ import numpy as np
 from fpscore.solvers import SOLVER_NAMES
 
 _PARAM_KEYS = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol")
-_FALLBACK = {
-    "sigma": 5.0, "eps": 1e-3, "n_times": 20, "dh": 1.0, "kde_bins": 256, "kde_floor": 1e-300,
-    "picard_tol": 2e-8, "picard_max_iter": 30, "rtol": 1e-10, "solver": "ksp",
-    "ksp_options": "-ksp_type gmres -ksp_gmres_restart 30 -pc_type ilu", "warm_start": True, "shard_size": 8,
-    "projection": {"n_seeds": 1, "seed_choice": "medoid", "rank": 8, "variant": "guess", "basis": "solutions"},
-}
 
 
 def _defaults() -> dict:
+    """Option defaults: the schema defaults of config section `scores` (one source of truth)."""
     from fpscore.config import schema_defaults
 
-    d = dict(_FALLBACK)
-    d.update(schema_defaults().get("scores", {}))
-    proj = dict(_FALLBACK["projection"])
-    proj.update(d.get("projection") or {})
-    d["projection"] = proj
-    return d
+    return schema_defaults()["scores"]
 
 
 def _projection_descriptions() -> dict:
-    try:
-        from fpscore.config import load_schema
+    from fpscore.config import load_schema
 
-        props = load_schema()["properties"]["scores"]["properties"]["projection"]["properties"]
-        return {k: v.get("description", k) for k, v in props.items()}
-    except (KeyError, FileNotFoundError, ImportError):
-        return {}
+    props = load_schema()["properties"]["scores"]["properties"]["projection"]["properties"]
+    return {k: v.get("description", k) for k, v in props.items()}
 
 
 def _add_parameter_options(p: argparse.ArgumentParser, d: dict) -> None:
