@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.setup-stamp
 SNAKEMAKE := $(VENV)/bin/snakemake
-CORES ?= 8
+CORES ?= $(shell nproc)
 
 .PHONY: all setup test test-slurm lint clean config-docs
 
