@@ -71,3 +71,10 @@ def test_report_builds(finished_run):
     result = snakemake(finished_run, "--cores", "1", "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (finished_run / "results" / "report.html").stat().st_size > 10_000
+
+
+def test_single_image_metrics_compare_with_that_image(tmp_path):
+    target = "results/metrics/denoise_photos16_img0_ssim0.50/ours/ssim.csv"
+    result = snakemake(tmp_path, target, "-n", "-p")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--reference-index 0" in result.stdout + result.stderr

@@ -41,6 +41,13 @@ def experiment(name):
         raise ValueError(f"unknown experiment {name!r}; the config defines {sorted(EXPERIMENTS)}") from None
 
 
+def reference_option(spec):
+    """The training images an experiment's samples are compared with (fpscore ssim/fid option)."""
+    if spec["kind"] == "denoise":
+        return f"--reference-index {spec['image']}"
+    return f"--reference-count {spec['images']}"
+
+
 def experiments_of(kind):
     return [name for name, spec in EXPERIMENTS.items() if spec["kind"] == kind]
 

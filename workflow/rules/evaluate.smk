@@ -69,14 +69,14 @@ rule ssim:
     output:
         "results/metrics/{experiment}/{method}/ssim.csv",
     params:
-        n_references=lambda wildcards: experiment(wildcards.experiment)["images"],
+        references=lambda wildcards: reference_option(experiment(wildcards.experiment)),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/ssim_{experiment}_{method}.log",
     shell:
         "fpscore ssim --samples {input.samples:q} --references {input.references:q} "
-        "--reference-count {params.n_references} --experiment {wildcards.experiment} --method {wildcards.method} "
+        "{params.references} --experiment {wildcards.experiment} --method {wildcards.method} "
         "--out {output:q} > {log:q} 2>&1"
 
 
@@ -89,7 +89,7 @@ rule fid:
     output:
         "results/metrics/{experiment}/{method}/fid.csv",
     params:
-        n_references=lambda wildcards: experiment(wildcards.experiment)["images"],
+        references=lambda wildcards: reference_option(experiment(wildcards.experiment)),
         weights=FID["weights_path"],
         url=FID["url"],
         sha256=FID["sha256"],
@@ -100,7 +100,7 @@ rule fid:
         "results/logs/evaluate/fid_{experiment}_{method}.log",
     shell:
         "fpscore fid --samples {input.samples:q} --references {input.references:q} "
-        "--reference-count {params.n_references} --experiment {wildcards.experiment} --method {wildcards.method} "
+        "{params.references} --experiment {wildcards.experiment} --method {wildcards.method} "
         "--weights-path {params.weights:q} --url {params.url:q} --sha256={params.sha256:q} "
         "--batch-size {params.batch_size} --out {output:q} > {log:q} 2>&1"
 

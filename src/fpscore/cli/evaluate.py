@@ -173,8 +173,13 @@ def run_score_error(args) -> int:
     return 0
 
 
-def _references(path: str, count: int | None) -> np.ndarray:
+def _references(path: str, count: int | None, index: int | None = None) -> np.ndarray:
+    """The training images of an experiment: the first ``count`` or the single image ``index``."""
     images = _npz(path, ("images",), "training images")["images"]
+    if index is not None:
+        if not 0 <= index < len(images):
+            raise ValueError(f"--reference-index {index} but {path} holds {len(images)} images")
+        return images[index:index + 1]
     if count is not None:
         if count > len(images):
             raise ValueError(f"--reference-count {count} but {path} holds {len(images)} images")
@@ -186,7 +191,7 @@ def run_ssim(args) -> int:
     from fpscore.metrics import ssim_to_closest
 
     samples = _npz(args.samples, ("images",), "samples")["images"]
-    per_sample = ssim_to_closest(samples, _references(args.references, args.reference_count))
+    per_sample = ssim_to_closest(samples, _references(args.references, args.reference_count, args.reference_index))
     row = pd.DataFrame([dict(experiment=args.experiment, method=args.method, n_samples=len(per_sample),
                              mean_ssim=per_sample.mean(), min_ssim=per_sample.min(), max_ssim=per_sample.max())])
     write_all([(Path(args.out), lambda tmp: row.to_csv(tmp, index=False))])
@@ -200,7 +205,7 @@ def run_fid(args) -> int:
     defaults = _settings("evaluate").get("fid", {})
     pick = lambda value, key, fallback: value if value is not None else defaults.get(key, fallback)  # noqa: E731
     samples = _npz(args.samples, ("images",), "samples")["images"]
-    reference = _references(args.references, args.reference_count)
+    reference = _references(args.references, args.reference_count, args.reference_index)
     result = fid.compute_fid(samples, reference, pick(args.weights_path, "weights_path", "resources/"
                                                       "pt_inception-2015-12-05-6726825d.pth"),
                              url=pick(args.url, "url", fid.FID_WEIGHTS_URL),
@@ -448,6 +453,7 @@ def _sample_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", required=True, help="samples.npz (key images: N x C x H x W in [0, 1])")
     p.add_argument("--references", required=True, help="training images.npz (key images)")
     p.add_argument("--reference-count", type=int, help="use the first N training images (default: all)")
+    p.add_argument("--reference-index", type=int, help="use the single training image I (single-image experiments)")
     p.add_argument("--experiment", required=True)
     p.add_argument("--method", required=True, choices=["ours", "ddpm"])
     p.add_argument("--out", required=True, help="output CSV (one row)")
