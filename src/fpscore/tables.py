@@ -45,6 +45,14 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
 
 # ---- T1: time to target SSIM --------------------------------------------------------------
 
+
+def _ours_and_ddpm(group: pd.DataFrame, what: str):
+    """The first row of each method in an experiment's group; both methods must be there."""
+    by = {m: g.iloc[0] for m, g in group.groupby("method")}
+    if set(by) != {"ours", "ddpm"}:
+        raise ValueError(f"{what}: need methods ours and ddpm, got {sorted(by)}")
+    return by["ours"], by["ddpm"]
+
 def speedup_text(ours_s: float, ours_reached: bool, ddpm_s: float, ddpm_reached: bool) -> tuple[float, str]:
     """DDPM time over ours: exact when both reached, a bound when one hit its cap."""
     if not (ours_s > 0 and np.isfinite(ddpm_s)):
@@ -72,10 +80,7 @@ def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (exp, dataset, res, target), group in runs.groupby(
             ["experiment", "dataset", "resolution", "target_ssim"], sort=False):
-        by = {m: g.iloc[0] for m, g in group.groupby("method")}
-        if set(by) != {"ours", "ddpm"}:
-            raise ValueError(f"T1 runs of experiment {exp!r}: need methods ours and ddpm, got {sorted(by)}")
-        ours, ddpm = by["ours"], by["ddpm"]
+        ours, ddpm = _ours_and_ddpm(group, f"T1 runs of experiment {exp!r}")
         ours_total = float(ours["train_seconds"] + ours["precompute_seconds"])
         ddpm_total = float(ddpm["train_seconds"] + ddpm["precompute_seconds"])
         value, text = speedup_text(ours_total, bool(ours["reached"]), ddpm_total, bool(ddpm["reached"]))
@@ -239,10 +244,7 @@ def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (exp, dataset, res, budget), group in metrics.groupby(
             ["experiment", "dataset", "resolution", "budget_seconds"], sort=False):
-        by = {m: g.iloc[0] for m, g in group.groupby("method")}
-        if set(by) != {"ours", "ddpm"}:
-            raise ValueError(f"T4 metrics of experiment {exp!r}: need methods ours and ddpm, got {sorted(by)}")
-        ours, ddpm = by["ours"], by["ddpm"]
+        ours, ddpm = _ours_and_ddpm(group, f"T4 metrics of experiment {exp!r}")
         rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), budget_s=float(budget),
                          ours_ssim=float(ours["mean_ssim"]), ddpm_ssim=float(ddpm["mean_ssim"]),
                          ssim_difference=float(ours["mean_ssim"] - ddpm["mean_ssim"]),
