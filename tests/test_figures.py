@@ -49,6 +49,9 @@ CASES = {
         residual_max=[1e-1] * 6, label=["photos 8x8"] * 3 + ["faces 8x8"] * 3))),
     "f9": lambda: figures.rank_sweep(pd.DataFrame(dict(rank=[1, 2, 4, 8], seconds=[4.0, 3, 2, 2.5],
                                                        iterations=[20, 14, 9, 8]))),
+    "f9_sets": lambda: figures.rank_sweep(pd.DataFrame(dict(
+        set=["photos"] * 2 + ["faces"] * 2, resolution=32, rank=[1, 2] * 2, seconds=[4.0, 3, 2, 2.5],
+        iterations=[20, 14, 9, 8]))),
     "f10": lambda: figures.ssim_curves(pd.DataFrame(dict(
         experiment="denoise_a", method=["ours"] * 3 + ["ddpm"] * 3, train_seconds=[10, 20, 30] * 2,
         ssim=[0.5, 0.8, 0.95, 0.1, np.nan, 0.3])), targets={"denoise_a": 0.9}),

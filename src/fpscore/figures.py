@@ -267,15 +267,20 @@ def projection_residual(df: pd.DataFrame) -> Figure:
 def rank_sweep(df: pd.DataFrame) -> Figure:
     """F9: solve time and iterations against the subspace rank r.
 
-    ``df`` columns: rank, seconds, iterations, optional resolution.
+    ``df`` columns: rank, seconds, iterations, optional set and resolution (one line each).
     """
     with _styled():
         fig = _new(7.0, 2.8)
         ax_t, ax_i = fig.subplots(1, 2)
-        groups = df.groupby("resolution", sort=False) if "resolution" in df.columns else [("", df)]
-        for res, g in groups:
+        keys = [k for k in ("set", "resolution") if k in df.columns]
+        groups = df.groupby(keys, sort=False) if keys else [((), df)]
+        for key, g in groups:
             g = g.sort_values("rank")
-            label = f"{res}x{res}" if res != "" else None
+            named = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+            parts = [str(named["set"])] if "set" in named else []
+            if "resolution" in named:
+                parts.append(f"{named['resolution']}x{named['resolution']}")
+            label = " ".join(parts) or None
             ax_t.plot(g["rank"], g["seconds"], marker="o", ms=3, label=label)
             ax_i.plot(g["rank"], g["iterations"], marker="o", ms=3, label=label)
         ax_t.set_xlabel("subspace rank r")
@@ -284,7 +289,7 @@ def rank_sweep(df: pd.DataFrame) -> Figure:
         ax_i.set_ylabel("mean iterations per solve")
         for ax in (ax_t, ax_i):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if "resolution" in df.columns:
+        if keys:
             ax_t.legend()
         fig.suptitle("Sensitivity to the subspace rank")
     return fig
