@@ -3,14 +3,13 @@
 Inputs: images.npz (images N x C x H x W in [0, 1], names) of the data step and
 scores.npz (m, scores N x C x T x H x W, times, g: T, params: JSON) plus
 solve_log.csv of the score step. Every output is written whole or not at all
-(a temporary file beside it, then os.replace).
+(fpscore.fileio.atomic_outputs: a temporary file beside it, then a rename).
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from fpscore.fileio import atomic_outputs
 from fpscore.diffusion.methods import method_from_description
 from fpscore.diffusion.sde import VESDE
 from fpscore.diffusion.unet import UNet, UNetConfig
@@ -110,15 +110,8 @@ def precompute_seconds(solve_log: str | Path, indices: Sequence[int]) -> float:
 
 
 def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_outputs(path) as (tmp,):
+        write(Path(tmp))
 
 
 def write_log_csv(rows: list[dict], path: str | Path, columns: Sequence[str]) -> None:

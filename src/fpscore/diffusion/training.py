@@ -20,7 +20,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fpscore.fileio import atomic_outputs
 from fpscore.metrics import mean_ssim_to_closest
 
 STOP_RULES = ("target_ssim", "budget", "steps")
@@ -120,10 +120,8 @@ def fingerprint(*parts) -> str:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_outputs(path) as (tmp,):
+        torch.save(obj, tmp)
 
 
 class _Interrupt:

@@ -14,14 +14,13 @@ Three pieces, each usable alone:
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 
+from fpscore.fileio import atomic_outputs
 from fpscore.solvers.base import SolverError, SolveStats, true_relative_residual
 from fpscore.solvers.ksp import KspSolver
 from fpscore.solvers.seeds import SEED_CHOICES, nearest_seed, select_seeds
@@ -464,15 +463,8 @@ class ProjectionSolver(KspSolver):
             "basis_ranks": np.array([self._bases[k].shape[1] for k in keys], dtype=np.int64),
             "bases": np.concatenate([self._bases[k] for k in keys], axis=1) if keys else np.zeros((0, 0)),
         }
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".prepared.", suffix=".npz", dir=folder)
-        os.close(fd)
-        try:
+        with atomic_outputs(path, suffix=".npz") as (tmp,):
             np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def load_prepared(self, path: str) -> None:
         """Load what ``save_prepared`` wrote (settings must match this solver's)."""
