@@ -276,11 +276,8 @@ def rank_sweep(df: pd.DataFrame) -> Figure:
         groups = df.groupby(keys, sort=False) if keys else [((), df)]
         for key, g in groups:
             g = g.sort_values("rank")
-            named = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-            parts = [str(named["set"])] if "set" in named else []
-            if "resolution" in named:
-                parts.append(f"{named['resolution']}x{named['resolution']}")
-            label = " ".join(parts) or None
+            values = key if isinstance(key, tuple) else (key,)
+            label = " ".join(f"{v}x{v}" if k == "resolution" else str(v) for k, v in zip(keys, values)) or None
             ax_t.plot(g["rank"], g["seconds"], marker="o", ms=3, label=label)
             ax_i.plot(g["rank"], g["iterations"], marker="o", ms=3, label=label)
         ax_t.set_xlabel("subspace rank r")
