@@ -52,10 +52,12 @@ def load_set(name: str, size: int, count: int) -> np.ndarray:
 
 
 def configs(ksp_options: str, extra: list[str]) -> list[tuple[str, str, dict]]:
-    rows = [("spsolve", "spsolve", {}), (f"ksp warm [{ksp_options}]", "ksp",
-                                          dict(ksp_options=ksp_options, warm_start=True))]
+    rows = [("spsolve", "spsolve", {}),
+            (f"ksp warm extrapolated [{ksp_options}]", "ksp",
+             dict(ksp_options=ksp_options, warm_start=True, extrapolate=True)),
+            (f"ksp warm [{ksp_options}]", "ksp", dict(ksp_options=ksp_options, warm_start=True, extrapolate=False))]
     for opts in extra:
-        rows.append((f"ksp warm [{opts}]", "ksp", dict(ksp_options=opts, warm_start=True)))
+        rows.append((f"ksp warm extrapolated [{opts}]", "ksp", dict(ksp_options=opts, warm_start=True)))
     return rows
 
 

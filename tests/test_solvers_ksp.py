@@ -35,6 +35,7 @@ def reference():
 
 OPTION_SETS = [
     ("-ksp_type gmres -ksp_gmres_restart 30 -pc_type ilu", False),
+    ("-ksp_type gmres -ksp_gmres_restart 30 -pc_type ilu", "plain"),  # warm start without extrapolation
     ("-ksp_type gmres -ksp_gmres_restart 30 -pc_type ilu", True),
     ("-ksp_type bcgs -pc_type jacobi", False),
     ("-ksp_type gmres -pc_type sor", True),
@@ -48,7 +49,7 @@ OPTION_SETS = [
 
 @pytest.mark.parametrize("options,warm", OPTION_SETS)
 def test_same_m_as_spsolve(reference, options, warm):
-    with make_solver("ksp", ksp_options=options, warm_start=warm) as solver:
+    with make_solver("ksp", ksp_options=options, warm_start=bool(warm), extrapolate=warm != "plain") as solver:
         for H in (16, 24):  # one solver object, two image sizes: one KSP per size
             res = compute_scores(_images(H), PARAMS, solver, progress=False)
             ref = reference[H]
@@ -75,6 +76,26 @@ def test_warm_start_and_guess_reuse_save_iterations(reference):
         its, init = runs[key]
         assert np.median(init) < 1e-3, key
         assert its.sum() < 0.8 * cold_its.sum(), key
+
+
+def test_extrapolated_warm_start_is_the_first_order_prediction_and_saves_iterations():
+    rng = np.random.default_rng(0)
+    it, tm, prev_it, prev_t2 = (rng.standard_normal(5) for _ in range(4))
+    ctx = SolveContext(image=0, channel=0, picard_iter=3, time_level=2, n_times=4, system=None, b=tm,
+                       guess_iter=it, guess_time=tm, prev_iter_time=prev_it, prev_time2=prev_t2)
+    np.testing.assert_allclose(ctx.extrapolated(), it + (tm - prev_it), rtol=1e-15)
+    ctx.picard_iter = 1  # first sweep: linear in time
+    np.testing.assert_allclose(ctx.extrapolated(), 2 * tm - prev_t2, rtol=1e-15)
+    ctx.prev_time2 = None  # n = 1: m^0 itself
+    assert ctx.extrapolated() is tm
+    runs = {}
+    for extrapolate in (False, True):
+        with make_solver("ksp", ksp_options="-ksp_type fgmres -pc_type sor", warm_start=True,
+                         extrapolate=extrapolate) as solver:
+            runs[extrapolate] = _iterations(compute_scores(_images(24), PARAMS, solver, progress=False).log)
+    (its_plain, init_plain), (its_ex, init_ex) = runs[False], runs[True]
+    assert np.median(init_ex) < 0.7 * np.median(init_plain)
+    assert its_ex.sum() < its_plain.sum()
 
 
 def _one_system(H=12):

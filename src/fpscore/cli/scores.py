@@ -56,6 +56,9 @@ def _add_parameter_options(p: argparse.ArgumentParser, d: dict) -> None:
                    help="PETSc options without prefix, e.g. '-ksp_type bcgs -pc_type jacobi' (default %(default)r)")
     s.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=d["warm_start"],
                    help="start each KSP solve from the previous fixed-point iterate (default %(default)s)")
+    s.add_argument("--extrapolate", action=argparse.BooleanOptionalAction, default=d["extrapolate"],
+                   help="with --warm-start: move that iterate by the change one time level earlier "
+                        "(default %(default)s)")
     # one option per key of scores.projection in the schema (n_seeds, seed_choice, rank, variant, basis, ...)
     described = _projection_descriptions()
     for key, default in d["projection"].items():
@@ -83,7 +86,7 @@ def solver_from_args(args: argparse.Namespace):
         raise ValueError(f"--solver: unknown solver {args.solver!r}; expected one of {', '.join(SOLVER_NAMES)}")
     projection = {k[len("projection_"):]: v for k, v in vars(args).items() if k.startswith("projection_")}
     return make_solver(args.solver, rtol=args.rtol, ksp_options=args.ksp_options, warm_start=args.warm_start,
-                       projection=projection)
+                       extrapolate=args.extrapolate, projection=projection)
 
 
 def params_json(params, solver) -> str:
@@ -218,6 +221,7 @@ def command_options(scores_config: dict) -> str:
     opts = [f"--{k.replace('_', '-')} {c[k]!r}" for k in _PARAM_KEYS]
     opts.append(f"--ksp-options {shlex.quote(c['ksp_options'])}")
     opts.append("--warm-start" if c["warm_start"] else "--no-warm-start")
+    opts.append("--extrapolate" if c["extrapolate"] else "--no-extrapolate")
     for key, value in c.get("projection", {}).items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):

@@ -17,19 +17,20 @@ __all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver"
 
 
 def make_solver(name: str, *, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = False,
-                projection: dict[str, Any] | None = None) -> Solver:
+                extrapolate: bool = True, projection: dict[str, Any] | None = None) -> Solver:
     """Build a solver by name with its settings (config section ``scores``).
 
-    ``ksp_options`` and ``warm_start`` apply to ``ksp`` and to the Krylov part of
-    ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant.
+    ``ksp_options``, ``warm_start`` and ``extrapolate`` apply to ``ksp`` and to the
+    Krylov part of ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant.
     """
     if name == "spsolve":
         from fpscore.solvers.direct import SpsolveSolver
         return SpsolveSolver(rtol=rtol)
     if name == "ksp":
         from fpscore.solvers.ksp import KspSolver
-        return KspSolver(rtol=rtol, options=ksp_options, warm_start=warm_start)
+        return KspSolver(rtol=rtol, options=ksp_options, warm_start=warm_start, extrapolate=extrapolate)
     if name == "projection":
         from fpscore.solvers.projection import ProjectionSolver
-        return ProjectionSolver(rtol=rtol, ksp_options=ksp_options, warm_start=warm_start, **(projection or {}))
+        return ProjectionSolver(rtol=rtol, ksp_options=ksp_options, warm_start=warm_start, extrapolate=extrapolate,
+                                **(projection or {}))
     raise ValueError(f"solver: unknown solver {name!r}; expected one of {', '.join(SOLVER_NAMES)}")

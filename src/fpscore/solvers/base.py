@@ -13,6 +13,7 @@ A^{n,(k)} x = b^{n,(k)} and hands it to a ``Solver`` as a ``SolveContext``:
 * ``ctx.guess_iter`` is m^{n,(k-1)} of the same (image, channel, n) (at k = 1 it
   is m^0, the definition of m^{(0)}); ``ctx.guess_time`` is m^{n-1,(k)}, the
   solution one time level earlier in this sweep (it is also b when f = 0).
+  ``ctx.extrapolated()`` predicts m^{n,(k)} from both (see there).
   Read-only: copy before modifying.
 
 ``solve`` returns ``(x, SolveStats)``; x must reach the TRUE relative residual
@@ -60,9 +61,14 @@ class SolverError(RuntimeError):
     """A linear solve failed or could not reach the required residual."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SolveContext:
-    """One linear system A^{n,(k)} x = b^{n,(k)} of one image channel."""
+    """One linear system A^{n,(k)} x = b^{n,(k)} of one image channel (read-only by convention:
+    not frozen, because a frozen dataclass costs microseconds per solve in the driver's hot loop).
+
+    ``prev_iter_time`` is m^{n-1,(k-1)} (k > 1) and ``prev_time2`` is m^{n-2,(k)}
+    (n > 1); the driver sets them, hand-built contexts may leave them None.
+    """
 
     image: int
     channel: int
@@ -73,6 +79,28 @@ class SolveContext:
     b: np.ndarray
     guess_iter: np.ndarray
     guess_time: np.ndarray
+    prev_iter_time: np.ndarray | None = None
+    prev_time2: np.ndarray | None = None
+
+    def extrapolated(self) -> np.ndarray:
+        """First-order prediction of m^{n,(k)}, the warm start of ``extrapolate``.
+
+        k > 1: m^{n,(k-1)} + (m^{n-1,(k)} - m^{n-1,(k-1)}), the previous iterate moved by the
+        change this sweep made one level earlier; k = 1: 2 m^{n-1,(1)} - m^{n-2,(1)}, linear
+        in time (m^{0} alone at n = 1). Falls back to ``guess_iter`` / ``guess_time``
+        when the older vectors are not given.
+        """
+        if self.picard_iter > 1:
+            if self.prev_iter_time is None:
+                return self.guess_iter
+            x = self.guess_time - self.prev_iter_time
+            x += self.guess_iter
+            return x
+        if self.prev_time2 is None:
+            return self.guess_time
+        x = self.guess_time * 2.0
+        x -= self.prev_time2
+        return x
 
 
 @dataclass

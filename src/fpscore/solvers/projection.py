@@ -315,8 +315,8 @@ class _SeedRecorder(KspSolver):
 
     name = "projection"
 
-    def __init__(self, *, rtol, options, warm_start, record_solutions, record_krylov, keep):
-        super().__init__(rtol=rtol, options=options, warm_start=warm_start)
+    def __init__(self, *, rtol, options, warm_start, extrapolate, record_solutions, record_krylov, keep):
+        super().__init__(rtol=rtol, options=options, warm_start=warm_start, extrapolate=extrapolate)
         self.record_solutions, self.record_krylov, self.keep = record_solutions, record_krylov, keep
         self.vectors: dict[tuple[int, int, int], list[np.ndarray]] = {}  # (image, channel, n) -> columns
         self.solutions: dict[tuple[int, int, int, int], np.ndarray] = {}  # (image, channel, k, n) -> x
@@ -402,7 +402,7 @@ class ProjectionSolver(KspSolver):
 
     def __init__(self, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = True, n_seeds: int = 1,
                  seed_choice: str = "medoid", rank: int = 8, variant: str = "guess", basis: str = "solutions",
-                 guess: str = "minres", history: int = 1, lag: int = 0):
+                 guess: str = "minres", history: int = 1, lag: int = 0, extrapolate: bool = True):
         _check_choice("variant", variant, VARIANTS)
         _check_choice("basis", basis, BASES)
         _check_choice("seed_choice", seed_choice, SEED_CHOICES)
@@ -413,7 +413,7 @@ class ProjectionSolver(KspSolver):
         self.lag = _check_int("lag", lag, 0)
         self.refreshes = 0  # PC refactorisations with lag > 0 (diagnostics)
         self.seed_choice, self.variant, self.basis, self.guess = seed_choice, variant, basis, guess
-        super().__init__(rtol=rtol, options=ksp_options, warm_start=warm_start)
+        super().__init__(rtol=rtol, options=ksp_options, warm_start=warm_start, extrapolate=extrapolate)
         self.ksp_options = ksp_options
         if variant in ("pc", "both"):  # the configured PC becomes the one-level part M of the two-level PC
             inner = [(f"{SeedSubspacePC.OPTION_SUFFIX}{n}" if n.startswith("pc_") else n, v) for n, v in self.parsed]
@@ -441,6 +441,7 @@ class ProjectionSolver(KspSolver):
         nearest, _, _ = nearest_seed(imgs, self._seeds)
         self._nearest = {i: int(s) for i, s in enumerate(nearest)}
         recorder = _SeedRecorder(rtol=self.rtol, options=self.ksp_options, warm_start=self.warm_start,
+                                 extrapolate=self.extrapolate,
                                  record_solutions=self.basis in ("solutions", "both"),
                                  record_krylov=self.basis in ("krylov", "both"), keep=self.rank)
         with recorder:
@@ -490,7 +491,8 @@ class ProjectionSolver(KspSolver):
 
     def _settings(self) -> dict[str, Any]:
         return {"n_seeds": self.n_seeds, "seed_choice": self.seed_choice, "rank": self.rank, "basis": self.basis,
-                "ksp_options": self.ksp_options, "warm_start": self.warm_start, "rtol": self.rtol}
+                "ksp_options": self.ksp_options, "warm_start": self.warm_start, "extrapolate": self.extrapolate,
+                "rtol": self.rtol}
 
     # ---- target solves ----------------------------------------------------------------------
     def solve(self, ctx):
@@ -532,21 +534,23 @@ class ProjectionSolver(KspSolver):
         """The target's own vectors augmenting the seed space (with ``warm_start``).
 
         m^{n-1,(k)} (this sweep, one level earlier) and m^{n,(k-1)} (the previous
-        iterate; m^0 at k = 1); with ``history`` h >= 2 also the changes
-        m^{n,(k-1)} - m^{n,(k-j)}, j = 2..h, and m^{n-1,(k)} - m^{n-1,(k-1)}, so that
-        the minimal-residual guess can extrapolate the Picard iteration.
+        iterate; m^0 at k = 1); with ``extrapolate`` or ``history`` >= 2 also the
+        change m^{n-1,(k)} - m^{n-1,(k-1)} (k = 1 with ``extrapolate``: m^{n-1,(1)} -
+        m^{n-2,(1)}), so the span holds ``SolveContext.extrapolated()``; with ``history``
+        h >= 2 also m^{n,(k-1)} - m^{n,(k-j)}, j = 2..h, so that the minimal-residual
+        guess can extrapolate the Picard iteration.
         """
         if not self.warm_start:
             return []
         vecs = [ctx.guess_time, ctx.guess_iter]
+        if ctx.picard_iter > 1 and ctx.prev_iter_time is not None and (self.extrapolate or self.history >= 2):
+            vecs.append(ctx.guess_time - ctx.prev_iter_time)
+        elif ctx.picard_iter == 1 and ctx.prev_time2 is not None and self.extrapolate:
+            vecs.append(ctx.guess_time - ctx.prev_time2)
         if self.history < 2 or self._hist_key != (ctx.image, ctx.channel):
             return vecs
-        n = ctx.time_level
-        older = self._hist.get(n, [])[:-1][-(self.history - 1):]  # iterates before guess_iter
+        older = self._hist.get(ctx.time_level, [])[:-1][-(self.history - 1):]  # iterates before guess_iter
         vecs += [ctx.guess_iter - x for x in older]  # same span as the iterates, better conditioned
-        prev = self._hist.get(n - 1, [])
-        if ctx.picard_iter > 1 and len(prev) >= 2:
-            vecs.append(ctx.guess_time - prev[-2])
         return vecs
 
     def _basis(self, ctx) -> np.ndarray:
