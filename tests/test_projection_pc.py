@@ -7,9 +7,10 @@ import scipy.sparse as sp
 petsc4py = pytest.importorskip("petsc4py")
 from petsc4py import PETSc  # noqa: E402
 
-from fpscore.solvers.projection import SeedSubspacePC, compress_basis, projected_guess  # noqa: E402
+from fpscore.solvers.seed_pc import SeedSubspacePC  # noqa: E402
+from fpscore.solvers.subspace import compress_basis, projected_guess  # noqa: E402
 
-DOTTED = "fpscore.solvers.projection.SeedSubspacePC"
+DOTTED = "fpscore.solvers.seed_pc.SeedSubspacePC"
 
 
 def five_point(H, W, seed):

@@ -82,28 +82,29 @@ class SolveContext:
     prev_iter_time: np.ndarray | None = None
     prev_time2: np.ndarray | None = None
 
-    def extrapolated(self) -> np.ndarray:
+    def extrapolated(self, out: np.ndarray | None = None) -> np.ndarray:
         """First-order prediction of m^{n,(k)}, the warm start of ``extrapolate``.
 
         k > 1: m^{n,(k-1)} + (m^{n-1,(k)} - m^{n-1,(k-1)}), the previous iterate moved by the
         change this sweep made one level earlier; k = 1: 2 m^{n-1,(1)} - m^{n-2,(1)}, linear
         in time (m^{0} alone at n = 1). Falls back to ``guess_iter`` / ``guess_time``
-        when the older vectors are not given.
+        when the older vectors are not given (then returned as they are, ``out`` unused).
+        ``out``: an array of the same shape to write the prediction into.
         """
         if self.picard_iter > 1:
             if self.prev_iter_time is None:
                 return self.guess_iter
-            x = self.guess_time - self.prev_iter_time
+            x = np.subtract(self.guess_time, self.prev_iter_time, out=out)
             x += self.guess_iter
             return x
         if self.prev_time2 is None:
             return self.guess_time
-        x = self.guess_time * 2.0
+        x = np.multiply(self.guess_time, 2.0, out=out)
         x -= self.prev_time2
         return x
 
 
-@dataclass
+@dataclass(slots=True)
 class SolveStats:
     """What a solver reports about one solve (the driver adds the timings)."""
 

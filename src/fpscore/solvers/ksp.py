@@ -217,8 +217,9 @@ class KspSolver(Solver):
         """Warm-start vector for ctx, or None for a zero guess (subclasses may override)."""
         if not self.warm_start:
             return None
-        if self.extrapolate:
-            return ctx.extrapolated()
+        if self.extrapolate:  # written straight into the KSP's initial-guess buffer when there is one
+            slot = self._slots.get(ctx.system.n)
+            return ctx.extrapolated(out=None if slot is None else slot.x_buf)
         return ctx.guess_iter if ctx.picard_iter > 1 else ctx.guess_time
 
     def _solve(self, ctx: SolveContext, slot: "_Slot") -> tuple[np.ndarray, SolveStats]:
@@ -227,7 +228,7 @@ class KspSolver(Solver):
         guess = None if slot.preonly else self.initial_guess(ctx)  # preonly (a direct solve) takes no guess
         if guess is None:
             slot.x_buf.fill(0.0)
-        else:
+        elif guess is not slot.x_buf:
             np.copyto(slot.x_buf, guess)
         slot.x.stateIncrease()  # the buffers were written behind PETSc's back
         slot.b.stateIncrease()

@@ -1,309 +1,31 @@
 """Cross-matrix Krylov projection (METHOD.md §6): seed subspaces reused for target systems.
 
-Three pieces, each usable alone:
-
-* subspace helpers: ``compress_basis`` (orthonormal rank-r basis of vectors met
-  while solving a seed) and ``projected_guess`` (minimal-residual or Galerkin
-  initial guess x0 = V y for a target system, with its projection residual);
-* ``SeedSubspacePC``: a PETSc PC context of type 'python', the two-level
-  correction with the seed subspace as coarse space, E = V^T A V,
-  P^{-1} r = V E^{-1} V^T r + M^{-1} (r - A V E^{-1} V^T r);
-* ``ProjectionSolver``: the ``projection`` solver of the numerics protocol.
+``ProjectionSolver``, the ``projection`` solver of the numerics protocol, built
+from two pieces usable alone: the subspace helpers (``fpscore.solvers.subspace``:
+``compress_basis``, ``projected_guess``) and the two-level PC
+(``fpscore.solvers.seed_pc.SeedSubspacePC``, a PETSc PC context of type 'python',
+P^{-1} r = V E^{-1} V^T r + M^{-1} (r - A V E^{-1} V^T r), E = V^T A V).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg as sla
 
 from fpscore.fileio import atomic_outputs
-from fpscore.solvers.base import SolverError, SolveStats, true_relative_residual
+from fpscore.solvers.base import SolverError, SolveStats, true_relative_residual, vnorm
 from fpscore.solvers.ksp import KspSolver
+from fpscore.solvers.seed_pc import SeedSubspacePC
+from fpscore.solvers.subspace import GUESS_METHODS, solve_normal, relative_residual_norm, compress_basis, projected_guess
 from fpscore.solvers.seeds import SEED_CHOICES, nearest_seed, select_seeds
-
-GUESS_METHODS = ("minres", "galerkin")
-
-
-# --------------------------------------------------------------------------- subspace helpers
-
-
-def compress_basis(vectors: np.ndarray, rank: int, rtol: float = 1e-10) -> np.ndarray:
-    """Orthonormal basis (n, r') of the dominant span of the columns of ``vectors`` (n, p), r' <= rank.
-
-    Columns are scaled to unit norm first (so a solution and a small Krylov
-    vector weigh alike), then a thin SVD keeps the ``rank`` leading left
-    singular vectors whose singular value exceeds rtol * the largest; the
-    result is Fortran-ordered so PETSc can wrap it as a dense Mat.
-    """
-    vecs = np.asarray(vectors, dtype=np.float64)
-    if vecs.ndim != 2:
-        raise ValueError(f"vectors: expected a 2-D array (n, p), got shape {vecs.shape}")
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
-        raise ValueError(f"rank: expected a positive integer, got {rank!r}")
-    norms = np.linalg.norm(vecs, axis=0)
-    keep = norms > 0
-    if not np.any(keep):
-        return np.zeros((vecs.shape[0], 0), order="F")
-    scaled = vecs[:, keep] / norms[keep]
-    u, s, _ = sla.svd(scaled, full_matrices=False, check_finite=False, lapack_driver="gesdd")
-    r = int(min(rank, np.count_nonzero(s > rtol * s[0])))
-    return np.asfortranarray(u[:, :r])
-
-
-def apply_operator(A, V: np.ndarray) -> np.ndarray:
-    """A @ V for a PETSc Mat or anything with ``@`` (SciPy sparse, NumPy), as an (n, r) array."""
-    V = np.asarray(V, dtype=np.float64)
-    if V.shape[1] == 0:
-        return np.zeros_like(V, order="F")
-    if hasattr(A, "matMult"):  # PETSc Mat: one sparse x dense product
-        from petsc4py import PETSc
-
-        Vd = PETSc.Mat().createDense(V.shape, array=np.asfortranarray(V), comm=PETSc.COMM_SELF)
-        AVd = A.matMult(Vd)
-        AV = np.array(AVd.getDenseArray(), order="F", copy=True)
-        AVd.destroy()
-        Vd.destroy()
-        return AV
-    return np.asfortranarray(A @ V)
-
-
-def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """argmin_y ||b - M y||_2 for a thin M (n, p), p small, in O(n p^2) with one BLAS product.
-
-    Normal equations (see ``_solve_normal``); cheaper than a Householder QR of
-    M, which dominated the solve time in profiles.
-    """
-    return _solve_normal(M.T @ M, M.T @ b)
-
-
-def _solve_normal(G: np.ndarray, c: np.ndarray, reg: float = 1e-14) -> np.ndarray:
-    """y with G y = c for a Gram matrix G = M^T M, c = M^T b, M thin.
-
-    The columns are scaled to unit norm and a tiny ridge ``reg`` is added to the
-    scaled diagonal, so (numerically) dependent columns do no harm: the answer is
-    then the least-squares solution up to a relative perturbation of about reg,
-    and the Krylov solve that follows still reaches rtol. One LAPACK solve; the
-    price of the normal equations (a squared condition number) is what the ridge
-    contains.
-    """
-    d = np.sqrt(np.diagonal(G))
-    scale = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
-    Gs = G * scale[:, None] * scale[None, :]
-    i = np.arange(G.shape[0])
-    Gs[i, i] = np.where(d > 0, Gs[i, i] + reg, 1.0)  # a zero column gets y = 0
-    return np.linalg.solve(Gs, c * scale) * scale
-
-
-@dataclass
-class Projection:
-    """A projected initial guess x0 = V y and its relative residual ||b - A x0|| / ||b||."""
-
-    x0: np.ndarray
-    y: np.ndarray
-    residual: float
-
-
-def projected_guess(A, b: np.ndarray, V: np.ndarray, method: str = "minres", AV: np.ndarray | None = None) -> Projection:
-    """Initial guess for A x = b from the subspace span(V) (METHOD.md §6).
-
-    minres:   y = argmin ||b - A V y||_2 (normal equations with a cutoff, see _least_squares);
-    galerkin: y = (V^T A V)^{-1} V^T b (Chan and Ng 1999).
-    ``AV`` may be passed when already computed (e.g. by the preconditioner).
-    """
-    if method not in GUESS_METHODS:
-        raise ValueError(f"guess method: unknown value {method!r}, expected one of {GUESS_METHODS}")
-    b = np.asarray(b, dtype=np.float64).ravel()
-    V = np.asarray(V, dtype=np.float64)
-    if V.ndim != 2 or V.shape[0] != b.size:
-        raise ValueError(f"V: expected shape ({b.size}, r), got {V.shape}")
-    bnorm = _norm(b)
-    r = V.shape[1]
-    if r == 0 or bnorm == 0.0:
-        return Projection(np.zeros_like(b), np.zeros(r), 1.0 if bnorm > 0 else 0.0)
-    if AV is None:
-        AV = apply_operator(A, V)
-    if method == "minres":
-        y = _least_squares(AV, b)
-    else:
-        E = V.T @ AV
-        try:
-            y = sla.solve(E, V.T @ b, check_finite=False)
-        except sla.LinAlgError as exc:
-            raise ValueError(f"galerkin projection: V^T A V ({r}x{r}) is singular") from exc
-    return Projection(V @ y, y, _norm(b - AV @ y) / bnorm)
-
-
-def _relative_residual_norm(G: np.ndarray, c: np.ndarray, bnorm: float) -> float:
-    """min_y ||b - M y|| / ||b|| from the Gram data G = M^T M, c = M^T b (||b - My||^2 =
-    ||b||^2 - c^T y at the least-squares y). Rounding limits it to about 1e-8 relative:
-    a diagnostic, not a convergence test."""
-    if G.shape[0] == 0 or bnorm == 0.0:
-        return 1.0 if bnorm > 0 else 0.0
-    y = _solve_normal(G, c)
-    return math.sqrt(max(bnorm * bnorm - float(c @ y), 0.0)) / bnorm
-
-
-def _norm(x: np.ndarray) -> float:
-    """2-norm without a BLAS call (see fpscore.solvers.base.vnorm)."""
-    return math.sqrt(float(np.einsum("i,i->", x, x)))
-
-
-# --------------------------------------------------------------------------- two-level PC
-
-
-class SeedSubspacePC:
-    """PETSc PC context (type 'python'): two-level correction with a seed subspace as coarse space.
-
-        P^{-1} r = V E^{-1} V^T r + M^{-1} (r - A V E^{-1} V^T r),   E = V^T A V,
-
-    with M an inner one-level PETSc PC (ILU(0) by default, Jacobi or SOR). It is an
-    exact solve for systems whose solution lies in span(V). Select it with
-    ``-fp_pc_type python -fp_pc_python_type fpscore.solvers.projection.SeedSubspacePC``;
-    its own options live under ``<pc prefix>seedpc_``: ``-fp_seedpc_rank r``
-    (use the first r basis columns; default all) and ``-fp_seedpc_pc_type
-    ilu|jacobi|sor`` (with any other option of the inner PC under the same prefix).
-
-    The basis V (n x r, orthonormal columns) is set from outside with
-    ``set_basis`` before each solve (the projection solver does it per time
-    level). setUp, run by PETSc once per operator change (or after a new
-    basis), computes A V, the LU of E and the inner PC; apply costs two thin
-    dense products with V, one with A V and one inner PC apply.
-    """
-
-    INNER_TYPES = ("ilu", "jacobi", "sor")
-    OPTION_SUFFIX = "seedpc_"
-
-    def __init__(self) -> None:
-        self.rank: int | None = None  # cap on the number of basis columns used
-        self.inner_type = "ilu"
-        self.setup_count = 0  # how many times setUp did its work (tests, diagnostics)
-        self._V_full: np.ndarray | None = None
-        self._AV_given: np.ndarray | None = None
-        self._V = np.zeros((0, 0), order="F")
-        self._AV: np.ndarray | None = None
-        self._E_lu = None
-        self._inner = None
-        self._work = None
-        self._stale = True
-
-    # -- configuration
-    def set_basis(self, V: np.ndarray | None, AV: np.ndarray | None = None) -> None:
-        """Set the coarse basis V (n, r) with orthonormal columns, or None for a one-level PC.
-
-        ``AV`` = A V for the operator of the next setup may be handed over when the
-        caller computed it anyway (it is used once, then recomputed per operator).
-        """
-        if V is not None:
-            V = np.asarray(V, dtype=np.float64)
-            if V.ndim != 2:
-                raise ValueError(f"SeedSubspacePC basis: expected a 2-D array (n, r), got shape {V.shape}")
-            if AV is not None and np.shape(AV) != V.shape:
-                raise ValueError(f"SeedSubspacePC: A V has shape {np.shape(AV)}, basis has {V.shape}")
-        self._V_full = V
-        self._AV_given = None if V is None else AV
-        self._stale = True
-
-    def setFromOptions(self, pc) -> None:
-        from petsc4py import PETSc
-
-        prefix = (pc.getOptionsPrefix() or "") + self.OPTION_SUFFIX
-        opts = PETSc.Options(prefix)
-        if opts.hasName("rank"):
-            rank = opts.getInt("rank")
-            if rank < 0:
-                raise ValueError(f"-{prefix}rank: expected a non-negative integer, got {rank}")
-            self.rank = rank
-        inner = opts.getString("pc_type", self.inner_type)
-        if inner not in self.INNER_TYPES:
-            raise ValueError(f"-{prefix}pc_type: unknown one-level PC {inner!r}, expected one of {self.INNER_TYPES}")
-        self.inner_type = inner
-        self._stale = True
-
-    # -- PETSc hooks
-    def setUp(self, pc) -> None:
-        """Allocate per operator: the inner PC (factored), A V and the LU of E = V^T A V."""
-        from petsc4py import PETSc
-
-        A, P = pc.getOperators()
-        if self._inner is None:
-            self._inner = PETSc.PC().create(comm=pc.getComm())
-            self._inner.setOptionsPrefix((pc.getOptionsPrefix() or "") + self.OPTION_SUFFIX)
-            self._inner.setType(self.inner_type)
-            self._inner.setFromOptions()
-        self._inner.setOperators(A, P)
-        self._inner.setUp()
-        if self._work is None or self._work.getSize() != A.getSize()[0]:
-            if self._work is not None:
-                self._work.destroy()
-            self._work = A.createVecLeft()
-        self._setup_coarse(A)
-        self.setup_count += 1
-
-    def _setup_coarse(self, A) -> None:
-        V = self._V_full
-        n = A.getSize()[0]
-        if V is not None and V.shape[0] != n:
-            raise ValueError(f"SeedSubspacePC basis: has {V.shape[0]} rows, operator has {n}")
-        if V is None or V.shape[1] == 0 or self.rank == 0:
-            self._V = np.zeros((n, 0), order="F")
-            self._AV, self._E_lu = None, None
-        else:
-            cols = V.shape[1] if self.rank is None else min(self.rank, V.shape[1])
-            self._V = np.asfortranarray(V[:, :cols])
-            given, self._AV_given = self._AV_given, None
-            self._AV = np.asfortranarray(given[:, :cols]) if given is not None else apply_operator(A, self._V)
-            E = self._V.T @ self._AV
-            self._E_lu = sla.lu_factor(E, check_finite=False)
-            if not np.all(np.isfinite(self._E_lu[0])) or np.min(np.abs(np.diag(self._E_lu[0]))) == 0.0:
-                raise ValueError(f"SeedSubspacePC: coarse matrix E = V^T A V ({E.shape[0]}x{E.shape[0]}) is singular")
-        self._stale = False
-
-    def apply(self, pc, x, y) -> None:
-        """y = P^{-1} x (two-level correction)."""
-        if self._stale:  # a new basis since the last setUp, same operator
-            self._setup_coarse(pc.getOperators()[0])
-        if self._AV is None:
-            self._inner.apply(x, y)
-            return
-        r = x.getArray(readonly=True)
-        z = sla.lu_solve(self._E_lu, self._V.T @ r, check_finite=False)
-        with self._work as w:
-            np.subtract(r, self._AV @ z, out=w)
-        self._inner.apply(self._work, y)
-        with y as ya:
-            ya += self._V @ z
-
-    def reset(self, pc) -> None:
-        """Free what setUp allocated (the basis itself is kept)."""
-        for obj in (self._inner, self._work):
-            if obj is not None:
-                obj.destroy()
-        self._inner, self._work = None, None
-        self._AV, self._E_lu = None, None
-        self._stale = True
-
-    def coarse_operator(self) -> np.ndarray | None:
-        """A V of the current setup (None for an empty basis), for reuse by the projected guess."""
-        return self._AV
-
-    def view(self, pc, viewer) -> None:
-        r = 0 if self._V_full is None else self._V_full.shape[1]
-        used = r if self.rank is None else min(r, self.rank)
-        viewer.printfASCII(
-            f"  SeedSubspacePC: two-level, coarse space = seed subspace of rank {used} (basis has {r}), "
-            f"one-level PC {self.inner_type}, setups {self.setup_count}\n"
-        )
-
 
 # --------------------------------------------------------------------------- the solver
 
 VARIANTS = ("guess", "pc", "both")
 BASES = ("krylov", "solutions", "both")
-_PC_DOTTED = f"{__name__}.SeedSubspacePC"
+_PC_DOTTED = f"{SeedSubspacePC.__module__}.SeedSubspacePC"
 _PREPARED_VERSION = 1
 
 
@@ -600,7 +322,7 @@ class ProjectionSolver(KspSolver):
         if self.variant == "pc":
             AV = ctx.system.csr @ V  # once here; handed to the PC, which would compute it anyway
             pc.getPythonContext().set_basis(V, AV=AV)
-            self._last_projection = _relative_residual_norm(AV.T @ AV, AV.T @ ctx.b, _norm(ctx.b))
+            self._last_projection = relative_residual_norm(AV.T @ AV, AV.T @ ctx.b, vnorm(ctx.b))
             return super().initial_guess(ctx)  # the warm start (or zero)
         own = self._own_vectors(ctx)
         W = np.empty((V.shape[0], r + len(own)))  # C order: scipy's CSR x dense product runs row-wise
@@ -611,18 +333,18 @@ class ProjectionSolver(KspSolver):
         if self.variant == "both":
             pc.getPythonContext().set_basis(V, AV=AW[:, :r])
         G, c = AW.T @ AW, AW.T @ ctx.b
-        bnorm = _norm(ctx.b)
-        self._last_projection = _relative_residual_norm(G[:r, :r], c[:r], bnorm)  # seed subspace alone
+        bnorm = vnorm(ctx.b)
+        self._last_projection = relative_residual_norm(G[:r, :r], c[:r], bnorm)  # seed subspace alone
         if self.guess == "galerkin":
             y = projected_guess(None, ctx.b, W, "galerkin", AV=AW).y
-            return W @ y if _norm(ctx.b - AW @ y) < bnorm else None  # Galerkin can be worse than zero
+            return W @ y if vnorm(ctx.b - AW @ y) < bnorm else None  # Galerkin can be worse than zero
         if not own:
-            return W @ _solve_normal(G, c)
+            return W @ solve_normal(G, c)
         # Minimal residual as a correction of the warm start x_w = W e_j (r_w = b - A x_w): the
         # normal equations then lose digits relative to ||r_w||, not ||b|| (late Picard
         # iterations start 1e-8 below ||b||, where a projection of b would be worse than x_w).
         j = r + (0 if ctx.picard_iter == 1 else 1)  # guess_time at k = 1, else guess_iter (as KspSolver)
-        z = _solve_normal(G, c - G[:, j])
+        z = solve_normal(G, c - G[:, j])
         z[j] += 1.0
         return W @ z
 
