@@ -6,7 +6,9 @@ training image reaches the target), ``budget`` (stop when training time reaches
 ``budget_seconds``) and ``steps`` (a step count, deterministic: for tests). Every
 run also stops at ``time_cap_seconds`` of training; a target not reached by then
 is reported as not reached. Training time excludes evaluation and checkpoint
-time; both clocks are logged.
+time; both clocks are logged. Training and evaluation seconds are wall time
+(``clock="wall"``) or the process's CPU time (``clock="cpu"``: steadier than wall
+time on a shared CPU machine, meaningless on a GPU); the summary names the clock.
 
 Adam with optional gradient clipping and EMA; seeded numpy / torch generators.
 A resumable checkpoint (model, optimizer, EMA, RNG states, step, clocks, log)
@@ -36,6 +38,7 @@ from fpscore.fileio import atomic_outputs
 from fpscore.metrics import mean_ssim_to_closest
 
 STOP_RULES = ("target_ssim", "budget", "steps")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 LOG_COLUMNS = ("step", "train_seconds", "eval_seconds", "loss", "ssim")
 LOG_EVERY_STEPS = 10
 
@@ -152,17 +155,23 @@ def _sync(device: torch.device) -> None:
 
 def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainSettings, stop: StopRule,
           checkpoint_path: str | Path | None = None, data_fingerprint: str = "", progress: bool = True,
-          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
-    """Train `net` with `method` (OursMethod / DDPMMethod) until the stop rule or the time cap.
+          callback: Callable[[int, dict], None] | None = None, clock: str = "wall") -> TrainResult:
+    """Train `net` with `method` (OursMethod / DSMMethod / DDPMMethod) until the stop rule or the time cap.
 
     references: the training images N x C x H x W in [0, 1] (SSIM is against the closest one).
     checkpoint_path: where the resumable checkpoint lives (None: no checkpoints).
     data_fingerprint: identifies the training data; a checkpoint with another one is ignored.
     callback(step, info) runs after every step (tests use it to interrupt a run).
+    clock: wall | cpu, the clock of the training and evaluation seconds (see the module docstring).
     """
     references = np.asarray(references, dtype=np.float32)
     image_shape = tuple(references.shape[1:])
     device = next(net.parameters()).device
+    if clock not in CLOCKS:
+        raise ValueError(f"clock: expected one of {tuple(CLOCKS)}, got {clock!r}")
+    if clock == "cpu" and device.type != "cpu":
+        raise ValueError(f"clock cpu: the process's CPU time does not measure training on {device}; use wall")
+    now = CLOCKS[clock]
     fp = fingerprint(method.describe(), net.config.as_dict(), settings.trajectory_dict(), data_fingerprint)
 
     np.random.seed(settings.seed)
@@ -210,7 +219,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         st["loss_sum"], st["loss_count"] = 0.0, 0
 
     def evaluate() -> float:
-        t0 = time.perf_counter()
+        t0 = now()
         model = ema if ema is not None else net
         was_training = model.training
         model.eval()
@@ -218,7 +227,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
                                torch.Generator().manual_seed(settings.seed + 1))
         model.train(was_training)
         value = mean_ssim_to_closest(result.final, references)
-        st["eval_seconds"] += time.perf_counter() - t0
+        st["eval_seconds"] += now() - t0
         st["evaluations"].append({"step": st["step"], "train_seconds": st["train_seconds"], "ssim": value,
                                   "nfe": result.nfe, "sampler": result.sampler})
         st["best_ssim"] = value if math.isnan(st["best_ssim"]) else max(st["best_ssim"], value)
@@ -250,7 +259,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         try:
             while (reason := stopped_by()) is None:
                 _sync(device)
-                t0 = time.perf_counter()
+                t0 = now()
                 loss = method.loss(net, settings.batch_size, batch_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -264,7 +273,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
                         for be, b in zip(ema.buffers(), net.buffers()):
                             be.copy_(b)
                 _sync(device)
-                dt = time.perf_counter() - t0
+                dt = now() - t0
                 loss_value = float(loss.detach())
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(f"training loss became {loss_value} at step {st['step'] + 1}; "
@@ -313,7 +322,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         "eval_seconds": st["eval_seconds"], "evaluations": len(st["evaluations"]), "final_ssim": final["ssim"],
         "best_ssim": st["best_ssim"], "eval_sampler": final["sampler"], "eval_samples": settings.eval_samples,
         "resumed_from_step": st["resumed_from_step"], "settings": asdict(settings), "device": str(device),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "clock": clock,
     }
     return TrainResult(net=ema if ema is not None else net, log=st["log"], summary=summary,
                        evaluations=st["evaluations"], optimizer_state=opt.state_dict())
