@@ -1,4 +1,4 @@
-"""Training losses: ours (METHOD.md section 8) and the DDPM epsilon MSE (Ho et al. 2020).
+"""Training losses: ours (METHOD.md section 8), plain denoising score matching, the DDPM epsilon MSE.
 
 Ours: time levels n stratified over the batch, t = t_n, z ~ N(0, I),
 x_eps = x^n + lambda(t) z, and
@@ -14,6 +14,10 @@ s_theta is a choice of this implementation (METHOD.md leaves it open):
   c_in = 1 / sqrt(lambda^2 + sd^2), sd = 1/2: unit-scale input and output at every noise level.
 * ``eps``: s_theta = F(x, 999 t) / lambda (Song et al.'s VE models, output scaled by 1/sigma),
   so lambda s_theta = F predicts -z.
+
+DSM (the like-for-like baseline): the same loss with x_eps = x_0 + lambda(t) z, i.e. the noise
+is added to the image instead of the embedded x^n, at stratified continuous times in [eps, 1]
+(or ours' stratified levels); see ``dsm_loss``.
 
 DDPM: t ~ U{0..T-1}, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, loss = mean (eps - net(x_t, t))^2.
 """
@@ -36,6 +40,7 @@ def stratified_levels(batch: int, n_levels: int, generator: torch.Generator) -> 
 
 
 PARAMETERIZATIONS = ("edm", "eps")
+DSM_TIMES = ("uniform", "levels")
 SIGMA_DATA, DATA_CENTRE = 0.5, 0.5
 
 
@@ -69,6 +74,46 @@ def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, 
     g2 = (sde.g(t) ** 2).reshape(-1)
     x_eps = trajectories[idx, levels] + lam * z
     residual = lam * score_from_net(net, x_eps, t, sde, parameterization) + z
+    return (residual.square().flatten(1).sum(1) / (2 * g2)).mean()
+
+
+def stratified_times(batch: int, t_min: float, generator: torch.Generator) -> torch.Tensor:
+    """One continuous time per sample, stratified over [t_min, 1]: sample b in [b / B, (b + 1) / B) of it."""
+    u = torch.rand(batch, generator=generator, dtype=torch.float64)
+    return t_min + (1.0 - t_min) * (torch.arange(batch, dtype=torch.float64) + u) / batch
+
+
+def dsm_loss(net, data: torch.Tensor, sde: VESDE, batch: int, generator: torch.Generator,
+             parameterization: str = "edm", levels: torch.Tensor | None = None) -> torch.Tensor:
+    """Denoising score matching (Vincent 2011; Song et al. 2021) on data N x C x H x W in [0, 1].
+
+    x_t = x_0 + lambda(t) z with z ~ N(0, I) regresses the known conditional score
+    -z / lambda(t) of the VE SDE. Weighting: the usual lambda(t)^2 (Song et al.: the residual
+    lambda s_theta + z has unit scale at every t, so no noise level dominates), times the
+    1 / (2 g(t)^2) of METHOD.md section 8, so that this loss is term by term the loss of ours
+    with x^n replaced by x_0: the comparison isolates the training targets, not a reweighting.
+
+    levels: None draws t stratified and continuous in [eps, 1] (the standard choice); a tensor
+    of time levels t_n draws from them as ``ours_loss`` does (random numbers drawn in the same
+    order, so with levels this equals ``ours_loss`` on trajectories that stay at the image).
+    """
+    if data.ndim != 4:
+        raise ValueError(f"data: expected N x C x H x W, got shape {tuple(data.shape)}")
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
+    device = data.device
+    idx = torch.randint(data.shape[0], (batch,), generator=generator).to(device)
+    if levels is None:
+        t = stratified_times(batch, sde.eps, generator).to(device=device, dtype=data.dtype)
+    else:
+        if levels.ndim != 1:
+            raise ValueError(f"levels: expected a 1-D tensor of time levels, got shape {tuple(levels.shape)}")
+        t = levels[stratified_levels(batch, len(levels), generator).to(levels.device)].to(device=device,
+                                                                                         dtype=data.dtype)
+    z = torch.randn((batch, *data.shape[1:]), generator=generator).to(device)
+    lam = sde.marginal_std(t).reshape(-1, 1, 1, 1)
+    g2 = (sde.g(t) ** 2).reshape(-1)
+    residual = lam * score_from_net(net, data[idx] + lam * z, t, sde, parameterization) + z
     return (residual.square().flatten(1).sum(1) / (2 * g2)).mean()
 
 

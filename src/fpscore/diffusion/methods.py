@@ -1,8 +1,10 @@
-"""The two training methods behind one interface: a loss on a random batch and a sampler.
+"""The training methods behind one interface: a loss on a random batch and a sampler.
 
 ``OursMethod`` trains on embedded trajectories (METHOD.md sections 7-8) and samples with
-the probability-flow ODE (section 9); ``DDPMMethod`` is the epsilon-prediction baseline.
-Both wrap the same U-Net; ``describe()`` is stored in model.pt so that
+the probability-flow ODE (section 9); ``DSMMethod`` is the like-for-like baseline (plain
+denoising score matching on the same SDE, parameterisation and sampler: only the training
+targets differ); ``DDPMMethod`` is the paper's epsilon-prediction baseline.
+All wrap the same U-Net; ``describe()`` is stored in model.pt so that
 ``method_from_description`` rebuilds the sampler without the training data.
 """
 from __future__ import annotations
@@ -11,26 +13,25 @@ import numpy as np
 import torch
 
 from fpscore.diffusion.ddpm import DDPMSchedule, ancestral_sample, ddim_sample
-from fpscore.diffusion.losses import PARAMETERIZATIONS, ddpm_loss, ours_loss, score_from_net
+from fpscore.diffusion.losses import (DSM_TIMES, PARAMETERIZATIONS, ddpm_loss, dsm_loss, ours_loss,
+                                      score_from_net)
 from fpscore.diffusion.sampling import SAMPLERS, SampleResult, ode_sample
 from fpscore.diffusion.sde import VESDE
 
-METHODS = ("ours", "ddpm")
+METHODS = ("ours", "dsm", "ddpm")
 DDPM_SAMPLERS = ("ancestral", "ddim")
 
 
-class OursMethod:
-    """Score embedding + section 8 loss + probability-flow ODE sampling.
+class _FlowMethod:
+    """What ours and dsm share: the VE SDE, the score parameterisation and the probability-flow sampler.
 
-    trajectories: N x T x C x H x W embedded images (None when only sampling);
     sampler: dict with method (rk45|heun), rtol, atol, heun_steps, denoise;
     parameterization: how the U-Net gives the score (``fpscore.diffusion.losses``: edm | eps).
     """
 
-    name = "ours"
+    name = ""
 
-    def __init__(self, sde: VESDE, sampler: dict, trajectories: np.ndarray | None = None,
-                 device: str | torch.device = "cpu", parameterization: str = "edm"):
+    def __init__(self, sde: VESDE, sampler: dict, device: str | torch.device = "cpu", parameterization: str = "edm"):
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
         self.sde, self.device, self.parameterization = sde, torch.device(device), parameterization
@@ -39,16 +40,6 @@ class OursMethod:
         if self.sampler["method"] not in SAMPLERS:
             raise ValueError(f"sampler.method: expected one of {SAMPLERS}, got {self.sampler['method']!r}")
         self.times = torch.as_tensor(sde.times(), dtype=torch.float32, device=self.device)
-        self.trajectories = None
-        if trajectories is not None:
-            if trajectories.ndim != 5 or trajectories.shape[1] != sde.n_times:
-                raise ValueError(f"trajectories: expected N x {sde.n_times} x C x H x W, got {trajectories.shape}")
-            self.trajectories = torch.as_tensor(trajectories, dtype=torch.float32, device=self.device)
-
-    def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
-        if self.trajectories is None:
-            raise RuntimeError("OursMethod was built without trajectories: it can sample but not train")
-        return ours_loss(net, self.trajectories, self.times, self.sde, batch, generator, self.parameterization)
 
     def score_fn(self, net):
         def score(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -68,6 +59,66 @@ class OursMethod:
     def describe(self) -> dict:
         return {"method": self.name, "sde": self.sde.as_dict(), "sampler": dict(self.sampler),
                 "parameterization": self.parameterization}
+
+
+class OursMethod(_FlowMethod):
+    """Score embedding + section 8 loss + probability-flow ODE sampling.
+
+    trajectories: N x T x C x H x W embedded images (None when only sampling);
+    sampler, parameterization: see ``_FlowMethod``.
+    """
+
+    name = "ours"
+
+    def __init__(self, sde: VESDE, sampler: dict, trajectories: np.ndarray | None = None,
+                 device: str | torch.device = "cpu", parameterization: str = "edm"):
+        super().__init__(sde, sampler, device, parameterization)
+        self.trajectories = None
+        if trajectories is not None:
+            if trajectories.ndim != 5 or trajectories.shape[1] != sde.n_times:
+                raise ValueError(f"trajectories: expected N x {sde.n_times} x C x H x W, got {trajectories.shape}")
+            self.trajectories = torch.as_tensor(trajectories, dtype=torch.float32, device=self.device)
+
+    def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
+        if self.trajectories is None:
+            raise RuntimeError("OursMethod was built without trajectories: it can sample but not train")
+        return ours_loss(net, self.trajectories, self.times, self.sde, batch, generator, self.parameterization)
+
+
+class DSMMethod(_FlowMethod):
+    """Denoising score matching on the images themselves: ours without the score embedding.
+
+    Same SDE, parameterisation, loss weighting and probability-flow sampler as ``OursMethod``;
+    the noise is added to the image x_0 instead of the embedded x^n, at times drawn as
+    ``times`` says (``fpscore.diffusion.losses.dsm_loss``: uniform = stratified continuous
+    times in [eps, 1], the standard choice; levels = ours' stratified time levels, which makes
+    dsm the same as ours with zero scores).
+    images: N x C x H x W in [0, 1] (None when only sampling).
+    """
+
+    name = "dsm"
+
+    def __init__(self, sde: VESDE, sampler: dict, images: np.ndarray | None = None,
+                 device: str | torch.device = "cpu", parameterization: str = "edm", times: str = "uniform"):
+        super().__init__(sde, sampler, device, parameterization)
+        if times not in DSM_TIMES:
+            raise ValueError(f"dsm times: expected one of {DSM_TIMES}, got {times!r}")
+        self.time_sampling = times
+        self.data = None
+        if images is not None:
+            images = np.asarray(images, dtype=np.float32)
+            if images.ndim != 4:
+                raise ValueError(f"images: expected N x C x H x W, got shape {images.shape}")
+            self.data = torch.as_tensor(images, device=self.device)
+
+    def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
+        if self.data is None:
+            raise RuntimeError("DSMMethod was built without images: it can sample but not train")
+        levels = self.times if self.time_sampling == "levels" else None
+        return dsm_loss(net, self.data, self.sde, batch, generator, self.parameterization, levels)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "times": self.time_sampling}
 
 
 class DDPMMethod:
@@ -109,12 +160,15 @@ class DDPMMethod:
 def method_from_description(desc: dict, device: str | torch.device = "cpu", **overrides):
     """Rebuild a sampling-only method from ``describe()`` (as stored in model.pt).
 
-    overrides: for ours, sampler keys (method, rtol, ...); for ddpm, sampler / ddim_steps.
+    overrides: for ours and dsm, sampler keys (method, rtol, ...); for ddpm, sampler / ddim_steps.
     """
     name = desc.get("method")
     if name == "ours":
         return OursMethod(VESDE(**desc["sde"]), {**desc["sampler"], **overrides}, device=device,
                           parameterization=desc.get("parameterization", "edm"))
+    if name == "dsm":
+        return DSMMethod(VESDE(**desc["sde"]), {**desc["sampler"], **overrides}, device=device,
+                         parameterization=desc["parameterization"], times=desc["times"])
     if name == "ddpm":
         kw = {"sampler": desc["sampler"], "ddim_steps": desc["ddim_steps"], **overrides}
         return DDPMMethod(DDPMSchedule(**desc["schedule"]), kw["sampler"], kw["ddim_steps"], device=device)
