@@ -181,6 +181,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per solver; the fastest (wall clock) is kept, for a noisy shared machine")
     p.add_argument("--ranks", nargs="*", type=int, default=list(RANKS), help="rank sweep (empty: none)")
+    p.add_argument("--markdown", nargs="+", type=Path, default=None, metavar="CSV",
+                   help="print the README table of these benchmark CSVs and exit (no solving)")
     p.add_argument("--out", type=Path, default=Path("results/tables/solver_benchmark.csv"))
     p.add_argument("--rank-sweep-out", type=Path, default=Path("results/benchmarks/rank_sweep.csv"))
     p.add_argument("--dissimilarity-out", type=Path, default=Path("results/benchmarks/projection_dissimilarity.csv"))
@@ -198,6 +200,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown_table(pd.concat([pd.read_csv(p) for p in args.markdown], ignore_index=True)))
+        return 0
     params, ksp_default = fp_params()
     configs = solver_configs(ksp_default)
     if args.quick:
@@ -253,6 +258,32 @@ def main(argv=None) -> int:
         print(f", {args.dissimilarity_out}", end="")
     print()
     return 0
+
+
+README_ROWS = ("spsolve", "ksp gmres+ilu cold", "ksp gmres+ilu warm", "ksp gmres+ilu guess pod",
+               "ksp fgmres+sor warm plain", "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)",
+               "projection pc r8 warm", "projection guess r2 warm")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """The README's table: per solver and (set, size), the speed-up over spsolve (wall clock) and the mean
+    Krylov iterations per system; the spsolve row gives its seconds and ms per solve."""
+    df = df[df["solver"].isin(README_ROWS)]
+    cols = list(dict.fromkeys(zip(df["set"], df["resolution"])))
+    lines = ["| solver | " + " | ".join(f"{s} {r}" for s, r in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for label in README_ROWS:
+        cells = []
+        for s, r in cols:
+            row = df[(df["solver"] == label) & (df["set"] == s) & (df["resolution"] == r)]
+            if row.empty:
+                cells.append("-")
+            elif label == "spsolve":
+                cells.append(f"{row['total_s'].iloc[0]:.1f} s ({row['ms_per_solve'].iloc[0]:.2f} ms/solve)")
+            else:
+                cells.append(f"{row['speedup'].iloc[0]:.1f}x ({row['iterations'].iloc[0]:.1f} it)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (f"\n\nmax final residual over all rows: {df['max_final_residual'].max():.2e}; "
+                               f"max |m - m_spsolve|: {df['max_abs_dm'].max():.1e}")
 
 
 def _table(df: pd.DataFrame) -> str:
