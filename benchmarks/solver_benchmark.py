@@ -269,7 +269,8 @@ def markdown_table(df: pd.DataFrame) -> str:
     """The README's table: per solver and (set, size), the speed-up over spsolve (wall clock) and the mean
     Krylov iterations per system; the spsolve row gives its seconds and ms per solve."""
     df = df[df["solver"].isin(README_ROWS)]
-    cols = list(dict.fromkeys(zip(df["set"], df["resolution"])))
+    sets = list(dict.fromkeys(df["set"]))
+    cols = sorted(dict.fromkeys(zip(df["set"], df["resolution"])), key=lambda c: (sets.index(c[0]), c[1]))
     lines = ["| solver | " + " | ".join(f"{s} {r}" for s, r in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for label in README_ROWS:
         cells = []
