@@ -137,5 +137,6 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                       f"{change:.3e} >= tol {tol:.1e} after {max_iter} iterations", RuntimeWarning, stacklevel=2)
         for row in rows:
             row["converged"] = False
-    return ChannelResult(m=m_old.reshape(T, *shape), s=s_old, iterations=k, converged=converged, change=change, rows=rows)
+    return ChannelResult(m=m_old.reshape(T, *shape), s=s_old, iterations=k, converged=converged, change=change,
+                         rows=rows)
 
