@@ -44,6 +44,7 @@ OPTION_SETS = [
     ("-ksp_type gmres -pc_type ilu -ksp_guess_type pod", False),
     ("-ksp_type gmres -pc_type ilu -ksp_guess_type fischer -ksp_guess_fischer_model 1,10", False),
     ("-ksp_type gmres -pc_type jacobi -ksp_pc_side left -ksp_norm_type preconditioned", True),
+    ("-ksp_type preonly -pc_type lu", True),  # PETSc's direct solve (the warm start is ignored)
 ]
 
 
