@@ -39,7 +39,7 @@ wildcard_constraints:
     dataset="photos|faces|cifar10|celeba",
     res=r"[1-9][0-9]*",
     solver="spsolve|ksp|projection",
-    method="ours|ddpm",
+    method="ours|dsm|ddpm",
     experiment=r"[a-z]+_[A-Za-z0-9_.]+",
 
 

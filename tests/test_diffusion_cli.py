@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fpscore.cli import main
-from fpscore.cli.learn import stop_options, train_options
+from fpscore.cli.learn import sde_options, stop_options, train_options
 from fpscore.config import schema_defaults
 from fpscore.diffusion.sde import VESDE
 
@@ -78,9 +78,29 @@ def test_train_and_sample_ddpm_with_target(inputs, capsys):
         assert str(s["sampler"]) == "ddpm-ancestral" and s["states"].shape[0] == 6
 
 
+def test_train_and_sample_dsm(inputs, capsys):
+    d = inputs
+    rc = main(["train", "--method", "dsm", "--images", str(d / "images.npz"), "--indices", "1", "--stop", "steps",
+               "--max-steps", "3", "--parameterization", "eps", "--sigma", "4", "--n-times", "7",
+               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((d / "train_log.json").read_text())
+    assert summary["method"] == "dsm" and summary["steps"] == 3 and summary["precompute_seconds"] is None
+    desc = summary["method_description"]
+    assert desc["parameterization"] == "eps" and desc["times"] == "uniform"
+    assert desc["sde"] == {"sigma": 4.0, "eps": 1e-3, "n_times": 7}
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--n", "2",
+               "--progression-steps", "3", "--heun-steps", "2", "--threads", "1", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(d / "samples.npz") as s:
+        assert s["images"].shape == (2, 1, 8, 8) and str(s["method"]) == "dsm"
+        assert str(s["sampler"]).startswith("heun(2)")  # the command line overrides model.pt's sampler
+
+
 @pytest.mark.parametrize("extra,match", [
     (["--method", "gan"], "--method: expected one of"),
     (["--method", "ours"], "needs --scores"),
+    (["--method", "dsm", "--sigma", "1"], "sigma: expected a finite number > 1"),
     (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "1.5"], "target_ssim: expected a number in"),
     (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "0"], "target_ssim: expected a number in"),
     (["--method", "ddpm", "--stop", "budget", "--budget-seconds", "0"], "budget_seconds: expected a number > 0"),
@@ -122,3 +142,8 @@ def test_rule_helpers_cover_the_config():
     args = build_parser().parse_args(["train", "--method", "ours", "--images", "i", "--out", "o", "--log", "l",
                                       *train_options(learn).split()])
     assert args.channel_mults == learn["unet"]["channel_mults"] and args.time_cap == learn["train"]["time_cap_seconds"]
+    assert opts[opts.index("--dsm-times") + 1] == learn["dsm"]["times"]
+    sde = schema_defaults()["scores"]
+    args = build_parser().parse_args(["train", "--method", "dsm", "--images", "i", "--out", "o", "--log", "l",
+                                      *sde_options(sde).split()])
+    assert (args.sigma, args.sde_eps, args.n_times) == (sde["sigma"], sde["eps"], sde["n_times"])

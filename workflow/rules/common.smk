@@ -59,7 +59,7 @@ def all_targets():
 
 
 # ---- learning: inputs of train/sample, their targets ------------------------------------
-from fpscore.cli.learn import runtime_minutes, stop_options, train_options
+from fpscore.cli.learn import runtime_minutes, sde_options, stop_options, train_options
 
 
 def _learn_images(wildcards):
@@ -81,8 +81,10 @@ def _learn_scores(kind):
 
 
 def learn_targets():
-    """Samples of every experiment and both methods (generation: ours only, as in Figure 3)."""
+    """Samples of every experiment: ours and DDPM, and dsm where learn.dsm.train (generation: ours only,
+    as in Figure 3)."""
+    methods = ("ours", "ddpm", "dsm") if config["learn"]["dsm"]["train"] else ("ours", "ddpm")
     pairs = [(name, method) for name in experiments_of("denoise") + experiments_of("budget")
-             for method in ("ours", "ddpm")]
+             for method in methods]
     pairs += [(name, "ours") for name in experiments_of("generation")]
     return [f"results/samples/{name}/{method}/samples.npz" for name, method in pairs]

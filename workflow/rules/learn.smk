@@ -1,5 +1,6 @@
 # Learning (METHOD.md sections 7-9): train our method (score embedding of the
-# pre-computed scores) and the DDPM baseline per experiment, then sample.
+# pre-computed scores), the DDPM baseline and (learn.dsm.train) the like-for-like DSM
+# baseline per experiment, then sample.
 #   results/train/{experiment}/{method}/model.pt, train_log.csv, train_log.json (summary)
 #   results/samples/{experiment}/{method}/samples.npz
 # Training resumes from model.pt.ckpt (beside the model, undeclared) after an interruption.
@@ -16,6 +17,7 @@ rule train:
     params:
         scores=lambda wildcards, input: (f"--scores {input.scores} --solve-log {input.solve_log}"
                                          if input.scores else ""),
+        sde=lambda wildcards: sde_options(config["scores"]) if wildcards.method == "dsm" else "",
         stop=lambda wildcards: stop_options(experiment(wildcards.experiment)),
         options=train_options(config["learn"]),
     threads: config["learn"]["train"]["threads"]
@@ -26,7 +28,7 @@ rule train:
     log:
         "results/logs/learn/train_{experiment}_{method}.log",
     shell:
-        "fpscore train --method {wildcards.method} --images {input.images:q} {params.scores} "
+        "fpscore train --method {wildcards.method} --images {input.images:q} {params.scores} {params.sde} "
         "{params.stop} {params.options} --threads {threads} --out {output.model:q} --log {output.log:q} "
         "--summary {output.summary:q} > {log:q} 2>&1"
 

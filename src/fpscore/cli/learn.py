@@ -1,7 +1,7 @@
-"""`fpscore train` (our method or the DDPM baseline -> model.pt, train_log.csv, summary JSON)
+"""`fpscore train` (our method, the DSM or DDPM baseline -> model.pt, train_log.csv, summary JSON)
 and `fpscore sample` (model.pt -> samples.npz with progression states).
 
-Option defaults come from the schema section `learn` (fpscore.config.schema_defaults),
+Option defaults come from the schema section `learn` (the dsm SDE: `scores`; fpscore.config.schema_defaults),
 so a command typed by hand does what the workflow does with the embedded config.
 """
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METHODS = ("ours", "ddpm")
+METHODS = ("ours", "dsm", "ddpm")
 
 
-def _defaults() -> dict:
+def _defaults(section: str = "learn") -> dict:
     from fpscore.config import schema_defaults
 
-    return schema_defaults().get("learn", {})
+    return schema_defaults().get(section, {})
 
 
 def _device(name: str, threads: int) -> torch.device:
@@ -44,7 +44,7 @@ def _bool(text: str) -> bool:
 def _add_sampler_options(p: argparse.ArgumentParser, d: dict, suppress: bool = False) -> None:
     sampler, ddpm = d.get("sampler", {}), d.get("ddpm", {})
     default = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)  # noqa: E731
-    g = p.add_argument_group("sampling (ours: probability-flow ODE; ddpm: ancestral or DDIM)")
+    g = p.add_argument_group("sampling (ours, dsm: probability-flow ODE; ddpm: ancestral or DDIM)")
     g.add_argument("--sampler", choices=("rk45", "heun"), default=default(sampler.get("method", "rk45")))
     g.add_argument("--rtol", type=float, default=default(sampler.get("rtol", 1e-3)))
     g.add_argument("--atol", type=float, default=default(sampler.get("atol", 1e-3)))
@@ -58,10 +58,11 @@ def _add_sampler_options(p: argparse.ArgumentParser, d: dict, suppress: bool = F
 def register(subparsers) -> None:
     d = _defaults()
     unet, tr, ddpm = d.get("unet", {}), d.get("train", {}), d.get("ddpm", {})
+    sde = _defaults("scores")
 
-    p = subparsers.add_parser("train", help="train our method or the DDPM baseline to a target SSIM or a budget",
+    p = subparsers.add_parser("train", help="train our method or a baseline (dsm, ddpm) to a target SSIM or a budget",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--method", required=True, help="ours | ddpm")
+    p.add_argument("--method", required=True, help="ours | dsm | ddpm")
     p.add_argument("--images", required=True, help="images.npz of the data step")
     p.add_argument("--scores", help="scores.npz of the score step (method ours)")
     p.add_argument("--solve-log", help="solve_log.csv beside scores.npz: adds the pre-computation time (ours)")
@@ -85,7 +86,14 @@ def register(subparsers) -> None:
     n.add_argument("--attn-resolutions", type=int, nargs="*", default=unet.get("attn_resolutions", [8]))
     n.add_argument("--dropout", type=float, default=unet.get("dropout", 0.0))
     n.add_argument("--parameterization", choices=("edm", "eps"), default=d.get("parameterization", "edm"),
-                   help="how the U-Net gives our score: edm = Karras et al. preconditioning, eps = output / lambda")
+                   help="how the U-Net gives the score (ours, dsm): edm = Karras et al. preconditioning, "
+                   "eps = output / lambda")
+    v = p.add_argument_group("VE SDE of dsm (ours reads it from --scores; defaults: config section scores)")
+    v.add_argument("--sigma", type=float, default=sde.get("sigma", 5.0))
+    v.add_argument("--sde-eps", type=float, default=sde.get("eps", 1e-3), help="first time level")
+    v.add_argument("--n-times", type=int, default=sde.get("n_times", 20), help="time levels (dsm --dsm-times levels)")
+    v.add_argument("--dsm-times", choices=("uniform", "levels"), default=d.get("dsm", {}).get("times", "uniform"),
+                   help="training times of dsm: uniform = stratified continuous in [eps, 1]; levels = ours' levels")
     t = p.add_argument_group("training (learn.train)")
     t.add_argument("--batch-size", type=int, default=tr.get("batch_size", 32))
     t.add_argument("--lr", type=float, default=tr.get("lr", 5e-4))
@@ -123,8 +131,12 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
     from fpscore.diffusion.ddpm import DDPMSchedule
     from fpscore.diffusion.embedding import embed_scores
     from fpscore.diffusion.io import load_scores
-    from fpscore.diffusion.methods import DDPMMethod, OursMethod
+    from fpscore.diffusion.methods import DDPMMethod, DSMMethod, OursMethod
+    from fpscore.diffusion.sde import VESDE
     from fpscore.diffusion.training import fingerprint
+
+    sampler = {"method": args.sampler, "rtol": args.rtol, "atol": args.atol, "heun_steps": args.heun_steps,
+               "denoise": args.denoise}
 
     if args.method == "ours":
         if not args.scores:
@@ -134,10 +146,13 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
         all_names = load_dataset(args.images)[1]
         scores, times, g, sde = load_scores(args.scores, all_names, images.shape[1:], chosen)
         traj = embed_scores(images, scores, times, g)
-        sampler = {"method": args.sampler, "rtol": args.rtol, "atol": args.atol, "heun_steps": args.heun_steps,
-                   "denoise": args.denoise}
         method = OursMethod(sde, sampler, traj, device=device, parameterization=args.parameterization)
         return method, fingerprint(traj)
+    if args.method == "dsm":
+        sde = VESDE(sigma=args.sigma, eps=args.sde_eps, n_times=args.n_times)
+        method = DSMMethod(sde, sampler, images, device=device, parameterization=args.parameterization,
+                           times=args.dsm_times)
+        return method, fingerprint(images)
     if args.method == "ddpm":
         schedule = DDPMSchedule(args.timesteps, args.beta_start, args.beta_end)
         return DDPMMethod(schedule, args.ddpm_sampler, args.ddim_steps, images, device=device), fingerprint(images)
@@ -205,7 +220,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n: expected a positive number of samples, got {args.n}")
     device = _device(args.device, args.threads)
     net, method, shape, _ = load_model(args.model, device)
-    if method.name == "ours":  # options given on the command line override what model.pt recorded
+    if method.name in ("ours", "dsm"):  # options given on the command line override what model.pt recorded
         keys = {"sampler": "method", "rtol": "rtol", "atol": "atol", "heun_steps": "heun_steps", "denoise": "denoise"}
         overrides = {key: getattr(args, opt) for opt, key in keys.items() if hasattr(args, opt)}
     else:
@@ -242,7 +257,14 @@ def train_options(learn: dict) -> str:
         opts.append(f"--denoise {str(smp['denoise']).lower()}")
     if "parameterization" in learn:
         opts.append(f"--parameterization {learn['parameterization']}")
+    if "dsm" in learn:
+        opts.append(f"--dsm-times {learn['dsm']['times']}")
     return " ".join(opts)
+
+
+def sde_options(scores: dict) -> str:
+    """The VE SDE options of `fpscore train --method dsm` from config section `scores` (ours' SDE)."""
+    return f"--sigma {scores['sigma']} --sde-eps {scores['eps']} --n-times {scores['n_times']}"
 
 
 def stop_options(spec: dict) -> str:
