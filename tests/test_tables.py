@@ -118,6 +118,68 @@ def test_t1_lower_bound_when_ddpm_hits_the_cap():
     assert row["speedup_text"] == "> 20.0x" and not row["ddpm_reached"]
 
 
+def _dsm_run(experiment="denoise_a", reached=True, train_seconds=25.0):
+    return dict(experiment=experiment, dataset="photos", resolution=32, target_ssim=0.99, method="dsm",
+                reached=reached, train_seconds=train_seconds, precompute_seconds=0.0)
+
+
+def test_t1_without_dsm_has_no_dsm_columns():
+    assert not [c for c in tables.t1_time_to_ssim(_runs()).columns if c.startswith("dsm")]
+
+
+def test_t1_dsm_columns_beside_ddpm_and_their_bounds():
+    runs = pd.concat([_runs(), pd.DataFrame([_dsm_run()])], ignore_index=True)
+    t1 = tables.t1_time_to_ssim(runs)
+    columns = list(t1.columns)
+    # dsm follows the DDPM columns, the paper's come last; the DDPM columns are as without dsm
+    assert columns[columns.index("speedup_text") + 1:columns.index("paper_dataset")] == \
+        ["dsm_s", "dsm_reached", "dsm_over_ours", "dsm_over_ours_text"]
+    assert [c for c in columns if not c.startswith("dsm")] == list(tables.t1_time_to_ssim(_runs()).columns)
+    row = t1.iloc[0]
+    assert row["dsm_s"] == 25.0 and row["dsm_reached"]
+    assert row["dsm_over_ours"] == pytest.approx(1.0) and row["dsm_over_ours_text"] == "1.0x"  # over ours_total_s
+    assert row["speedup_text"] == "20.0x"
+    capped = tables.t1_time_to_ssim(pd.concat([_runs(), pd.DataFrame([_dsm_run(reached=False, train_seconds=300.0)])],
+                                              ignore_index=True)).iloc[0]
+    assert capped["dsm_over_ours_text"] == "> 12.0x" and not capped["dsm_reached"]  # a lower bound, as for DDPM
+
+
+def test_t1_dsm_must_be_in_every_experiment():
+    other = _runs().assign(experiment="denoise_b")
+    runs = pd.concat([_runs(), other, pd.DataFrame([_dsm_run()])], ignore_index=True)
+    with pytest.raises(ValueError, match="denoise_b.*ours and ddpm and dsm"):
+        tables.t1_time_to_ssim(runs)
+    t1 = tables.t1_time_to_ssim(pd.concat([runs, pd.DataFrame([_dsm_run("denoise_b", train_seconds=50.0)])],
+                                          ignore_index=True)).set_index("experiment")
+    assert t1.loc["denoise_b", "dsm_over_ours"] == pytest.approx(2.0)
+
+
+def _budget_metrics(dsm=False):
+    rows = [dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="ours",
+                 mean_ssim=0.8, fid=np.nan, fid_status="unavailable: no weights"),
+            dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="ddpm",
+                 mean_ssim=0.5, fid=np.nan, fid_status="unavailable: no weights")]
+    if dsm:
+        rows.append(dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="dsm",
+                         mean_ssim=0.75, fid=12.5, fid_status="ok"))
+    return pd.DataFrame(rows)
+
+
+def test_t4_budget_with_dsm():
+    plain, with_dsm = tables.t4_budget(_budget_metrics()), tables.t4_budget(_budget_metrics(dsm=True))
+    assert not [c for c in plain.columns if c.startswith("dsm")]
+    assert list(with_dsm.columns) == [
+        "experiment", "dataset", "resolution", "budget_s", "ours_ssim", "ddpm_ssim", "dsm_ssim", "ssim_difference",
+        "dsm_ssim_difference", "ours_fid", "ddpm_fid", "dsm_fid", "fid_status", "paper_budget_s", "paper_ours_ssim",
+        "paper_ddpm_ssim"]
+    row = with_dsm.iloc[0]
+    assert row["ssim_difference"] == pytest.approx(0.3) and row["dsm_ssim_difference"] == pytest.approx(0.05)
+    assert row["dsm_fid"] == 12.5 and np.isnan(row["ours_fid"])
+    assert row["fid_status"] == ("ours: unavailable: no weights; ddpm: unavailable: no weights; dsm: ok")
+    same = plain.columns.drop("fid_status")  # the rest of ours and DDPM is as without dsm
+    pd.testing.assert_frame_equal(with_dsm[same], plain[same])
+
+
 def test_t4_budget_with_unavailable_fid():
     metrics = pd.DataFrame([
         dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120, method="ours",
@@ -190,6 +252,38 @@ def test_t1_command_from_training_summaries(tmp_path):
     _summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5, train_seconds=8.0)
     assert main(["table", "t1", "--summaries", ours, ddpm, "--denoise", f"{exp}:photos:8",
                  "--out", str(tmp_path / "t1b")]) == 2  # ours without its pre-computation time is refused
+
+
+def test_t1_and_t4_commands_with_dsm(tmp_path):
+    from fpscore.cli import main
+
+    exp = "denoise_photos8_img1_ssim0.90"
+    summaries = [_summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5,
+                          train_seconds=8.0, precompute_seconds=2.5),
+                 _summary(tmp_path / exp / "ddpm" / "train_log.json", reached=False, time_to_target_seconds=None,
+                          train_seconds=300.0),
+                 _summary(tmp_path / exp / "dsm" / "train_log.json", reached=True, time_to_target_seconds=15.0,
+                          train_seconds=16.0)]
+    assert main(["table", "t1", "--summaries", *summaries, "--denoise", f"{exp}:photos:8",
+                 "--out", str(tmp_path / "t1")]) == 0
+    row = pd.read_csv(tmp_path / "t1.csv").iloc[0]
+    assert row["dsm_s"] == 15.0 and row["dsm_over_ours_text"] == "1.5x" and row["speedup_text"] == "> 30.0x"
+    assert "dsm\\_over\\_ours" in (tmp_path / "t1.tex").read_text()
+    assert "like-for-like" in (tmp_path / "t1.tex").read_text()
+
+    metrics = tmp_path / "metrics"
+    for method, ssim in (("ours", 0.8), ("ddpm", 0.5), ("dsm", 0.7)):
+        (metrics / "budget_a" / method).mkdir(parents=True)
+        pd.DataFrame([dict(mean_ssim=ssim)]).to_csv(metrics / "budget_a" / method / "ssim.csv", index=False)
+        pd.DataFrame([dict(fid=np.nan, fid_status="unavailable: no weights")]).to_csv(
+            metrics / "budget_a" / method / "fid.csv", index=False)
+    args = ["table", "t4", "--budget", "budget_a:faces:32:120", "--metrics-dir", str(metrics)]
+    assert main([*args, "--out", str(tmp_path / "t4")]) == 0  # default: ours and ddpm only
+    plain = pd.read_csv(tmp_path / "t4.csv")
+    assert "dsm_ssim" not in plain.columns and "like-for-like" not in (tmp_path / "t4.tex").read_text()
+    assert main([*args, "--methods", "ours", "ddpm", "dsm", "--out", str(tmp_path / "t4_dsm")]) == 0
+    row = pd.read_csv(tmp_path / "t4_dsm.csv").iloc[0]
+    assert row["dsm_ssim"] == 0.7 and row["dsm_ssim_difference"] == pytest.approx(0.1)
 
 
 def test_score_error_command(tmp_path):

@@ -11,12 +11,17 @@ Inputs (one row per ...):
   plus ``dataset`` and ``resolution``; ``final_residual`` and
   ``projection_residual`` are relative (||b - A x|| / ||b||).
 * denoising runs (T1, run of one method): experiment, dataset, resolution,
-  target_ssim, method (ours|ddpm), reached (bool), train_seconds (training
+  target_ssim, method (ours|ddpm, and dsm: the like-for-like denoising score
+  matching baseline, where it was trained), reached (bool), train_seconds (training
   seconds to the target, or until the cap when not reached), precompute_seconds
-  (assembly + solve seconds of the image's scores for ours, 0 for ddpm).
+  (assembly + solve seconds of the image's scores for ours, 0 for ddpm and dsm).
 * budget metrics (T4, method of one budget experiment): experiment, dataset,
-  resolution, budget_seconds, method, mean_ssim, fid (NaN when unavailable),
-  fid_status ("ok" or "unavailable: <reason>").
+  resolution, budget_seconds, method (ours|ddpm[|dsm]), mean_ssim, fid (NaN when
+  unavailable), fid_status ("ok" or "unavailable: <reason>").
+
+T1 and T4 compare ours with DDPM; where the runs include dsm (in every experiment or
+in none), dsm columns follow the DDPM ones, and without dsm the tables have no dsm
+columns at all.
 """
 from __future__ import annotations
 
@@ -46,23 +51,39 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
 # ---- T1: time to target SSIM --------------------------------------------------------------
 
 
-def _ours_and_ddpm(group: pd.DataFrame, what: str):
-    """The first row of each method in an experiment's group; both methods must be there."""
-    by = {m: g.iloc[0] for m, g in group.groupby("method")}
-    if set(by) != {"ours", "ddpm"}:
-        raise ValueError(f"{what}: need methods ours and ddpm, got {sorted(by)}")
-    return by["ours"], by["ddpm"]
+REQUIRED_METHODS = ("ours", "ddpm")
+OPTIONAL_METHODS = ("dsm",)  # the like-for-like baseline, where learn.dsm.train
 
-def speedup_text(ours_s: float, ours_reached: bool, ddpm_s: float, ddpm_reached: bool) -> tuple[float, str]:
-    """DDPM time over ours: exact when both reached, a bound when one hit its cap."""
-    if not (ours_s > 0 and np.isfinite(ddpm_s)):
+
+def _with_optional(df: pd.DataFrame) -> tuple[str, ...]:
+    """The optional methods present anywhere in a T1/T4 input (each must then be in every experiment)."""
+    return tuple(m for m in OPTIONAL_METHODS if m in set(df["method"]))
+
+
+def _methods(group: pd.DataFrame, what: str, optional: tuple[str, ...] = ()) -> dict[str, pd.Series]:
+    """The first row of each method in an experiment's group: ours and ddpm, plus ``optional``."""
+    by = {m: g.iloc[0] for m, g in group.groupby("method")}
+    expected = set(REQUIRED_METHODS) | set(optional)
+    if set(by) != expected:
+        raise ValueError(f"{what}: need methods {' and '.join(sorted(expected, key=_method_order))}, "
+                         f"got {sorted(by)}")
+    return by
+
+
+def _method_order(method: str) -> int:
+    return (REQUIRED_METHODS + OPTIONAL_METHODS).index(method)
+
+
+def speedup_text(ours_s: float, ours_reached: bool, other_s: float, other_reached: bool) -> tuple[float, str]:
+    """Another method's time (DDPM, dsm) over ours: exact when both reached, a bound when one hit its cap."""
+    if not (ours_s > 0 and np.isfinite(other_s)):
         return float("nan"), "n/a"
-    ratio = ddpm_s / ours_s
-    if ours_reached and ddpm_reached:
+    ratio = other_s / ours_s
+    if ours_reached and other_reached:
         return ratio, f"{ratio:.1f}x"
     if ours_reached:
         return ratio, f"> {ratio:.1f}x"
-    if ddpm_reached:
+    if other_reached:
         return ratio, f"< {ratio:.1f}x"
     return float("nan"), "n/a (neither reached)"
 
@@ -72,23 +93,34 @@ def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
 
     ours_total_s includes the score pre-computation, ours_train_s does not; the
     speedup is DDPM over ours_total_s ("> x" when DDPM did not reach the target
-    within its cap). Paper values are matched by resolution (see paper_dataset
-    and paper_target_ssim for what the paper measured).
+    within its cap). Where the runs include dsm, dsm_s, dsm_reached and the ratio
+    dsm_over_ours (dsm over ours_total_s, bounds as for the speedup: what score
+    embedding buys at equal preconditioning) follow. Paper values are matched by
+    resolution (see paper_dataset and paper_target_ssim for what the paper measured).
     """
     _require(runs, ["experiment", "dataset", "resolution", "target_ssim", "method", "reached",
                     "train_seconds", "precompute_seconds"], "T1 runs")
+    optional = _with_optional(runs)
     rows = []
     for (exp, dataset, res, target), group in runs.groupby(
             ["experiment", "dataset", "resolution", "target_ssim"], sort=False):
-        ours, ddpm = _ours_and_ddpm(group, f"T1 runs of experiment {exp!r}")
+        by = _methods(group, f"T1 runs of experiment {exp!r}", optional)
+        ours, ddpm = by["ours"], by["ddpm"]
         ours_total = float(ours["train_seconds"] + ours["precompute_seconds"])
         ddpm_total = float(ddpm["train_seconds"] + ddpm["precompute_seconds"])
         value, text = speedup_text(ours_total, bool(ours["reached"]), ddpm_total, bool(ddpm["reached"]))
-        rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), target_ssim=float(target),
-                         ours_precompute_s=float(ours["precompute_seconds"]),
-                         ours_train_s=float(ours["train_seconds"]), ours_total_s=ours_total,
-                         ours_reached=bool(ours["reached"]), ddpm_s=ddpm_total,
-                         ddpm_reached=bool(ddpm["reached"]), speedup=value, speedup_text=text))
+        row = dict(experiment=exp, dataset=dataset, resolution=int(res), target_ssim=float(target),
+                   ours_precompute_s=float(ours["precompute_seconds"]),
+                   ours_train_s=float(ours["train_seconds"]), ours_total_s=ours_total,
+                   ours_reached=bool(ours["reached"]), ddpm_s=ddpm_total,
+                   ddpm_reached=bool(ddpm["reached"]), speedup=value, speedup_text=text)
+        for method in optional:
+            other = by[method]
+            other_total = float(other["train_seconds"] + other["precompute_seconds"])
+            value, text = speedup_text(ours_total, bool(ours["reached"]), other_total, bool(other["reached"]))
+            row.update({f"{method}_s": other_total, f"{method}_reached": bool(other["reached"]),
+                        f"{method}_over_ours": value, f"{method}_over_ours_text": text})
+        rows.append(row)
     table = pd.DataFrame(rows)
     return table.merge(PAPER_T1, on="resolution", how="left")
 
@@ -230,24 +262,34 @@ def projection_vs_dissimilarity(log: pd.DataFrame, distance: np.ndarray) -> pd.D
 
 # ---- T4: fixed budget ---------------------------------------------------------------------
 
-def _fid_status(ours: str, ddpm: str) -> str:
-    return ours if ours == ddpm else f"ours: {ours}; ddpm: {ddpm}"
+def _fid_status(statuses: dict[str, str]) -> str:
+    """One status when every method has it, else 'ours: ...; ddpm: ...[; dsm: ...]'."""
+    if len(set(statuses.values())) == 1:
+        return next(iter(statuses.values()))
+    return "; ".join(f"{method}: {status}" for method, status in statuses.items())
 
 
 def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
     """T4: per budget experiment, mean SSIM (and FID when available) of ours vs DDPM, paper beside.
 
     FID columns are NaN with the reason in fid_status when the standard weights were unavailable.
+    Where the metrics include dsm, dsm_ssim (after ddpm_ssim), dsm_ssim_difference (ours - dsm,
+    after ssim_difference) and dsm_fid (after ddpm_fid) join in.
     """
     _require(metrics, ["experiment", "dataset", "resolution", "budget_seconds", "method", "mean_ssim", "fid",
                        "fid_status"], "T4 metrics")
+    optional = _with_optional(metrics)
+    methods = REQUIRED_METHODS + optional
     rows = []
     for (exp, dataset, res, budget), group in metrics.groupby(
             ["experiment", "dataset", "resolution", "budget_seconds"], sort=False):
-        ours, ddpm = _ours_and_ddpm(group, f"T4 metrics of experiment {exp!r}")
-        rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), budget_s=float(budget),
-                         ours_ssim=float(ours["mean_ssim"]), ddpm_ssim=float(ddpm["mean_ssim"]),
-                         ssim_difference=float(ours["mean_ssim"] - ddpm["mean_ssim"]),
-                         ours_fid=float(ours["fid"]), ddpm_fid=float(ddpm["fid"]),
-                         fid_status=_fid_status(str(ours["fid_status"]), str(ddpm["fid_status"]))))
+        by = _methods(group, f"T4 metrics of experiment {exp!r}", optional)
+        ours = by["ours"]
+        row = dict(experiment=exp, dataset=dataset, resolution=int(res), budget_s=float(budget))
+        row.update({f"{m}_ssim": float(by[m]["mean_ssim"]) for m in methods})
+        row["ssim_difference"] = float(ours["mean_ssim"] - by["ddpm"]["mean_ssim"])
+        row.update({f"{m}_ssim_difference": float(ours["mean_ssim"] - by[m]["mean_ssim"]) for m in optional})
+        row.update({f"{m}_fid": float(by[m]["fid"]) for m in methods})
+        row["fid_status"] = _fid_status({m: str(by[m]["fid_status"]) for m in methods})
+        rows.append(row)
     return pd.DataFrame(rows).merge(PAPER_T4, on="resolution", how="left")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from fpscore.fileio import atomic_outputs
 
+METHODS = ["ours", "ddpm", "dsm"]  # dsm: the like-for-like baseline (learn.dsm.train)
 TABLE_CAPTIONS = {
     "t1": "Time to the target SSIM (single-image denoising): ours with and without score pre-computation vs "
           "DDPM; paper_* columns are the paper's published values.",
@@ -34,6 +35,20 @@ TABLE_CAPTIONS = {
     "t4": "Fixed training budget: mean SSIM to the closest training image (and FID when the standard weights "
           "are available), ours vs DDPM; paper_* columns are the paper's published values.",
 }
+# Appended to the caption where the table has dsm columns (learn.dsm.train).
+DSM_CAPTIONS = {
+    "t1": " dsm: the like-for-like baseline (denoising score matching with ours' SDE, parameterisation and "
+          "sampler; only the training targets differ); dsm_over_ours is its time over ours with "
+          "pre-computation: what score embedding buys at equal preconditioning.",
+    "t4": " dsm: the like-for-like baseline (denoising score matching with ours' SDE, parameterisation and "
+          "sampler; only the training targets differ); dsm_ssim_difference is ours minus dsm.",
+}
+
+
+def table_caption(name: str, table: pd.DataFrame) -> str:
+    """The caption of a table, with the dsm sentence where it has dsm columns."""
+    has_dsm = any(str(c).startswith("dsm_") for c in table.columns)
+    return TABLE_CAPTIONS[name] + (DSM_CAPTIONS.get(name, "") if has_dsm else "")
 
 
 # ---- writing whole or not at all ------------------------------------------------------------
@@ -242,7 +257,7 @@ def build_table(args) -> pd.DataFrame:
         rows = []
         for spec in args.budget:
             exp, dataset, res, budget = _budget_spec(spec)
-            for method in ("ours", "ddpm"):
+            for method in args.methods:
                 base = Path(args.metrics_dir) / exp / method
                 ssim = _read_csv(base / "ssim.csv", "SSIM metrics").iloc[0]
                 fid = _read_csv(base / "fid.csv", "FID metrics").iloc[0]
@@ -312,7 +327,7 @@ def _budget_spec(spec: str) -> tuple[str, str, int, float]:
 
 def run_table(args) -> int:
     table = build_table(args)
-    paths = write_table(table, args.out, TABLE_CAPTIONS[args.name])
+    paths = write_table(table, args.out, table_caption(args.name, table))
     print(f"wrote {', '.join(map(str, paths))}")
     print(table.to_string(index=False))
     return 0
@@ -409,13 +424,16 @@ def register(subparsers) -> None:
     p.add_argument("--budget", nargs="+", help="t4: EXPERIMENT:DATASET:RESOLUTION:SECONDS per budget run")
     p.add_argument("--metrics-dir", default="results/metrics", help="t4: folder of {experiment}/{method}/"
                                                                      "ssim.csv and fid.csv")
+    p.add_argument("--methods", nargs="+", default=["ours", "ddpm"], choices=METHODS,
+                   help="t4: the methods of each budget experiment (default ours ddpm; add dsm where "
+                        "learn.dsm.train)")
     p.set_defaults(func=run_table)
 
     p = subparsers.add_parser("figure", help="draw one of the paper's figures (PNG and PDF)")
     p.add_argument("name", choices=["f1", "f2", "f3", "f4", "f6", "f7", "f8", "f9", "f10"])
     p.add_argument("--out", required=True, help="output .png (the .pdf is written beside it)")
     p.add_argument("--samples", nargs="+", help="f2: LABEL=samples.npz per resolution; f3: samples.npz; "
-                                                "f4: METHOD=samples.npz")
+                                                "f4: METHOD=samples.npz (ours, ddpm[, dsm])")
     p.add_argument("--metrics-dir", help="f4: folder of {method}/ssim.csv of the budget experiment")
     p.add_argument("--budget-seconds", type=float, help="f4: the training budget")
     p.add_argument("--resolution", type=int, help="f4: the image size")
@@ -455,5 +473,5 @@ def _sample_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-count", type=int, help="use the first N training images (default: all)")
     p.add_argument("--reference-index", type=int, help="use the single training image I (single-image experiments)")
     p.add_argument("--experiment", required=True)
-    p.add_argument("--method", required=True, choices=["ours", "ddpm"])
+    p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--out", required=True, help="output CSV (one row)")
