@@ -55,6 +55,11 @@ CASES = {
     "f10": lambda: figures.ssim_curves(pd.DataFrame(dict(
         experiment="denoise_a", method=["ours"] * 3 + ["ddpm"] * 3, train_seconds=[10, 20, 30] * 2,
         ssim=[0.5, 0.8, 0.95, 0.1, np.nan, 0.3])), targets={"denoise_a": 0.9}),
+    "f4_dsm": lambda: figures.budget_grid([dict(method=m, images=RNG.random((6, 1, 8, 8)), mean_ssim=0.5)
+                                           for m in ("ours", "ddpm", "dsm")], budget_seconds=120, resolution=8),
+    "f10_dsm": lambda: figures.ssim_curves(pd.DataFrame(dict(
+        experiment="denoise_a", method=["ours"] * 3 + ["ddpm"] * 3 + ["dsm"] * 3, train_seconds=[10, 20, 30] * 3,
+        ssim=[0.5, 0.8, 0.95, 0.1, np.nan, 0.3, 0.4, 0.7, 0.9])), targets={"denoise_a": 0.9}),
 }
 
 
@@ -78,6 +83,17 @@ def test_budget_grid_mosaic_and_titles():
     assert mosaic[0, 0, 0] == 0.0 and mosaic[0, 0, 3] == 1.0 and mosaic[0, 3, 0] == 0.5 and mosaic[0, 3, 3] == 1.0
     fig = figures.budget_grid([dict(method="ours", images=images, mean_ssim=0.87654)], 60, 2)
     assert "mean SSIM 0.8765" in fig.axes[0].get_title()
+
+
+def test_dsm_is_drawn_apart_from_ours_and_ddpm():
+    ax = CASES["f10_dsm"]().axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    dsm, ours = lines[figures.METHOD_LABELS["dsm"]], lines[figures.METHOD_LABELS["ours"]]
+    assert (dsm.get_linestyle(), dsm.get_marker()) == ("-.", "s") and (ours.get_linestyle(), ours.get_marker()) == \
+        ("-", "o")
+    assert len({line.get_color() for label, line in lines.items() if label != "target"}) == 3
+    titles = [ax.get_title() for ax in CASES["f4_dsm"]().axes]
+    assert titles[2].startswith(figures.METHOD_LABELS["dsm"])
 
 
 def test_bad_images_are_rejected():

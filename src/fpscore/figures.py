@@ -33,8 +33,12 @@ STYLE = {
     "savefig.bbox": "standard",
     "image.interpolation": "nearest",
 }
-METHOD_COLORS = {"ours": "#1b6ca8", "ddpm": "#c0392b"}
-METHOD_LABELS = {"ours": "ours (pre-computed scores)", "ddpm": "DDPM"}
+METHOD_COLORS = {"ours": "#1b6ca8", "ddpm": "#c0392b", "dsm": "#2e7d32"}
+METHOD_LABELS = {"ours": "ours (pre-computed scores)", "ddpm": "DDPM",
+                 "dsm": "dsm (like-for-like baseline)"}
+# Line and marker of each method's curves; dsm (the like-for-like baseline) is set apart by a
+# dash-dot line and square markers besides its colour.
+METHOD_LINES = {"dsm": dict(linestyle="-.", marker="s")}
 
 
 @contextmanager
@@ -177,7 +181,8 @@ def _grid(images: np.ndarray, ncols: int) -> np.ndarray:
 
 def budget_grid(panels: list[dict], budget_seconds: float, resolution: int, ncols: int = 4) -> Figure:
     """F4/F5: sample grids after the same training budget, one panel per method:
-    ``dict(method, images N x C x H x W, mean_ssim)``; mean SSIM in each title."""
+    ``dict(method, images N x C x H x W, mean_ssim)`` (ours, DDPM, and dsm where it was trained);
+    mean SSIM in each title."""
     if not panels:
         raise ValueError("budget_grid needs at least one panel")
     with _styled():
@@ -295,7 +300,8 @@ def rank_sweep(df: pd.DataFrame) -> Figure:
 # ---- F10 -----------------------------------------------------------------------------------
 
 def ssim_curves(logs: pd.DataFrame, targets: dict[str, float] | None = None) -> Figure:
-    """F10: SSIM at each evaluation against training seconds, ours vs DDPM, one panel per experiment.
+    """F10: SSIM at each evaluation against training seconds, ours vs DDPM (and dsm where its logs are
+    given, dash-dot), one panel per experiment.
 
     ``logs`` columns: experiment, method, train_seconds, ssim (rows without ssim are skipped);
     ``targets`` maps experiment to its target SSIM (a dashed line).
@@ -310,8 +316,9 @@ def ssim_curves(logs: pd.DataFrame, targets: dict[str, float] | None = None) -> 
         axes = fig.subplots(1, len(experiments), squeeze=False)[0]
         for ax, exp in zip(axes, experiments):
             for method, g in logs[logs["experiment"] == exp].groupby("method", sort=False):
-                ax.plot(g["train_seconds"], g["ssim"], marker="o", ms=3, color=METHOD_COLORS.get(method),
-                        label=METHOD_LABELS.get(method, method))
+                line = dict(dict(marker="o", linestyle="-"), **METHOD_LINES.get(method, {}))
+                ax.plot(g["train_seconds"], g["ssim"], ms=3, color=METHOD_COLORS.get(method),
+                        label=METHOD_LABELS.get(method, method), **line)
             if exp in targets:
                 ax.axhline(targets[exp], color="0.3", linestyle="--", linewidth=0.8, label="target")
             ax.set_xlabel("training seconds")
