@@ -88,3 +88,8 @@ def learn_targets():
              for method in methods]
     pairs += [(name, "ours") for name in experiments_of("generation")]
     return [f"results/samples/{name}/{method}/samples.npz" for name, method in pairs]
+
+
+def timed_cpus(wildcards, threads):
+    """Resource of timed rules: their threads, at most the machine's CPUs (see the Snakefile)."""
+    return min(threads, MACHINE_CPUS)

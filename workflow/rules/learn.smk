@@ -23,6 +23,7 @@ rule train:
     threads: config["learn"]["train"]["threads"]
     resources:
         runtime=lambda wildcards: runtime_minutes(experiment(wildcards.experiment), config["learn"]),
+        timed_cpus=timed_cpus,
     conda:
         CONDA_ENV
     log:

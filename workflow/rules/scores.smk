@@ -17,6 +17,8 @@ rule scores_prepare:
     log:
         "results/logs/scores/{dataset}_{res}_projection_prepare.log",
     threads: 1
+    resources:
+        timed_cpus=timed_cpus,
     conda:
         CONDA_ENV
     shell:
@@ -40,6 +42,8 @@ rule scores_shard:
     wildcard_constraints:
         shard=r"[0-9]+",
     threads: 1
+    resources:
+        timed_cpus=timed_cpus,
     conda:
         CONDA_ENV
     shell:
@@ -82,6 +86,8 @@ rule solver_benchmark:
     log:
         "results/logs/scores/solver_benchmark.log",
     threads: 1
+    resources:
+        timed_cpus=timed_cpus,
     conda:
         CONDA_ENV
     shell:
