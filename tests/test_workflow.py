@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +57,17 @@ def test_whole_workflow_writes_every_table_and_figure(finished_run):
                  "f7_picard", "f8_projection_residual", "f9_rank_sweep", "f10_ssim_curves"):
         assert stem in names, names
         assert (finished_run / "results" / "figures" / f"{stem}.pdf").exists()
+
+
+def test_tiny_config_compares_dsm_too(finished_run):
+    # tests/configs/tiny.yaml sets learn.dsm.train: T1 and T4 include the like-for-like baseline
+    tables = finished_run / "results" / "tables"
+    t1 = pd.read_csv(tables / "t1_time_to_ssim.csv")
+    assert len(t1) == 1 and t1["dsm_s"].notna().all() and t1["dsm_s"].gt(0).all()
+    assert t1["dsm_over_ours_text"].str.contains("x|n/a").all()
+    assert "dsm_over_ours" in (tables / "t1_time_to_ssim.md").read_text()
+    t4 = pd.read_csv(tables / "t4_budget.csv")
+    assert t4["dsm_ssim"].between(-1, 1).all()
 
 
 def test_all_solvers_give_the_same_scores(finished_run):

@@ -6,6 +6,8 @@
 # Tables and figures take seconds: on a cluster they run on the submit host rather
 # than wait in the queue (FID and SSIM, which generate features, stay jobs).
 
+import shlex
+
 
 localrules:
     score_error,
@@ -35,6 +37,9 @@ BUDGET = experiments_of("budget")
 # Figure f4_budget_{res} shows the first budget experiment at that resolution.
 BUDGET_AT = {str(experiment(name)["resolution"]): name for name in reversed(BUDGET)}
 SPEC_IMAGES = "results/data/{dataset}/{resolution}/images.npz"
+# Methods T1, T4, F4 and F10 compare: ours and DDPM, and the like-for-like dsm baseline where it is
+# trained (learn.dsm.train); its logs and metrics are inputs only then.
+COMPARED = ["ours", "ddpm"] + (["dsm"] if config["learn"]["dsm"]["train"] else [])
 
 # Every table and figure, for the all target (f9 from the solver benchmark's rank sweep).
 EVALUATE_TARGETS = (
@@ -110,7 +115,7 @@ rule fid:
 rule t1_time_to_ssim:
     input:
         expand("results/train/{experiment}/{method}/train_log.json",
-               experiment=DENOISE, method=["ours", "ddpm"]),
+               experiment=DENOISE, method=COMPARED),
     output:
         csv=report("results/tables/t1_time_to_ssim.csv", caption="../report/t1_time_to_ssim.rst", category="Tables"),
         md="results/tables/t1_time_to_ssim.md",
@@ -169,7 +174,7 @@ rule t3_systems:
 rule t4_budget:
     input:
         expand("results/metrics/{experiment}/{method}/{metric}.csv",
-               experiment=BUDGET, method=["ours", "ddpm"], metric=["ssim", "fid"]),
+               experiment=BUDGET, method=COMPARED, metric=["ssim", "fid"]),
     output:
         csv=report("results/tables/t4_budget.csv", caption="../report/t4_budget.rst", category="Tables"),
         md="results/tables/t4_budget.md",
@@ -178,13 +183,14 @@ rule t4_budget:
         stem=lambda wildcards, output: output.csv.removesuffix(".csv"),
         specs=" ".join(f"{n}:{experiment(n)['dataset']}:{experiment(n)['resolution']}:"
                        f"{experiment(n)['budget_seconds']}" for n in BUDGET),
+        methods=" ".join(COMPARED),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/t4_budget.log",
     shell:
-        "fpscore table t4 --budget {params.specs} --metrics-dir results/metrics --out {params.stem:q} "
-        "> {log:q} 2>&1"
+        "fpscore table t4 --budget {params.specs} --methods {params.methods} --metrics-dir results/metrics "
+        "--out {params.stem:q} > {log:q} 2>&1"
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -236,15 +242,17 @@ rule f3_generation:
 
 rule f4_budget:
     input:
-        ours=lambda wildcards: f"results/samples/{BUDGET_AT[wildcards.res]}/ours/samples.npz",
-        ddpm=lambda wildcards: f"results/samples/{BUDGET_AT[wildcards.res]}/ddpm/samples.npz",
+        samples=lambda wildcards: expand("results/samples/{experiment}/{method}/samples.npz",
+                                         experiment=BUDGET_AT[wildcards.res], method=COMPARED),
         ssim=lambda wildcards: expand("results/metrics/{experiment}/{method}/ssim.csv",
-                                      experiment=BUDGET_AT[wildcards.res], method=["ours", "ddpm"]),
+                                      experiment=BUDGET_AT[wildcards.res], method=COMPARED),
     output:
         png=report("results/figures/f4_budget_{res}.png", caption="../report/f4_budget.rst", category="Figures",
                    subcategory="{res}x{res}"),
         pdf="results/figures/f4_budget_{res}.pdf",
     params:
+        samples=lambda wildcards, input: " ".join(shlex.quote(f"{m}={path}")
+                                                  for m, path in zip(COMPARED, input.samples)),
         metrics=lambda wildcards: f"results/metrics/{BUDGET_AT[wildcards.res]}",
         budget=lambda wildcards: experiment(BUDGET_AT[wildcards.res])["budget_seconds"],
     conda:
@@ -254,7 +262,7 @@ rule f4_budget:
     wildcard_constraints:
         res="|".join(BUDGET_AT),
     shell:
-        "fpscore figure f4 --samples ours={input.ours:q} ddpm={input.ddpm:q} --metrics-dir {params.metrics:q} "
+        "fpscore figure f4 --samples {params.samples} --metrics-dir {params.metrics:q} "
         "--budget-seconds {params.budget} --resolution {wildcards.res} --out {output.png:q} > {log:q} 2>&1"
 
 
@@ -323,7 +331,7 @@ rule f9_rank_sweep:
 rule f10_ssim_curves:
     input:
         expand("results/train/{experiment}/{method}/train_log.csv",
-               experiment=DENOISE, method=["ours", "ddpm"]),
+               experiment=DENOISE, method=COMPARED),
     output:
         png=report("results/figures/f10_ssim_curves.png", caption="../report/f10_ssim_curves.rst",
                    category="Figures"),
