@@ -99,6 +99,17 @@ def test_extrapolated_warm_start_is_the_first_order_prediction_and_saves_iterati
     assert its_ex.sum() < its_plain.sum()
 
 
+@pytest.mark.parametrize("options", ["-ksp_type fgmres -pc_type sor",
+                                     "-ksp_type gmres -pc_type jacobi -ksp_pc_side left -ksp_norm_type preconditioned"])
+def test_logged_initial_residual_is_the_warm_starts(options):
+    """Measured on x0, not on the solution the solve wrote over it (both residual-norm paths)."""
+    with make_solver("ksp", ksp_options=options, warm_start=True) as solver:
+        res = compute_scores(_images(16)[:1], PARAMS, solver, progress=False)
+    ratio = np.array([r["initial_residual"] / r["final_residual"] for r in res.log if r["iterations"] > 0])
+    assert ratio.size and np.all(ratio > 1.0) and np.median(ratio) > 100  # the solution's own residual: ratio 1
+    assert all(0 < r["initial_residual"] < 1 for r in res.log)  # a warm start: better than zero, never exact
+
+
 def _one_system(H=12):
     img = transform.resize(data.camera() / 255.0, (H, H), anti_aliasing=True)
     m0 = initial_log_density(img)

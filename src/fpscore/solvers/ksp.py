@@ -239,6 +239,9 @@ class KspSolver(Solver):
             slot.pc.setReusePreconditioner(True)
         bnorm = slot.b.norm()
         iterations, initial, rtol = 0, None, self.rtol
+        if guess is not None and not (slot.unpreconditioned or self.uses_guess):
+            # no unpreconditioned residual history to read it from: measure it before x is overwritten
+            initial = true_relative_residual(ctx.system, slot.x_buf, ctx.b, bnorm)
         try:
             for _ in range(_MAX_TIGHTEN + 1):
                 ksp.solve(slot.b, slot.x)
@@ -274,16 +277,15 @@ class KspSolver(Solver):
         return x, stats
 
     def _initial_residual(self, slot: "_Slot", ctx: SolveContext, guess, bnorm: float) -> float:
-        """||b - A x0|| / ||b|| of the initial guess (PETSc's own guess: from the residual history)."""
+        """||b - A x0|| / ||b|| of the initial guess, from the unpreconditioned residual history
+        (after the first solve; NaN where there is none: x0 is overwritten by then)."""
         if guess is None and not self.uses_guess:
             return 1.0
         if slot.unpreconditioned:
             hist = slot.ksp.getConvergenceHistory()
             if len(hist):
                 return float(hist[0]) / (bnorm or 1.0)
-        if self.uses_guess:
-            return float("nan")
-        return true_relative_residual(ctx.system, guess, ctx.b)
+        return float("nan")
 
     def describe(self) -> dict[str, Any]:
         return {"solver": self.name, "rtol": self.rtol, "ksp_options": self.options, "warm_start": self.warm_start,
