@@ -18,7 +18,8 @@ from fpscore.fileio import atomic_outputs
 from fpscore.solvers.base import SolverError, SolveStats, true_relative_residual, vnorm
 from fpscore.solvers.ksp import KspSolver
 from fpscore.solvers.seed_pc import SeedSubspacePC
-from fpscore.solvers.subspace import GUESS_METHODS, solve_normal, relative_residual_norm, compress_basis, projected_guess
+from fpscore.solvers.subspace import (GUESS_METHODS, compress_basis, projected_guess, relative_residual_norm,
+                                      solve_normal)
 from fpscore.solvers.seeds import SEED_CHOICES, nearest_seed, select_seeds
 
 # --------------------------------------------------------------------------- the solver
