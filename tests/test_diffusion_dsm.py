@@ -13,12 +13,7 @@ from fpscore.diffusion.unet import UNet, UNetConfig
 SDE = VESDE(n_times=10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class ExactScoreNet(torch.nn.Module):

@@ -12,12 +12,7 @@ from fpscore.diffusion.unet import UNet, UNetConfig
 from fpscore.metrics import mean_ssim_to_closest
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_image():
