@@ -247,7 +247,7 @@ class KspSolver(Solver):
                 ksp.solve(slot.b, slot.x)
                 iterations += ksp.getIterationNumber()
                 if initial is None:
-                    initial = self._initial_residual(slot, ctx, guess, bnorm)
+                    initial = self._initial_residual(slot, guess, bnorm)
                 res = slot.residual(bnorm)
                 if res <= self.rtol or slot.preonly or ksp.getConvergedReason() < 0:
                     break
@@ -276,7 +276,7 @@ class KspSolver(Solver):
             stats.extra.update(fallback="spsolve", ksp_reason=int(reason), ksp_iterations=iterations)
         return x, stats
 
-    def _initial_residual(self, slot: "_Slot", ctx: SolveContext, guess, bnorm: float) -> float:
+    def _initial_residual(self, slot: "_Slot", guess, bnorm: float) -> float:
         """||b - A x0|| / ||b|| of the initial guess, from the unpreconditioned residual history
         (after the first solve; NaN where there is none: x0 is overwritten by then)."""
         if guess is None and not self.uses_guess:
