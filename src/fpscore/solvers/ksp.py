@@ -125,7 +125,7 @@ class KspSolver(Solver):
             if opts.hasName(key):
                 opts.delValue(key)
 
-    def _new_ksp(self, n: int):
+    def _new_ksp(self):
         """KSP with our defaults, then setFromOptions with the options inserted (caller removes them)."""
         PETSc = _petsc()
         ksp = PETSc.KSP().create(comm=PETSc.COMM_SELF)
@@ -147,7 +147,7 @@ class KspSolver(Solver):
             keys = self._insert(self.parsed[:i])
             ksp = None
             try:
-                ksp = self._new_ksp(0)
+                ksp = self._new_ksp()
                 ksp.setOperators(A)
                 ksp.setUp()
             except _petsc().Error:
@@ -167,7 +167,7 @@ class KspSolver(Solver):
         keys = self._insert(self.parsed)
         try:
             try:
-                ksp = self._new_ksp(n)
+                ksp = self._new_ksp()
                 ksp.setOperators(A)
                 ksp.setUp()  # sub-solver options are read at the first setup
             except PETSc.Error as err:

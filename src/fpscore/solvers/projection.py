@@ -47,7 +47,7 @@ class _SeedRecorder(KspSolver):
         self._iterates: list[np.ndarray] = []
 
     def initial_guess(self, ctx):
-        ksp = _ksp_of(self, ctx.system.n)
+        ksp = self.ksp_for(ctx.system.n)
         if self.record_krylov and id(ksp) not in self._monitored:
             ksp.setMonitor(self._monitor)
             self._monitored.add(id(ksp))
@@ -70,13 +70,6 @@ class _SeedRecorder(KspSolver):
             cols[:] = list(compress_basis(np.stack(cols, axis=1), self.keep).T)
         self.solutions[(ctx.image, ctx.channel, ctx.picard_iter, ctx.time_level)] = x.copy()
         return x, stats
-
-
-def _ksp_of(solver: KspSolver, n: int):
-    """The PETSc KSP the ksp solver keeps for system size n (see notes/projection_needs.md)."""
-    if hasattr(solver, "ksp_for"):
-        return solver.ksp_for(n)
-    return solver._slots[n].ksp
 
 
 def _check_choice(key: str, value, allowed) -> None:
@@ -134,7 +127,6 @@ class ProjectionSolver(KspSolver):
         self.rank = _check_int("rank", rank, 1)
         self.history = _check_int("history", history, 1)
         self.lag = _check_int("lag", lag, 0)
-        self.refreshes = 0  # PC refactorisations with lag > 0 (diagnostics)
         self.seed_choice, self.variant, self.basis, self.guess = seed_choice, variant, basis, guess
         super().__init__(rtol=rtol, options=ksp_options, warm_start=warm_start, extrapolate=extrapolate)
         self.ksp_options = ksp_options
@@ -309,7 +301,6 @@ class ProjectionSolver(KspSolver):
         state["refreshed"] = refresh
         if refresh:
             state.update(owner=owner, k=ctx.picard_iter, worse=False)
-            self.refreshes += 1
         self._current_pc = state
         pc.setReusePreconditioner(not refresh)
         ksp.setPC(pc)
@@ -317,7 +308,7 @@ class ProjectionSolver(KspSolver):
 
     def initial_guess(self, ctx):
         V = self._basis(ctx)
-        ksp = _ksp_of(self, ctx.system.n)
+        ksp = self.ksp_for(ctx.system.n)
         pc = self._level_pc(ctx, ksp) if self.lag else ksp.getPC()
         r = V.shape[1]
         if self.variant == "pc":

@@ -139,10 +139,6 @@ class SeedSubspacePC:
         self._AV, self._E_lu = None, None
         self._stale = True
 
-    def coarse_operator(self) -> np.ndarray | None:
-        """A V of the current setup (None for an empty basis), for reuse by the projected guess."""
-        return self._AV
-
     def view(self, pc, viewer) -> None:
         r = 0 if self._V_full is None else self._V_full.shape[1]
         used = r if self.rank is None else min(r, self.rank)
