@@ -228,21 +228,26 @@ def picard_convergence(log: pd.DataFrame) -> Figure:
     """F7: mean Krylov iterations and median final residual per fixed-point iteration, per solver (solve log)."""
     with _styled():
         fig = _new(7.0, 2.8)
-        ax_it, ax_res = fig.subplots(1, 2)
+        ax_it, ax_res = _integer_x_panels(fig, "fixed-point iteration k",
+                                          ("mean iterations per solve", "median relative residual"))
         for (solver, res), g in log.groupby(["solver", "resolution"], sort=False):
             per = g.groupby("picard_iter")
             label = f"{solver} {res}x{res}"
             ax_it.plot(per["iterations"].mean(), marker="o", ms=3, label=label)
             ax_res.semilogy(per["final_residual"].median(), marker="o", ms=3, label=label)
-        ax_it.set_xlabel("fixed-point iteration k")
-        ax_it.set_ylabel("mean iterations per solve")
-        ax_res.set_xlabel("fixed-point iteration k")
-        ax_res.set_ylabel("median relative residual")
-        for ax in (ax_it, ax_res):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_it.legend()
         fig.suptitle("Linear solves per fixed-point iteration")
     return fig
+
+
+def _integer_x_panels(fig: Figure, xlabel: str, ylabels: tuple[str, str]):
+    """Two side-by-side axes over an integer x (iteration, rank), labelled."""
+    axes = fig.subplots(1, 2)
+    for ax, ylabel in zip(axes, ylabels):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return axes
 
 
 def projection_residual(df: pd.DataFrame) -> Figure:
@@ -276,7 +281,7 @@ def rank_sweep(df: pd.DataFrame) -> Figure:
     """
     with _styled():
         fig = _new(7.0, 2.8)
-        ax_t, ax_i = fig.subplots(1, 2)
+        ax_t, ax_i = _integer_x_panels(fig, "subspace rank r", ("seconds", "mean iterations per solve"))
         keys = [k for k in ("set", "resolution") if k in df.columns]
         groups = df.groupby(keys, sort=False) if keys else [((), df)]
         for key, g in groups:
@@ -285,12 +290,6 @@ def rank_sweep(df: pd.DataFrame) -> Figure:
             label = " ".join(f"{v}x{v}" if k == "resolution" else str(v) for k, v in zip(keys, values)) or None
             ax_t.plot(g["rank"], g["seconds"], marker="o", ms=3, label=label)
             ax_i.plot(g["rank"], g["iterations"], marker="o", ms=3, label=label)
-        ax_t.set_xlabel("subspace rank r")
-        ax_t.set_ylabel("seconds")
-        ax_i.set_xlabel("subspace rank r")
-        ax_i.set_ylabel("mean iterations per solve")
-        for ax in (ax_t, ax_i):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if keys:
             ax_t.legend()
         fig.suptitle("Sensitivity to the subspace rank")
