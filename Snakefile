@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 import fpscore.config
+from fpscore import names
 
 min_version("9.0")
 
@@ -47,10 +48,10 @@ if workflow.local_exec and "timed_cpus" not in workflow.global_resources:
 
 
 wildcard_constraints:
-    dataset="photos|faces|cifar10|celeba",
+    dataset=names.wildcard_pattern(names.DATASETS),
     res=r"[1-9][0-9]*",
-    solver="spsolve|ksp|projection",
-    method="ours|dsm|ddpm",
+    solver=names.wildcard_pattern(names.SOLVERS),
+    method=names.wildcard_pattern(names.METHODS),
     experiment=r"[a-z]+_[A-Za-z0-9_.]+",
 
 

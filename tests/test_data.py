@@ -384,14 +384,16 @@ def test_cli_errors(tmp_path, capsys):
 
 
 def test_rule_options_round_trip_through_the_parser(tmp_path):
-    config = {"resources_dir": "res", "cifar10": {"url": "u", "md5": "m", "split": "test", "classes": ["cat", 3],
-                                                  "count": 5, "indices": []},
-              "celeba": {"url": "u", "md5": "m", "local_path": "/data/celeba.zip", "count": 2, "indices": [4, 7]}}
-    words = shlex.split(cli_data.command_options("cifar10", config))
+    from fpscore.config import validate
+
+    config = validate({"data": {"cifar10": {"url": "u", "md5": "m", "split": "test", "classes": ["cat", 3],
+                                            "count": 5, "indices": []},
+                                "celeba": {"local_path": "/data/celeba.zip", "count": 2, "indices": [4, 7]}}})["data"]
+    words = cli_data.rule_options("cifar10", config)
     args = build_parser().parse_args(["data", "--dataset", "cifar10", "--resolution", "32", "--out", "o",
                                       "--manifest", "m", *words])
-    assert (args.split, args.classes, args.count, args.indices, args.md5) == ("test", ["cat", "3"], 5, [], "m")
-    assert args.archive == Path("res/cifar10/cifar-10-python.tar.gz") and args.url == "u"
-    assert cli_data.archive_input("celeba", config) == ["/data/celeba.zip"]
-    assert "--archive /data/celeba.zip" in cli_data.command_options("celeba", config)
-    assert cli_data.archive_input("photos", config) == []
+    assert (args.split, args.classes, args.count, args.indices, args.md5, args.url) == ("test", ["cat", "3"], 5, [],
+                                                                                         "m", "u")
+    args = build_parser().parse_args(["data", "--dataset", "celeba", "--resolution", "32", "--out", "o",
+                                      "--manifest", "m", *cli_data.rule_options("celeba", config)])
+    assert (args.local_path, args.count, args.indices, args.crop) == ("/data/celeba.zip", 2, [4, 7], 140)

@@ -4,23 +4,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from fpscore.cli import main
-from fpscore.cli.learn import sde_options, stop_options, train_options
-from fpscore.config import schema_defaults
 from fpscore.diffusion.sde import VESDE
 
 TINY = ["--base-channels", "8", "--channel-mults", "1", "2", "--attn-resolutions", "--batch-size", "4",
-        "--threads", "1", "--device", "cpu", "--no-progress", "--sampler", "heun", "--heun-steps", "4",
-        "--timesteps", "20", "--ddpm-sampler", "ddim", "--ddim-steps", "4", "--eval-samples", "1"]
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    old = torch.get_num_threads()
-    yield
-    torch.set_num_threads(old)
+        "--threads", "1", "--device", "cpu", "--no-progress", "--sampler-method", "heun", "--sampler-heun-steps", "4",
+        "--ddpm-timesteps", "20", "--ddpm-sampler", "ddim", "--ddpm-ddim-steps", "4", "--eval-samples", "1"]
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # and restores the thread count fpscore sets
 
 
 @pytest.fixture
@@ -52,8 +43,8 @@ def test_train_and_sample_ours(inputs, capsys):
     assert list(log.columns) == ["step", "train_seconds", "eval_seconds", "loss", "ssim"]
     assert log["ssim"].notna().sum() == 1  # the final evaluation
     assert not (d / "model.pt.ckpt").exists()
-    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--n", "2",
-               "--progression-steps", "3", "--threads", "1", "--device", "cpu"])
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--sampler-n-samples", "2",
+               "--sampler-progression-steps", "3", "--threads", "1", "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     with np.load(d / "samples.npz") as s:
         assert s["images"].shape == (2, 1, 8, 8) and s["states"].shape == (3, 2, 1, 8, 8)
@@ -64,14 +55,14 @@ def test_train_and_sample_ours(inputs, capsys):
 def test_train_and_sample_ddpm_with_target(inputs, capsys):
     d = inputs
     rc = main(["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--count", "2",
-               "--stop", "target_ssim", "--target-ssim", "0.99", "--time-cap", "0.5", "--eval-every", "0.2",
+               "--stop", "target_ssim", "--target-ssim", "0.99", "--time-cap-seconds", "0.5", "--eval-every-seconds", "0.2",
                "--out", str(d / "model.pt"), "--log", str(d / "log.csv"), "--summary", str(d / "s.json"), *TINY])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "s.json").read_text())
     assert summary["reached"] is False and summary["time_to_target_seconds"] is None  # "> cap"
     assert summary["stopped_by"] == "time_cap" and summary["train_seconds"] >= 0.5
     assert summary["evaluations"] >= 2 and summary["eval_sampler"] == "ddim-4"
-    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--n", "1",
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--sampler-n-samples", "1",
                "--ddpm-sampler", "ancestral", "--threads", "1", "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     with np.load(d / "samples.npz") as s:
@@ -81,7 +72,7 @@ def test_train_and_sample_ddpm_with_target(inputs, capsys):
 def test_train_and_sample_dsm(inputs, capsys):
     d = inputs
     rc = main(["train", "--method", "dsm", "--images", str(d / "images.npz"), "--indices", "1", "--stop", "steps",
-               "--max-steps", "3", "--parameterization", "eps", "--sigma", "4", "--n-times", "7",
+               "--max-steps", "3", "--parameterization", "eps", "--sde-sigma", "4", "--sde-n-times", "7",
                "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "train_log.json").read_text())
@@ -89,8 +80,8 @@ def test_train_and_sample_dsm(inputs, capsys):
     desc = summary["method_description"]
     assert desc["parameterization"] == "eps" and desc["times"] == "uniform"
     assert desc["sde"] == {"sigma": 4.0, "eps": 1e-3, "n_times": 7}
-    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--n", "2",
-               "--progression-steps", "3", "--heun-steps", "2", "--threads", "1", "--device", "cpu"])
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--sampler-n-samples", "2",
+               "--sampler-progression-steps", "3", "--sampler-heun-steps", "2", "--threads", "1", "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     with np.load(d / "samples.npz") as s:
         assert s["images"].shape == (2, 1, 8, 8) and str(s["method"]) == "dsm"
@@ -98,14 +89,14 @@ def test_train_and_sample_dsm(inputs, capsys):
 
 
 @pytest.mark.parametrize("extra,match", [
-    (["--method", "gan"], "--method: expected one of"),
-    (["--method", "ours"], "needs --scores"),
-    (["--method", "dsm", "--sigma", "1"], "sigma: expected a finite number > 1"),
+    (["--method", "ours", "--stop", "steps", "--max-steps", "1"], "needs --scores"),
+    (["--method", "dsm", "--stop", "steps", "--max-steps", "1", "--sde-sigma", "1"],
+     "--sde-sigma: 1.0 is less than or equal to the minimum of 1 (config key scores.sigma)"),
     (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "1.5"], "target_ssim: expected a number in"),
     (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "0"], "target_ssim: expected a number in"),
     (["--method", "ddpm", "--stop", "budget", "--budget-seconds", "0"], "budget_seconds: expected a number > 0"),
     (["--method", "ddpm", "--stop", "budget", "--budget-seconds", "-3"], "budget_seconds: expected a number > 0"),
-    (["--method", "ddpm", "--indices", "7"], "out of range"),
+    (["--method", "ddpm", "--stop", "steps", "--max-steps", "1", "--indices", "7"], "out of range"),
 ])
 def test_bad_train_inputs(inputs, capsys, extra, match):
     d = inputs
@@ -122,28 +113,15 @@ def test_mismatched_scores_are_a_clear_error(inputs, capsys):
         arrays = dict(f)
     np.savez(d / "bad.npz", **{**arrays, "scores": arrays["scores"][:, :, :, :4]})
     rc = main(["train", "--method", "ours", "--images", str(d / "images.npz"), "--scores", str(d / "bad.npz"),
-               "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
+               "--stop", "steps", "--max-steps", "1", "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
     assert rc == 2 and "do not match the images" in capsys.readouterr().err
     np.savez(d / "bad.npz", **{**arrays, "names": np.array(["x", "y", "z"])})
     rc = main(["train", "--method", "ours", "--images", str(d / "images.npz"), "--scores", str(d / "bad.npz"),
-               "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
+               "--stop", "steps", "--max-steps", "1", "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
     assert rc == 2 and "another image set" in capsys.readouterr().err
 
 
-def test_rule_helpers_cover_the_config():
-    learn = schema_defaults()["learn"]
-    opts = train_options(learn).split()
-    assert opts[opts.index("--lr") + 1] == str(learn["train"]["lr"])
-    assert stop_options({"kind": "denoise", "image": 2, "target_ssim": 0.9}) == \
-        "--indices 2 --stop target_ssim --target-ssim 0.9"
-    assert stop_options({"kind": "budget", "images": 8, "budget_seconds": 60}) == \
-        "--count 8 --stop budget --budget-seconds 60"
-    from fpscore.cli import build_parser
-    args = build_parser().parse_args(["train", "--method", "ours", "--images", "i", "--out", "o", "--log", "l",
-                                      *train_options(learn).split()])
-    assert args.channel_mults == learn["unet"]["channel_mults"] and args.time_cap == learn["train"]["time_cap_seconds"]
-    assert opts[opts.index("--dsm-times") + 1] == learn["dsm"]["times"]
-    sde = schema_defaults()["scores"]
-    args = build_parser().parse_args(["train", "--method", "dsm", "--images", "i", "--out", "o", "--log", "l",
-                                      *sde_options(sde).split()])
-    assert (args.sigma, args.sde_eps, args.n_times) == (sde["sigma"], sde["eps"], sde["n_times"])
+def test_unknown_method_is_refused_by_the_parser(inputs, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--method", "gan", "--images", "i.npz", "--out", "m.pt", "--log", "l.csv", "--stop", "steps"])
+    assert "invalid choice: 'gan'" in capsys.readouterr().err

@@ -127,7 +127,7 @@ def test_fid_command_records_unavailable_offline(tmp_path):
     from fpscore.cli import main
 
     np.savez(tmp_path / "samples.npz", images=_images(4, 0))
-    np.savez(tmp_path / "images.npz", images=_images(6, 1))
+    np.savez(tmp_path / "images.npz", images=_images(6, 1), names=np.array([f"i{k}" for k in range(6)]))
     out = tmp_path / "metrics" / "fid.csv"
     code = main(["fid", "--samples", str(tmp_path / "samples.npz"), "--references", str(tmp_path / "images.npz"),
                  "--reference-count", "5", "--experiment", "budget_x", "--method", "ours", "--no-download",

@@ -212,7 +212,8 @@ def test_table_command_writes_csv_markdown_latex(tmp_path):
 
     logs = _write_scores_tree(tmp_path)
     stem = tmp_path / "tables" / "t2_solvers"
-    assert main(["table", "t2", "--solve-logs", *logs, "--out", str(stem)]) == 0
+    labels = ["--datasets", "photos", "photos", "--resolutions", "8", "8", "--solvers", "spsolve", "ksp"]
+    assert main(["table", "t2", "--solve-logs", *logs, *labels, "--out", str(stem)]) == 0
     csv = pd.read_csv(stem.with_suffix(".csv")).set_index("solver")
     assert csv.loc["ksp", "reduction_pct"] == pytest.approx(40.0) and csv.loc["ksp", "resolution"] == 8
     assert "reduction_pct" in stem.with_suffix(".md").read_text()
@@ -226,7 +227,9 @@ def test_table_command_fails_whole_on_bad_input(tmp_path):
 
     logs = _write_scores_tree(tmp_path)
     stem = tmp_path / "tables" / "t2_solvers"
-    assert main(["table", "t2", "--solve-logs", logs[1], "--out", str(stem)]) == 2  # no spsolve reference
+    labels = ["--datasets", "photos", "--resolutions", "8", "--solvers", "ksp"]
+    assert main(["table", "t2", "--solve-logs", logs[1], *labels, "--out", str(stem)]) == 2  # no spsolve reference
+    assert main(["table", "t2", "--solve-logs", *logs, *labels, "--out", str(stem)]) == 2  # labels of one log only
     assert not stem.parent.exists() or not list(stem.parent.iterdir())
 
 
@@ -245,12 +248,14 @@ def test_t1_command_from_training_summaries(tmp_path):
     ddpm = _summary(tmp_path / exp / "ddpm" / "train_log.json", reached=False, time_to_target_seconds=None,
                     train_seconds=300.0)
     stem = tmp_path / "t1"
-    assert main(["table", "t1", "--summaries", ours, ddpm, "--denoise", f"{exp}:photos:8", "--out", str(stem)]) == 0
+    labels = ["--experiments", exp, exp, "--methods", "ours", "ddpm", "--datasets", "photos", "photos",
+              "--resolutions", "8", "8"]
+    assert main(["table", "t1", "--summaries", ours, ddpm, *labels, "--out", str(stem)]) == 0
     row = pd.read_csv(stem.with_suffix(".csv")).iloc[0]
     assert (row["ours_train_s"], row["ours_precompute_s"], row["ours_total_s"]) == (7.5, 2.5, 10.0)
     assert row["ddpm_s"] == 300.0 and row["speedup_text"] == "> 30.0x" and row["resolution"] == 8
     _summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5, train_seconds=8.0)
-    assert main(["table", "t1", "--summaries", ours, ddpm, "--denoise", f"{exp}:photos:8",
+    assert main(["table", "t1", "--summaries", ours, ddpm, *labels,
                  "--out", str(tmp_path / "t1b")]) == 2  # ours without its pre-computation time is refused
 
 
@@ -264,24 +269,32 @@ def test_t1_and_t4_commands_with_dsm(tmp_path):
                           train_seconds=300.0),
                  _summary(tmp_path / exp / "dsm" / "train_log.json", reached=True, time_to_target_seconds=15.0,
                           train_seconds=16.0)]
-    assert main(["table", "t1", "--summaries", *summaries, "--denoise", f"{exp}:photos:8",
-                 "--out", str(tmp_path / "t1")]) == 0
+    labels = ["--experiments", exp, exp, exp, "--methods", "ours", "ddpm", "dsm", "--datasets", "photos", "photos",
+              "photos", "--resolutions", "8", "8", "8"]
+    assert main(["table", "t1", "--summaries", *summaries, *labels, "--out", str(tmp_path / "t1")]) == 0
     row = pd.read_csv(tmp_path / "t1.csv").iloc[0]
     assert row["dsm_s"] == 15.0 and row["dsm_over_ours_text"] == "1.5x" and row["speedup_text"] == "> 30.0x"
     assert "dsm\\_over\\_ours" in (tmp_path / "t1.tex").read_text()
     assert "like-for-like" in (tmp_path / "t1.tex").read_text()
 
-    metrics = tmp_path / "metrics"
+    metrics, files = tmp_path / "metrics", {}
     for method, ssim in (("ours", 0.8), ("ddpm", 0.5), ("dsm", 0.7)):
-        (metrics / "budget_a" / method).mkdir(parents=True)
-        pd.DataFrame([dict(mean_ssim=ssim)]).to_csv(metrics / "budget_a" / method / "ssim.csv", index=False)
-        pd.DataFrame([dict(fid=np.nan, fid_status="unavailable: no weights")]).to_csv(
-            metrics / "budget_a" / method / "fid.csv", index=False)
-    args = ["table", "t4", "--budget", "budget_a:faces:32:120", "--metrics-dir", str(metrics)]
-    assert main([*args, "--out", str(tmp_path / "t4")]) == 0  # default: ours and ddpm only
+        (metrics / method).mkdir(parents=True)
+        files[method] = (metrics / method / "ssim.csv", metrics / method / "fid.csv")
+        pd.DataFrame([dict(experiment="budget_a", method=method, mean_ssim=ssim)]).to_csv(files[method][0],
+                                                                                         index=False)
+        pd.DataFrame([dict(experiment="budget_a", method=method, fid=np.nan, fid_status="unavailable: no weights")]
+                     ).to_csv(files[method][1], index=False)
+
+    def t4(methods, out):
+        return main(["table", "t4", "--ssim", *(str(files[m][0]) for m in methods),
+                     "--fid", *(str(files[m][1]) for m in methods), "--experiments", "budget_a",
+                     "--datasets", "faces", "--resolutions", "32", "--budgets", "120", "--out", str(out)])
+
+    assert t4(["ours", "ddpm"], tmp_path / "t4") == 0
     plain = pd.read_csv(tmp_path / "t4.csv")
     assert "dsm_ssim" not in plain.columns and "like-for-like" not in (tmp_path / "t4.tex").read_text()
-    assert main([*args, "--methods", "ours", "ddpm", "dsm", "--out", str(tmp_path / "t4_dsm")]) == 0
+    assert t4(["ours", "ddpm", "dsm"], tmp_path / "t4_dsm") == 0
     row = pd.read_csv(tmp_path / "t4_dsm.csv").iloc[0]
     assert row["dsm_ssim"] == 0.7 and row["dsm_ssim_difference"] == pytest.approx(0.1)
 
@@ -297,7 +310,8 @@ def test_score_error_command(tmp_path):
         np.savez(path, scores=ref * np.float32(scale))
         paths.append(str(path))
     out = tmp_path / "err.csv"
-    assert main(["score-error", "--scores", *paths, "--out", str(out)]) == 0
+    assert main(["score-error", "--scores", *paths, "--solvers", "spsolve", "projection", "--dataset", "photos",
+                 "--resolution", "4", "--out", str(out)]) == 0
     err = pd.read_csv(out).set_index("solver")
     assert err.loc["projection", "score_rel_error"] == pytest.approx(1e-3, rel=1e-3)
     assert err.loc["projection", "dataset"] == "photos" and err.loc["projection", "resolution"] == 4

@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +22,8 @@ def load_schema() -> dict:
     if not SCHEMA_PATH.exists():
         raise FileNotFoundError(f"config schema not found at {SCHEMA_PATH} (is fpscore installed editable "
                                 "from the repository?)")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    # libyaml's loader where PyYAML has it: 5x faster, and every command reads the schema at start-up
+    return yaml.load(SCHEMA_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _defaults(schema: dict) -> Any:
@@ -42,6 +42,22 @@ def schema_defaults() -> dict:
     return _defaults(load_schema())
 
 
+def schema_node(path: str) -> dict:
+    """The schema node of a dotted key path ("scores.projection.rank")."""
+    node = load_schema()
+    for part in path.split("."):
+        try:
+            node = node["properties"][part]
+        except KeyError:
+            raise KeyError(f"schema has no key {path!r} (at {part!r})") from None
+    return node
+
+
+def schema_default(path: str) -> Any:
+    """The default of one key by its dotted path ("scores.sigma"): dataclass defaults come from here."""
+    return copy.deepcopy(_defaults(schema_node(path)))
+
+
 def _fill(schema: dict, instance: Any) -> Any:
     if isinstance(instance, dict) and schema.get("type") == "object":
         for key, sub in schema.get("properties", {}).items():
@@ -56,6 +72,8 @@ def _fill(schema: dict, instance: Any) -> Any:
 
 def validate(config: dict, source: str = "config") -> dict:
     """Fill defaults and validate; a bad value raises ValueError naming the key path."""
+    import jsonschema  # only validation needs it (keeps `fpscore --help` fast)
+
     schema = load_schema()
     config = _fill(schema, copy.deepcopy(config or {}))
     validator = jsonschema.Draft202012Validator(schema)
@@ -106,15 +124,33 @@ def _rows(schema: dict, prefix: str = ""):
             yield path, kind, _flow(sub.get("default")), " ".join(sub.get("description", "").split())
 
 
+def option_flags() -> dict[str, list[str]]:
+    """Config key -> the `fpscore` options generated from it ("train --lr"), read off the parser."""
+    import argparse
+
+    from fpscore.cli import build_parser
+
+    flags: dict[str, list[str]] = {}
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command, parser in commands.items():
+        for action in parser._actions:
+            keys = getattr(action, "schema_key", None)
+            for key in [keys] if isinstance(keys, str) else keys or []:
+                flags.setdefault(key, []).append(f"{command} {action.option_strings[0]}")
+    return flags
+
+
 def render_markdown() -> str:
     """The key reference of config/README.md, rendered from the schema."""
-    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    flags = option_flags()
+    lines = ["| key | type | default | `fpscore` option | description |", "| --- | --- | --- | --- | --- |"]
     for path, kind, default, description in _rows(load_schema()):
         if kind == "section":
-            lines.append(f"| **{path}** | | | {description} |")
+            lines.append(f"| **{path}** | | | | {description} |")
         else:
             default = default.replace("|", "\\|")
-            lines.append(f"| `{path}` | {kind} | `{default}` | {description} |")
+            options = "<br>".join(f"`{flag}`" for flag in flags.get(path, [])) or "(workflow only)"
+            lines.append(f"| `{path}` | {kind} | `{default}` | {options} | {description} |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +177,7 @@ def update_embedded_config(path: Path = CONFIG_PATH) -> None:
 
 
 def update_readme(path: Path = README_PATH) -> None:
-    """Re-render the key table of config/README.md from the schema (`make config-readme`)."""
+    """Re-render the key table of config/README.md from the schema (`make config-docs`)."""
     text = path.read_text()
     start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
     path.write_text(text[:start] + "\n" + render_markdown() + text[stop:])

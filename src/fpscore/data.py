@@ -29,10 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from fpscore.fileio import atomic_outputs, file_digest
+from fpscore.names import ARCHIVE_FILENAMES, DATASETS
 
-DATASETS = ("photos", "faces", "cifar10", "celeba")
 BUILTIN = ("photos", "faces")
-ARCHIVE_FILENAMES = {"cifar10": "cifar-10-python.tar.gz", "celeba": "img_align_celeba.zip"}
 NATIVE_CHANNELS = {"photos": 3, "faces": 1, "cifar10": 3, "celeba": 3}
 
 # Real photographs bundled in scikit-image's wheel (no pooch download needed):

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg
 
+from fpscore.config import schema_default
 from fpscore.fileio import atomic_outputs, file_digest
 
-FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-                   "pt_inception-2015-12-05-6726825d.pth")
-FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+# The standard weights' address and checksum are config keys (evaluate.fid); the schema holds them.
+FID_WEIGHTS_URL = schema_default("evaluate.fid.url")
+FID_WEIGHTS_SHA256 = schema_default("evaluate.fid.sha256")
 FID_WEIGHTS_BYTES = 95_628_359
 
 
@@ -121,7 +122,11 @@ def as_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=1) if images.shape[1] == 1 else images
 
 
-def inception_features(images: np.ndarray, model, batch_size: int = 50, device: str = "cpu") -> np.ndarray:
+FID_BATCH_SIZE = schema_default("evaluate.fid.batch_size")
+
+
+def inception_features(images: np.ndarray, model, batch_size: int = FID_BATCH_SIZE,
+                       device: str = "cpu") -> np.ndarray:
     """N x 2048 pool features of ``model`` (an FIDInceptionV3) for N x C x H x W images in [0, 1]."""
     import torch
     from tqdm import tqdm
@@ -137,7 +142,7 @@ def inception_features(images: np.ndarray, model, batch_size: int = 50, device: 
 
 def compute_fid(generated: np.ndarray, reference: np.ndarray, weights_path: str | Path,
                 url: str = FID_WEIGHTS_URL, sha256: str = FID_WEIGHTS_SHA256, download: bool = True,
-                batch_size: int = 50, device: str = "cpu") -> FIDResult:
+                batch_size: int = FID_BATCH_SIZE, device: str = "cpu") -> FIDResult:
     """FID of ``generated`` against ``reference`` (both N x C x H x W in [0, 1]).
 
     Missing weights give ``FIDResult(nan, "unavailable: <reason>")``; bad inputs raise.

@@ -1,7 +1,6 @@
 # Dataset stage: download archives (cifar10, celeba) and prepare
 # results/data/{dataset}/{res}/images.npz + manifest.json (see src/fpscore/data.py).
 # Offline: place the archive at the download rule's output path and rerun.
-from fpscore.cli.data import download_target, rule_archive, rule_options
 
 
 # Downloads run on the submit host: compute nodes of a cluster often have no internet.
@@ -12,7 +11,7 @@ localrules:
 
 rule download_cifar10:
     output:
-        download_target("cifar10", config["data"]),
+        download_target("cifar10"),
     params:
         url=config["data"]["cifar10"]["url"],
         md5=config["data"]["cifar10"]["md5"],
@@ -26,7 +25,7 @@ rule download_cifar10:
 
 rule download_celeba:
     output:
-        download_target("celeba", config["data"]),
+        download_target("celeba"),
     params:
         url=config["data"]["celeba"]["url"],
         md5=config["data"]["celeba"]["md5"],
@@ -40,12 +39,12 @@ rule download_celeba:
 
 rule prepare_data:
     input:
-        archive=rule_archive(config["data"]),
+        archive=prepare_archive,
     output:
         images="results/data/{dataset}/{res}/images.npz",
         manifest="results/data/{dataset}/{res}/manifest.json",
     params:
-        options=rule_options(config["data"]),
+        options=data_options,
     conda:
         CONDA_ENV
     log:

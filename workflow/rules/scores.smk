@@ -3,7 +3,6 @@
 # rest of the workflow reads (byte-identical whatever the shard size). For the
 # projection solver the seed work is its own job that every shard depends on.
 # OPENBLAS_NUM_THREADS=1: numpy's threaded BLAS spins against PETSc on few cores.
-from fpscore.cli.scores import command_options, rule_prepare_log, rule_prepared, rule_shard_files
 
 
 rule scores_prepare:
@@ -13,7 +12,7 @@ rule scores_prepare:
         prepared="results/scores/{dataset}/{res}/projection/prepared.npz",
         log="results/scores/{dataset}/{res}/projection/prepare_log.csv",
     params:
-        options=command_options(config["scores"]),
+        options=scores_options(),
     log:
         "results/logs/scores/{dataset}_{res}_projection_prepare.log",
     threads: 1
@@ -29,14 +28,13 @@ rule scores_prepare:
 rule scores_shard:
     input:
         images="results/data/{dataset}/{res}/images.npz",
-        prepared=rule_prepared,
+        prepared=projection_file("prepared.npz"),
     output:
         scores=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.npz"),
         log=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.csv"),
     params:
-        options=command_options(config["scores"]),
-        shard_size=config["scores"]["shard_size"],
-        prepared=lambda wildcards, input: f"--prepared {input.prepared}" if input.prepared else "",
+        options=scores_options(),
+        prepared=optional_option("--prepared", "prepared"),
     log:
         "results/logs/scores/{dataset}_{res}_{solver}_shard{shard}.log",
     wildcard_constraints:
@@ -48,21 +46,21 @@ rule scores_shard:
         CONDA_ENV
     shell:
         "OPENBLAS_NUM_THREADS=1 fpscore scores --images {input.images:q} --solver {wildcards.solver} "
-        "--shard {wildcards.shard} --shard-size {params.shard_size} {params.prepared} --no-progress "
+        "--shard {wildcards.shard} {params.prepared} --no-progress "
         "--out {output.scores:q} --log {output.log:q} {params.options} > {log:q} 2>&1"
 
 
 rule scores_merge:
     input:
         images="results/data/{dataset}/{res}/images.npz",
-        shards=rule_shard_files(config, "npz"),
-        logs=rule_shard_files(config, "csv"),
-        prepare_log=rule_prepare_log,
+        shards=shard_files("npz"),
+        logs=shard_files("csv"),
+        prepare_log=projection_file("prepare_log.csv"),
     output:
         scores="results/scores/{dataset}/{res}/{solver}/scores.npz",
         log="results/scores/{dataset}/{res}/{solver}/solve_log.csv",
     params:
-        prepare_log=lambda wildcards, input: f"--prepare-log {input.prepare_log}" if input.prepare_log else "",
+        prepare_log=optional_option("--prepare-log", "prepare_log"),
     log:
         "results/logs/scores/{dataset}_{res}_{solver}_merge.log",
     conda:
@@ -82,7 +80,7 @@ rule solver_benchmark:
         dissimilarity="results/benchmarks/projection_dissimilarity.csv",
     params:
         script=f"{workflow.basedir}/benchmarks/solver_benchmark.py",
-        sizes=" ".join(str(size) for size in config["experiments"]["solver_sizes"]),
+        sizes=config["experiments"]["solver_sizes"],
     log:
         "results/logs/scores/solver_benchmark.log",
     threads: 1

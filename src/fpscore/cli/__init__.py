@@ -1,8 +1,10 @@
 """`fpscore <step> ...`: the command-line entry points the workflow rules call.
 
 Each step lives in a module fpscore.cli.<name> exposing ``register(subparsers)``;
-options default to the schema defaults (``fpscore.config.schema_defaults``), so
-the command run by hand does what the workflow does with config/config.yaml.
+the options of config keys are generated from the schema (``fpscore.options``), so
+the command run by hand does what the workflow does with config/config.yaml. The
+step modules import their heavy dependencies (torch, PETSc, pandas, matplotlib)
+inside the command that runs, so building the parser stays fast.
 """
 from __future__ import annotations
 
@@ -17,13 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpscore", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="step", metavar="<step>", required=True)
     for name in STEP_MODULES:
-        try:
-            module = importlib.import_module(f"fpscore.cli.{name}")
-        except ModuleNotFoundError as err:  # a step still being written must not break the others
-            if err.name != f"fpscore.cli.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"fpscore.cli.{name}").register(subparsers)
     return parser
 
 

@@ -5,27 +5,30 @@ read the logs the earlier steps wrote, call one builder, write the result whole
 or not at all (temporary siblings, then os.replace). Tables are written as
 <stem>.csv, <stem>.md and <stem>.tex; figures as <stem>.png and <stem>.pdf.
 
-Path conventions read here (the workflow's, see workflow/rules/*.smk):
-results/scores/{dataset}/{res}/{solver}/solve_log.csv and scores.npz (key
-``scores``, N x C x T x H x W), results/data/{dataset}/{res}/images.npz (key
-``images``), results/train/{experiment}/{method}/train_log.csv and
-results/train/{experiment}/{method}/train_log.json (the training summary) and
-results/samples/{experiment}/{method}/samples.npz (keys ``images`` N x C x H x W,
-``states`` K x N x C x H x W, ``times`` K).
+Files are read where the command line says and labelled as it says: a list of
+files comes with lists of labels of the same length (``--solve-logs A B
+--datasets photos faces ...``); nothing is read out of directory names. The files:
+solve logs (fpscore scores), scores files (key ``scores``, N x C x T x H x W),
+images files (key ``images``), training logs and summaries (fpscore train) and
+samples files (keys ``images`` N x C x H x W, ``states`` K x N x C x H x W,
+``times`` K).
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from fpscore.fileio import atomic_outputs
+from fpscore.names import METHODS, SOLVERS
+from fpscore.options import Group, add_group, group_values
 
-METHODS = ["ours", "ddpm", "dsm"]  # dsm: the like-for-like baseline (learn.dsm.train)
+if TYPE_CHECKING:
+    import pandas as pd
+
+FID = Group("evaluate.fid")
+RANK = Group("scores.projection", keys=("rank",))  # t3: the subspace rank the projection solver used
 TABLE_CAPTIONS = {
     "t1": "Time to the target SSIM (single-image denoising): ours with and without score pre-computation vs "
           "DDPM; paper_* columns are the paper's published values.",
@@ -63,6 +66,8 @@ def write_all(outputs: list[tuple[Path, Callable[[str], None]]]) -> None:
 def format_number(value) -> str:
     """Numbers for the rendered tables: 2 decimals from 1 up (keeps published values such as
     1634.93 whole), 4 significant digits below (SSIM 0.8991, residuals 1.2e-11), '--' for NaN."""
+    import numpy as np
+
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "--"
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4g}"
@@ -70,6 +75,8 @@ def format_number(value) -> str:
 
 def write_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> list[Path]:
     """<stem>.csv (full precision), <stem>.md and <stem>.tex (numbers by ``format_number``)."""
+    import pandas as pd
+
     stem = Path(stem)
     paths = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
     shown = table.copy()
@@ -107,62 +114,60 @@ def save_figure(fig, png: str | Path) -> list[Path]:
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def _read_csv(path: str | Path, what: str) -> pd.DataFrame:
+def _read_csv(path: str | Path, what: str) -> "pd.DataFrame":
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
     return pd.read_csv(path)
 
 
-def _npz(path: str | Path, keys: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+def _npz(path: str | Path, keys: tuple[str, ...], what: str) -> dict:
+    import zipfile
+
+    import numpy as np
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
-    with np.load(path, allow_pickle=False) as npz:
-        missing = [k for k in keys if k not in npz.files]
-        if missing:
-            raise ValueError(f"{what} {path}: missing key(s) {missing}; it holds {npz.files}")
-        return {k: npz[k] for k in keys}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise ValueError(f"{what} {path}: missing key(s) {missing}; it holds {npz.files}")
+            return {k: npz[k] for k in keys}
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{what} {path}: not a readable .npz file ({err})") from None
 
 
-def score_dir_labels(path: str | Path) -> tuple[str, int, str]:
-    """(dataset, resolution, solver) of results/scores/{dataset}/{res}/{solver}/<file>."""
-    path = Path(path)
-    solver, res, dataset = path.parent.name, path.parent.parent.name, path.parent.parent.parent.name
-    if not res.isdigit():
-        raise ValueError(f"{path}: expected a path .../{{dataset}}/{{res}}/{{solver}}/{path.name} with an "
-                         f"integer resolution, got {res!r}")
-    return dataset, int(res), solver
+def aligned(what: str, **lists: list | None) -> list[tuple]:
+    """Zip lists given on the command line that must have one entry each (files and their labels)."""
+    lengths = {name: len(values or []) for name, values in lists.items()}
+    if len(set(lengths.values())) != 1:
+        given = ", ".join(f"{len_} --{name.replace('_', '-')}" for name, len_ in lengths.items())
+        raise ValueError(f"{what}: expected one entry each, got {given}")
+    if not next(iter(lengths.values())):
+        raise ValueError(f"{what}: no files given (--{next(iter(lists)).replace('_', '-')})")
+    return list(zip(*(values for values in lists.values())))
 
 
-def read_solve_logs(paths: list[str]) -> pd.DataFrame:
-    """Concatenated solve logs with dataset and resolution columns taken from their paths."""
-    if not paths:
-        raise ValueError("no solve logs given (--solve-logs)")
+def read_solve_logs(paths, datasets, resolutions, solvers) -> "pd.DataFrame":
+    """Concatenated solve logs with the dataset, resolution and solver each was computed for."""
+    import pandas as pd
+
     frames = []
-    for path in paths:
-        dataset, res, solver = score_dir_labels(path)
+    for path, dataset, res, solver in aligned("solve logs", solve_logs=paths, datasets=datasets,
+                                              resolutions=resolutions, solvers=solvers):
         log = _read_csv(path, "solve log")
         if "solver" not in log.columns:
             log["solver"] = solver
-        frames.append(log.assign(dataset=dataset, resolution=res))
+        frames.append(log.assign(dataset=dataset, resolution=int(res)))
     return pd.concat(frames, ignore_index=True)
 
 
-def _key_values(items: list[str] | None, what: str, cast=str) -> dict:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"{what}: expected KEY=VALUE, got {item!r}")
-        out[key] = cast(value)
-    return out
-
-
-def _settings(section: str) -> dict:
-    from fpscore.config import schema_defaults
-
-    return schema_defaults().get(section, {})
+def _solve_logs(args) -> "pd.DataFrame":
+    return read_solve_logs(args.solve_logs, args.datasets, args.resolutions, args.solvers)
 
 
 # ---- metrics ---------------------------------------------------------------------------------
@@ -170,27 +175,23 @@ def _settings(section: str) -> dict:
 def run_score_error(args) -> int:
     from fpscore.tables import REFERENCE_SOLVER, score_errors
 
-    by_solver = {}
-    for path in args.scores:
-        dataset, res, solver = score_dir_labels(path)
-        by_solver[solver] = (dataset, res, _npz(path, ("scores",), "scores file")["scores"])
+    by_solver = {solver: _npz(path, ("scores",), "scores file")["scores"]
+                 for path, solver in aligned("score-error", scores=args.scores, solvers=args.solvers)}
     if REFERENCE_SOLVER not in by_solver:
-        raise ValueError(f"--scores must include the {REFERENCE_SOLVER} scores (got solvers {sorted(by_solver)})")
-    dataset, res, reference = by_solver[REFERENCE_SOLVER]
-    if any((d, r) != (dataset, res) for d, r, _ in by_solver.values()):
-        raise ValueError("--scores must all belong to one dataset and resolution, got "
-                         f"{sorted({(d, r) for d, r, _ in by_solver.values()})}")
-    table = score_errors(reference, {s: v[2] for s, v in by_solver.items()})
-    table.insert(0, "resolution", res)
-    table.insert(0, "dataset", dataset)
+        raise ValueError(f"--solvers must include {REFERENCE_SOLVER}, the reference (got {sorted(by_solver)})")
+    table = score_errors(by_solver[REFERENCE_SOLVER], by_solver)
+    table.insert(0, "resolution", args.resolution)
+    table.insert(0, "dataset", args.dataset)
     write_all([(Path(args.out), lambda tmp: table.to_csv(tmp, index=False))])
     print(table.to_string(index=False))
     return 0
 
 
-def _references(path: str, count: int | None, index: int | None = None) -> np.ndarray:
+def _references(path: str, count: int | None, index: int | None = None):
     """The training images of an experiment: the first ``count`` or the single image ``index``."""
-    images = _npz(path, ("images",), "training images")["images"]
+    from fpscore.data import load_dataset
+
+    images = load_dataset(path)[0]
     if index is not None:
         if not 0 <= index < len(images):
             raise ValueError(f"--reference-index {index} but {path} holds {len(images)} images")
@@ -203,6 +204,8 @@ def _references(path: str, count: int | None, index: int | None = None) -> np.nd
 
 
 def run_ssim(args) -> int:
+    import pandas as pd
+
     from fpscore.metrics import ssim_to_closest
 
     samples = _npz(args.samples, ("images",), "samples")["images"]
@@ -215,18 +218,16 @@ def run_ssim(args) -> int:
 
 
 def run_fid(args) -> int:
+    import pandas as pd
+
     from fpscore import fid
 
-    defaults = _settings("evaluate").get("fid", {})
-    pick = lambda value, key, fallback: value if value is not None else defaults.get(key, fallback)  # noqa: E731
+    settings = group_values(args, FID)
     samples = _npz(args.samples, ("images",), "samples")["images"]
     reference = _references(args.references, args.reference_count, args.reference_index)
-    result = fid.compute_fid(samples, reference, pick(args.weights_path, "weights_path", "resources/"
-                                                      "pt_inception-2015-12-05-6726825d.pth"),
-                             url=pick(args.url, "url", fid.FID_WEIGHTS_URL),
-                             sha256=pick(args.sha256, "sha256", fid.FID_WEIGHTS_SHA256),
-                             download=not args.no_download, batch_size=pick(args.batch_size, "batch_size", 50),
-                             device=args.device)
+    result = fid.compute_fid(samples, reference, settings["weights_path"], url=settings["url"],
+                             sha256=settings["sha256"], download=not args.no_download,
+                             batch_size=settings["batch_size"], device=args.device)
     row = pd.DataFrame([dict(experiment=args.experiment, method=args.method, fid=result.value,
                              fid_status=result.status, n_generated=result.n_generated,
                              n_reference=result.n_reference)])
@@ -237,61 +238,58 @@ def run_fid(args) -> int:
 
 # ---- tables ----------------------------------------------------------------------------------
 
-def _concat_csv(paths: list[str], what: str) -> pd.DataFrame:
+def _concat_csv(paths: list[str], what: str) -> "pd.DataFrame":
+    import pandas as pd
+
     if not paths:
         raise ValueError(f"no {what} files given")
     return pd.concat([_read_csv(p, what) for p in paths], ignore_index=True)
 
 
-def build_table(args) -> pd.DataFrame:
+def build_table(args) -> "pd.DataFrame":
+    import pandas as pd
+
     from fpscore import tables
 
     if args.name == "t1":
-        return tables.t1_time_to_ssim(denoise_runs(args.summaries, args.denoise))
+        return tables.t1_time_to_ssim(denoise_runs(args))
     if args.name == "t2":
         errors = _concat_csv(args.score_errors, "score-error") if args.score_errors else None
-        return tables.t2_solvers(read_solve_logs(args.solve_logs), errors)
+        return tables.t2_solvers(_solve_logs(args), errors)
     if args.name == "t3":
-        return tables.t3_systems(read_solve_logs(args.solve_logs), _key_values(args.rank, "--rank", int))
+        return tables.t3_systems(_solve_logs(args), {"projection": group_values(args, RANK)["rank"]})
     if args.name == "t4":
-        rows = []
-        for spec in args.budget:
-            exp, dataset, res, budget = _budget_spec(spec)
-            for method in args.methods:
-                base = Path(args.metrics_dir) / exp / method
-                ssim = _read_csv(base / "ssim.csv", "SSIM metrics").iloc[0]
-                fid = _read_csv(base / "fid.csv", "FID metrics").iloc[0]
-                rows.append(dict(experiment=exp, dataset=dataset, resolution=res, budget_seconds=budget,
-                                 method=method, mean_ssim=ssim["mean_ssim"], fid=fid["fid"],
-                                 fid_status=fid["fid_status"]))
-        return tables.t4_budget(pd.DataFrame(rows))
+        specs = {exp: (dataset, int(res), float(budget)) for exp, dataset, res, budget in aligned(
+            "t4 experiments", experiments=args.experiments, datasets=args.datasets, resolutions=args.resolutions,
+            budgets=args.budgets)}
+        ssim = _concat_csv(args.ssim, "SSIM metrics")
+        fid = _concat_csv(args.fid, "FID metrics")[["experiment", "method", "fid", "fid_status"]]
+        rows = ssim[["experiment", "method", "mean_ssim"]].merge(fid, on=["experiment", "method"], how="outer",
+                                                                 validate="one_to_one")
+        unknown = sorted(set(rows["experiment"]) - set(specs))
+        if unknown:
+            raise ValueError(f"t4: metrics of experiment(s) {unknown} have no --experiments entry (given: "
+                             f"{sorted(specs)})")
+        rows[["dataset", "resolution", "budget_seconds"]] = pd.DataFrame(
+            [specs[e] for e in rows["experiment"]], index=rows.index)
+        return tables.t4_budget(rows[["experiment", "dataset", "resolution", "budget_seconds", "method",
+                                      "mean_ssim", "fid", "fid_status"]])
     raise ValueError(f"unknown table {args.name!r}")
 
 
-def train_dir_labels(path: str | Path) -> tuple[str, str]:
-    """(experiment, method) of results/train/{experiment}/{method}/<file>."""
-    path = Path(path)
-    return path.parent.parent.name, path.parent.name
-
-
-def denoise_runs(summaries: list[str], specs: list[str]) -> pd.DataFrame:
-    """T1 input rows from the training summaries (JSON) of the denoising runs.
+def denoise_runs(args) -> "pd.DataFrame":
+    """T1 input rows from the training summaries (JSON) of the denoising runs, each labelled by
+    --experiments, --methods, --datasets and --resolutions.
 
     A run that reached its target counts its time_to_target_seconds, one that did
     not its training seconds at the cap; ours adds its precompute_seconds.
     """
-    known = {}
-    for spec in specs or []:
-        parts = spec.split(":")
-        if len(parts) != 3 or not parts[2].isdigit():
-            raise ValueError(f"--denoise: expected EXPERIMENT:DATASET:RESOLUTION, got {spec!r}")
-        known[parts[0]] = (parts[1], int(parts[2]))
+    import pandas as pd
+
     rows = []
-    for path in summaries or []:
-        exp, method = train_dir_labels(path)
-        if exp not in known:
-            raise ValueError(f"training summary {path}: experiment {exp!r} has no --denoise spec "
-                             f"(given: {sorted(known)})")
+    for path, exp, method, dataset, res in aligned("t1", summaries=args.summaries, experiments=args.experiments,
+                                                   methods=args.methods, datasets=args.datasets,
+                                                   resolutions=args.resolutions):
         try:
             summary = json.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -307,22 +305,11 @@ def denoise_runs(summaries: list[str], specs: list[str]) -> pd.DataFrame:
             raise ValueError(f"training summary {path}: our run has no precompute_seconds (train it with "
                              "--solve-log so the score pre-computation is counted)")
         reached = bool(summary["reached"])
-        dataset, res = known[exp]
-        rows.append(dict(experiment=exp, dataset=dataset, resolution=res, target_ssim=summary["target_ssim"],
+        rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), target_ssim=summary["target_ssim"],
                          method=method, reached=reached,
                          train_seconds=summary["time_to_target_seconds"] if reached else summary["train_seconds"],
                          precompute_seconds=float(pre or 0.0) if method == "ours" else 0.0))
-    if not rows:
-        raise ValueError("no training summaries given (--summaries)")
     return pd.DataFrame(rows)
-
-
-def _budget_spec(spec: str) -> tuple[str, str, int, float]:
-    """EXPERIMENT:DATASET:RESOLUTION:BUDGET_SECONDS."""
-    parts = spec.split(":")
-    if len(parts) != 4 or not parts[2].isdigit():
-        raise ValueError(f"--budget: expected EXPERIMENT:DATASET:RESOLUTION:SECONDS, got {spec!r}")
-    return parts[0], parts[1], int(parts[2]), float(parts[3])
 
 
 def run_table(args) -> int:
@@ -335,30 +322,32 @@ def run_table(args) -> int:
 
 # ---- figures ---------------------------------------------------------------------------------
 
-def _samples(path: str, keys=("images", "states", "times")) -> dict[str, np.ndarray]:
+def _samples(path: str, keys=("images", "states", "times")) -> dict:
     return _npz(path, keys, "samples")
 
 
-def projection_points(solve_logs: list[str], images: list[str]) -> pd.DataFrame:
-    """F8 points of projecting runs: each solve log's seeds come from prepared.npz beside it (key
-    ``seeds``), distances from the images of the same dataset and size (aligned with --images)."""
+def projection_points(args) -> "pd.DataFrame":
+    """F8 points of projecting runs: per solve log, the seeds of its prepared state (key ``seeds``) and
+    the pixel distance of every image to its nearest seed."""
+    import pandas as pd
+
+    from fpscore.data import load_dataset
     from fpscore.solvers.seeds import nearest_seed
     from fpscore.tables import projection_vs_dissimilarity
 
-    if not solve_logs or len(solve_logs) != len(images or []):
-        raise ValueError(f"f8: give one --images file per --solve-logs file (got {len(solve_logs or [])} logs, "
-                         f"{len(images or [])} image files)")
     frames = []
-    for log_path, image_path in zip(solve_logs, images):
-        dataset, res, solver = score_dir_labels(log_path)
-        seeds = _npz(Path(log_path).with_name("prepared.npz"), ("seeds",), "projection seeds")["seeds"]
-        _, distance, _ = nearest_seed(_npz(image_path, ("images",), "images")["images"], seeds)
+    for log_path, prepared, image_path, label in aligned("f8", solve_logs=args.solve_logs, prepared=args.prepared,
+                                                         images=args.images, labels=args.labels):
+        seeds = _npz(prepared, ("seeds",), "projection seeds")["seeds"]
+        _, distance, _ = nearest_seed(load_dataset(image_path)[0], seeds)
         points = projection_vs_dissimilarity(_read_csv(log_path, "solve log"), distance)
-        frames.append(points.assign(label=f"{dataset} {res}x{res}"))
+        frames.append(points.assign(label=label))
     return pd.concat(frames, ignore_index=True)
 
 
 def build_figure(args):
+    import pandas as pd
+
     from fpscore import figures
 
     name = args.name
@@ -366,7 +355,7 @@ def build_figure(args):
         return figures.schematic()
     if name == "f2":
         rows = []
-        for label, path in _key_values(args.samples, "--samples").items():
+        for path, label in aligned("f2", samples=args.samples, labels=args.labels):
             s = _samples(path, ("states", "times"))
             rows.append(dict(label=label, states=s["states"][:, 0], times=s["times"]))
         return figures.denoising_progression(rows)
@@ -375,26 +364,25 @@ def build_figure(args):
         return figures.generation_progression(s["states"], s["times"])
     if name == "f4":
         panels = []
-        for method, path in _key_values(args.samples, "--samples").items():
-            ssim = _read_csv(Path(args.metrics_dir) / method / "ssim.csv", "SSIM metrics")["mean_ssim"].iloc[0]
-            panels.append(dict(method=method, images=_samples(path, ("images",))["images"], mean_ssim=ssim))
+        for path, ssim, method in aligned("f4", samples=args.samples, ssim=args.ssim, methods=args.methods):
+            mean_ssim = _read_csv(ssim, "SSIM metrics")["mean_ssim"].iloc[0]
+            panels.append(dict(method=method, images=_samples(path, ("images",))["images"], mean_ssim=mean_ssim))
         return figures.budget_grid(panels, budget_seconds=args.budget_seconds, resolution=args.resolution)
     if name == "f6":
         return figures.solver_times(_read_csv(args.table, "T2 table"))
     if name == "f7":
-        return figures.picard_convergence(read_solve_logs(args.solve_logs))
+        return figures.picard_convergence(_solve_logs(args))
     if name == "f8":
-        return figures.projection_residual(projection_points(args.solve_logs, args.images))
+        return figures.projection_residual(projection_points(args))
     if name == "f9":
         return figures.rank_sweep(_read_csv(args.table, "rank-sweep CSV"))
     if name == "f10":
-        frames = [_read_csv(path, "training log").assign(experiment=train_dir_labels(path)[0],
-                                                         method=train_dir_labels(path)[1])
-                  for path in args.train_logs or []]
-        if not frames:
-            raise ValueError("f10: no training logs given (--train-logs)")
+        runs = aligned("f10", train_logs=args.train_logs, experiments=args.experiments, methods=args.methods,
+                       targets=args.targets)
+        frames = [_read_csv(path, "training log").assign(experiment=exp, method=method)
+                  for path, exp, method, _ in runs]
         return figures.ssim_curves(pd.concat(frames, ignore_index=True),
-                                   _key_values(args.target, "--target", float))
+                                   {exp: float(target) for _, exp, _, target in runs})
     raise ValueError(f"unknown figure {name!r}")
 
 
@@ -409,50 +397,57 @@ def run_figure(args) -> int:
 
 # ---- argparse --------------------------------------------------------------------------------
 
-def register(subparsers) -> None:
-    fid_defaults = _settings("evaluate").get("fid", {})
+def _add_labels(p: argparse.ArgumentParser, what: str) -> None:
+    """The labels of --solve-logs (one each, in the same order)."""
+    p.add_argument("--datasets", nargs="+", help=f"{what}: the dataset of each solve log / experiment")
+    p.add_argument("--resolutions", nargs="+", type=int, help=f"{what}: the image size of each")
+    p.add_argument("--solvers", nargs="+", choices=SOLVERS, help=f"{what}: the solver of each solve log")
 
+
+def register(subparsers) -> None:
     p = subparsers.add_parser("table", help="build one of the paper's tables (CSV, Markdown, LaTeX)")
     p.add_argument("name", choices=sorted(TABLE_CAPTIONS), help="t1 time to SSIM, t2 solvers, t3 systems, "
                                                                    "t4 fixed budget")
     p.add_argument("--out", required=True, help="output stem: writes <stem>.csv, .md, .tex")
-    p.add_argument("--summaries", nargs="+", help="t1: results/train/{experiment}/{method}/train_log.json")
-    p.add_argument("--denoise", nargs="+", help="t1: EXPERIMENT:DATASET:RESOLUTION per denoising run")
-    p.add_argument("--solve-logs", nargs="+", help="t2, t3: results/scores/{dataset}/{res}/{solver}/solve_log.csv")
+    p.add_argument("--summaries", nargs="+", help="t1: training summaries (train_log.json) of the denoising runs")
+    p.add_argument("--experiments", nargs="+", help="t1: the experiment of each summary; t4: the budget experiments")
+    p.add_argument("--methods", nargs="+", choices=METHODS, help="t1: the method of each summary")
+    p.add_argument("--solve-logs", nargs="+", help="t2, t3: solve logs (labelled by --datasets, --resolutions, "
+                                                   "--solvers)")
+    _add_labels(p, "t1, t2, t3, t4")
     p.add_argument("--score-errors", nargs="+", help="t2: score-error CSVs (fpscore score-error)")
-    p.add_argument("--rank", nargs="*", help="t3: SOLVER=RANK of the subspace each projecting solver used")
-    p.add_argument("--budget", nargs="+", help="t4: EXPERIMENT:DATASET:RESOLUTION:SECONDS per budget run")
-    p.add_argument("--metrics-dir", default="results/metrics", help="t4: folder of {experiment}/{method}/"
-                                                                     "ssim.csv and fid.csv")
-    p.add_argument("--methods", nargs="+", default=["ours", "ddpm"], choices=METHODS,
-                   help="t4: the methods of each budget experiment (default ours ddpm; add dsm where "
-                        "learn.dsm.train)")
+    add_group(p, RANK, title="t3")
+    p.add_argument("--budgets", nargs="+", type=float, help="t4: the training seconds of each experiment")
+    p.add_argument("--ssim", nargs="+", help="t4: ssim.csv of every (experiment, method)")
+    p.add_argument("--fid", nargs="+", help="t4: fid.csv of every (experiment, method)")
     p.set_defaults(func=run_table)
 
     p = subparsers.add_parser("figure", help="draw one of the paper's figures (PNG and PDF)")
     p.add_argument("name", choices=["f1", "f2", "f3", "f4", "f6", "f7", "f8", "f9", "f10"])
     p.add_argument("--out", required=True, help="output .png (the .pdf is written beside it)")
-    p.add_argument("--samples", nargs="+", help="f2: LABEL=samples.npz per resolution; f3: samples.npz; "
-                                                "f4: METHOD=samples.npz (ours, ddpm[, dsm])")
-    p.add_argument("--metrics-dir", help="f4: folder of {method}/ssim.csv of the budget experiment")
+    p.add_argument("--samples", nargs="+", help="f2, f4: samples.npz files; f3: one samples.npz")
+    p.add_argument("--labels", nargs="+", help="f2: the panel label of each samples file; f8: of each solve log")
+    p.add_argument("--methods", nargs="+", choices=METHODS, help="f4: the method of each samples file; "
+                                                                 "f10: of each training log")
+    p.add_argument("--ssim", nargs="+", help="f4: ssim.csv of each samples file")
     p.add_argument("--budget-seconds", type=float, help="f4: the training budget")
     p.add_argument("--resolution", type=int, help="f4: the image size")
     p.add_argument("--table", help="f6: T2 CSV; f9: rank sweep CSV")
-    p.add_argument("--solve-logs", nargs="+", help="f7: solve logs; f8: solve logs of projecting runs "
-                                                   "(prepared.npz with the seeds beside each)")
-    p.add_argument("--images", nargs="+", help="f8: images.npz per solve log, in the same order")
-    p.add_argument("--train-logs", nargs="+", help="f10: results/train/{experiment}/{method}/train_log.csv")
-    p.add_argument("--target", nargs="*", help="f10: EXPERIMENT=TARGET_SSIM")
+    p.add_argument("--solve-logs", nargs="+", help="f7: solve logs (labelled by --datasets, --resolutions, "
+                                                   "--solvers); f8: solve logs of projecting runs")
+    _add_labels(p, "f7")
+    p.add_argument("--prepared", nargs="+", help="f8: the prepared state (seeds) of each solve log")
+    p.add_argument("--images", nargs="+", help="f8: the images.npz of each solve log")
+    p.add_argument("--train-logs", nargs="+", help="f10: training logs (train_log.csv)")
+    p.add_argument("--experiments", nargs="+", help="f10: the experiment of each training log")
+    p.add_argument("--targets", nargs="+", type=float, help="f10: the target SSIM of each training log")
     p.set_defaults(func=run_figure)
 
     p = subparsers.add_parser("fid", help="FID of generated samples against the training images, or "
                                           "'unavailable: <reason>' without the standard weights")
     _sample_metric_args(p)
-    p.add_argument("--weights-path", help=f"Inception weights (default {fid_defaults.get('weights_path')})")
-    p.add_argument("--url", help="download URL of the weights")
-    p.add_argument("--sha256", help="expected SHA-256 of the weights (empty skips the check)")
+    add_group(p, FID, title="FID settings (evaluate.fid)")
     p.add_argument("--no-download", action="store_true", help="never download; absent weights give 'unavailable'")
-    p.add_argument("--batch-size", type=int, help="images per Inception forward pass")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run_fid)
 
@@ -461,8 +456,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_ssim)
 
     p = subparsers.add_parser("score-error", help="relative L2 error of each solver's scores vs spsolve")
-    p.add_argument("--scores", nargs="+", required=True,
-                   help="results/scores/{dataset}/{res}/{solver}/scores.npz, spsolve included")
+    p.add_argument("--scores", nargs="+", required=True, help="scores.npz of each solver, spsolve included")
+    p.add_argument("--solvers", nargs="+", required=True, choices=SOLVERS, help="the solver of each scores file")
+    p.add_argument("--dataset", required=True, help="the dataset of the scores (a label of the output)")
+    p.add_argument("--resolution", required=True, type=int, help="their image size (a label of the output)")
     p.add_argument("--out", required=True, help="output CSV")
     p.set_defaults(func=run_score_error)
 
@@ -472,6 +469,6 @@ def _sample_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--references", required=True, help="training images.npz (key images)")
     p.add_argument("--reference-count", type=int, help="use the first N training images (default: all)")
     p.add_argument("--reference-index", type=int, help="use the single training image I (single-image experiments)")
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--experiment", required=True, help="the experiment (a label of the output)")
+    p.add_argument("--method", required=True, choices=METHODS, help="the method (a label of the output)")
     p.add_argument("--out", required=True, help="output CSV (one row)")

@@ -6,22 +6,26 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fpscore.config import schema_default
+from fpscore.diffusion.sde import VESDE
+
 
 @dataclass(frozen=True)
 class FPParams:
     """sigma, eps, n_times: SDE and time grid (§1); dh: lattice spacing h (§2);
     kde_bins, kde_floor: initial density (§4); picard_tol, picard_max_iter: §5;
-    rtol: true relative residual every linear solve must reach."""
+    rtol: true relative residual every linear solve must reach. Defaults: the schema's
+    (config section ``scores``)."""
 
-    sigma: float = 5.0
-    eps: float = 1e-3
-    n_times: int = 20
-    dh: float = 1.0
-    kde_bins: int = 256
-    kde_floor: float = 1e-300
-    picard_tol: float = 2e-8
-    picard_max_iter: int = 30
-    rtol: float = 1e-10
+    sigma: float = schema_default("scores.sigma")
+    eps: float = schema_default("scores.eps")
+    n_times: int = schema_default("scores.n_times")
+    dh: float = schema_default("scores.dh")
+    kde_bins: int = schema_default("scores.kde_bins")
+    kde_floor: float = schema_default("scores.kde_floor")
+    picard_tol: float = schema_default("scores.picard_tol")
+    picard_max_iter: int = schema_default("scores.picard_max_iter")
+    rtol: float = schema_default("scores.rtol")
 
     def __post_init__(self):
         checks = {
@@ -44,13 +48,18 @@ class FPParams:
             if not ok:
                 raise ValueError(f"{key}: expected {expected[key]}, got {getattr(self, key)!r}")
 
+    @property
+    def sde(self) -> VESDE:
+        """The VE SDE of these parameters: the one definition of g and the time grid."""
+        return VESDE(sigma=self.sigma, eps=self.eps, n_times=self.n_times)
+
     def times(self) -> np.ndarray:
-        """t_n = linspace(eps, 1, n_times)."""
-        return np.linspace(self.eps, 1.0, self.n_times)
+        """The time levels t_n (VESDE.times)."""
+        return self.sde.times()
 
     def g(self) -> np.ndarray:
         """g(t_n) = sigma**t_n."""
-        return self.sigma ** self.times()
+        return self.sde.g(self.times())
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fpscore.names import SOLVERS as SOLVER_NAMES
 from fpscore.solvers.base import LOG_COLUMNS, SolveContext, Solver, SolverError, SolveStats
-
-SOLVER_NAMES = ("spsolve", "ksp", "projection")
 
 __all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver", "SolverError", "make_solver"]
 

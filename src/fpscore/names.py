@@ -1,0 +1,38 @@
+"""The allowed names of every concept, defined once.
+
+The CLI takes its choices from here, the Snakefile its wildcard constraints, and a
+test checks that the schema's enums (workflow/schemas/config.schema.yaml) list the
+same names, so a new solver or method is added in one place and the check points
+at every other. Light on purpose: the Snakefile and the CLI import it at start-up.
+"""
+from __future__ import annotations
+
+DATASETS = ("photos", "faces", "cifar10", "celeba")
+ARCHIVE_FILENAMES = {"cifar10": "cifar-10-python.tar.gz", "celeba": "img_align_celeba.zip"}  # downloaded sets
+SOLVERS = ("spsolve", "ksp", "projection")
+METHODS = ("ours", "dsm", "ddpm")
+PARAMETERIZATIONS = ("edm", "eps")
+SAMPLERS = ("rk45", "heun")
+DDPM_SAMPLERS = ("ancestral", "ddim")
+DSM_TIMES = ("uniform", "levels")
+DEVICES = ("auto", "cpu", "cuda")
+STOP_RULES = ("target_ssim", "budget", "steps")
+
+# Schema keys whose enum must equal a name list (key path -> names); "[]" marks the items of a list.
+SCHEMA_ENUMS = {
+    "data.datasets[]": DATASETS,
+    "scores.solver": SOLVERS,
+    "scores.benchmark_solvers[]": SOLVERS,
+    "learn.parameterization": PARAMETERIZATIONS,
+    "learn.sampler.method": SAMPLERS,
+    "learn.ddpm.sampler": DDPM_SAMPLERS,
+    "learn.dsm.times": DSM_TIMES,
+    "experiments.denoise[].dataset": DATASETS,
+    "experiments.budget[].dataset": DATASETS,
+    "experiments.generation[].dataset": DATASETS,
+}
+
+
+def wildcard_pattern(names: tuple[str, ...]) -> str:
+    """A Snakemake wildcard constraint matching exactly one of ``names``."""
+    return "|".join(names)

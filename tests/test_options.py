@@ -1,0 +1,154 @@
+"""The schema is the one source of every option: each config key has an option (or is the
+workflow's own), each option of a config key has its schema default, the rules' command
+lines parse back to the config, and the package's name lists equal the schema's enums."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from fpscore import config as cfg
+from fpscore import names
+from fpscore.cli import build_parser
+from fpscore.cli import data as data_cli
+from fpscore.cli import evaluate as evaluate_cli
+from fpscore.cli import learn as learn_cli
+from fpscore.cli import scores as scores_cli
+from fpscore.options import Group, add_group, command_line, command_text, config_section, group_values
+
+REPO = cfg.REPO_ROOT
+# Keys only the workflow reads (which sets, sizes, solvers and experiments to run): no option.
+WORKFLOW_KEYS = ("data.datasets", "data.resolutions", "scores.benchmark_solvers", "learn.dsm.train", "experiments.")
+CONFIGS = ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"]
+
+
+def _leaves(node, path=""):
+    """Dotted paths of every schema key that is not a section."""
+    props = node.get("properties")
+    if props is None or node.get("type") == "array":
+        yield path
+        return
+    for key, sub in props.items():
+        yield from _leaves(sub, f"{path}.{key}" if path else key)
+
+
+def _commands():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def _generated():
+    """(command, action, schema key) of every option generated from the schema."""
+    for command, parser in _commands().items():
+        for action in parser._actions:
+            keys = getattr(action, "schema_key", None)
+            for key in [keys] if isinstance(keys, str) else keys or []:
+                yield command, action, key
+
+
+def test_every_config_key_has_an_option():
+    covered = {key for _, _, key in _generated()}
+    missing = [key for key in _leaves(cfg.load_schema())
+               if key not in covered and not key.startswith(WORKFLOW_KEYS)]
+    assert not missing, f"config keys without a command-line option: {missing}"
+
+
+def test_generated_options_have_schema_keys_and_defaults():
+    for command, action, key in _generated():
+        node = cfg.schema_node(key)  # raises for an option without a schema key
+        if action.default not in (None, argparse.SUPPRESS):
+            assert action.default == node["default"], (command, action.option_strings, key)
+        if "enum" in node:
+            assert list(action.choices) == node["enum"], (command, key)
+
+
+def test_no_hand_written_option_shadows_a_config_key():
+    """An option written by hand with the flag of a config key would carry its own default."""
+    flags = {}
+    for module in (scores_cli, learn_cli, evaluate_cli, data_cli):
+        for group in [v for v in vars(module).values() if isinstance(v, Group)]:
+            for key, _ in group.leaves():
+                flags[group.flag(key)] = f"{group.section}.{key}"
+    for command, parser in _commands().items():
+        for action in parser._actions:
+            if getattr(action, "schema_key", None) is None:
+                shadowed = [f for f in action.option_strings if f in flags]
+                assert not shadowed, f"fpscore {command} {shadowed}: hand-written option of {flags[shadowed[0]]}"
+
+
+def test_a_default_that_differs_from_the_schema_fails_the_check():
+    parser = argparse.ArgumentParser()
+    add_group(parser, Group("learn.train", keys=("batch_size",)))
+    action = parser._actions[-1]
+    assert action.default == cfg.schema_default("learn.train.batch_size")
+    action.default = 32  # what the hand-written CLI once had
+    assert action.default != cfg.schema_node(action.schema_key)["default"]
+
+
+def test_name_lists_equal_the_schema_enums():
+    for path, expected in names.SCHEMA_ENUMS.items():
+        node = cfg.load_schema()
+        for part in path.split("."):
+            node = node["properties"][part.removesuffix("[]")]
+            if part.endswith("[]"):
+                node = node["items"]
+        assert tuple(node["enum"]) == expected, path
+
+
+@pytest.mark.parametrize("config_file", CONFIGS)
+def test_rule_command_lines_parse_back_to_the_config(config_file):
+    """Every option a rule passes, parsed by `fpscore`, gives back the config's value of every key."""
+    config = cfg.load_config(REPO / config_file)
+    parser = build_parser()
+
+    def check(argv, groups):
+        args = parser.parse_args(argv)
+        for group in groups:
+            section = config_section(config, group.section)
+            assert group_values(args, group) == {k: section[k] for k, _ in group.leaves()}, group
+
+    files = ["--images", "i.npz", "--out", "o.npz", "--log", "l.csv"]
+    check(["scores", *files, "--solver", "ksp", *shlex.split(command_text(config, scores_cli.RULE_GROUPS))],
+          scores_cli.RULE_GROUPS)
+    check(["train", "--method", "ours", *files[:4], "--log", "l.csv", "--stop", "steps",
+           *shlex.split(command_text(config, learn_cli.TRAIN_GROUPS))], learn_cli.TRAIN_GROUPS)
+    check(["sample", "--model", "m.pt", "--out", "s.npz", *shlex.split(command_text(config, learn_cli.SAMPLE_GROUPS))],
+          learn_cli.SAMPLE_GROUPS)
+    check(["fid", "--samples", "s", "--references", "r", "--experiment", "e", "--method", "ours", "--out", "f",
+           *shlex.split(command_text(config, [evaluate_cli.FID]))], [evaluate_cli.FID])
+    for dataset in names.DATASETS:
+        args = parser.parse_args(["data", "--dataset", dataset, "--resolution", "8", "--out", "o", "--manifest", "m",
+                                  *data_cli.rule_options(dataset, config["data"])])
+        given = {key: getattr(args, key) for key in data_cli._taken_by()}
+        expected = {k: v for k, v in config["data"][dataset].items() if not (k == "local_path" and not v)}
+        assert data_cli.dataset_options(dataset, given) == expected
+
+
+def test_command_line_words_of_each_kind():
+    config = cfg.schema_defaults()
+    words = command_line(dict(config["scores"], warm_start=False), Group("scores"))
+    assert "--no-warm-start" in words and "--extrapolate" in words
+    assert words[words.index("--ksp-options") + 1] == config["scores"]["ksp_options"]
+    unet = command_line(config["learn"]["unet"], Group("learn.unet"))
+    assert unet[unet.index("--channel-mults") + 1:unet.index("--channel-mults") + 4] == ["1", "2", "2"]
+
+
+def test_a_bad_option_value_names_the_option_and_key(capsys):
+    from fpscore.cli import main
+
+    assert main(["train", "--method", "ddpm", "--images", "x.npz", "--out", "m.pt", "--log", "l.csv", "--stop",
+                 "steps", "--max-steps", "1", "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size" in err and "learn.train.batch_size" in err
+
+
+def test_the_parser_imports_no_heavy_dependency():
+    code = ("import sys; from fpscore.cli import build_parser; build_parser(); "
+            "print(' '.join(m for m in ('torch', 'petsc4py', 'pandas', 'matplotlib', 'scipy') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []
+
