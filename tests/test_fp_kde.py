@@ -58,3 +58,11 @@ def test_constant_channel_is_finite():
 def test_non_square_rejected():
     with pytest.raises(ValueError, match="square"):
         initial_log_density(np.zeros((4, 5)))
+
+
+def test_fast_length_is_scipys_real_fft_length():
+    from scipy.fft import next_fast_len
+
+    from fpscore.fokker_planck.kde import fast_length
+
+    assert [fast_length(n) for n in range(1, 3000)] == [next_fast_len(n, real=True) for n in range(1, 3000)]

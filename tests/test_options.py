@@ -128,6 +128,19 @@ def test_rule_command_lines_parse_back_to_the_config(config_file):
         assert data_cli.dataset_options(dataset, given) == expected
 
 
+def test_option_checks_cover_every_keyword_of_the_schema_leaves():
+    from fpscore.options import CHECKED_KEYWORDS, violation
+
+    for key in _leaves(cfg.load_schema()):
+        node = cfg.schema_node(key)
+        if node.get("type") != "array" or not isinstance(node.get("items"), dict) or "properties" not in node["items"]:
+            assert set(node) <= CHECKED_KEYWORDS, (key, set(node) - CHECKED_KEYWORDS)
+            assert violation(node, node.get("default")) is None or node.get("default") is None, key
+    assert violation({"exclusiveMinimum": 0}, 0.0) and violation({"minimum": 1}, 1) is None
+    assert violation({"items": {"minimum": 1}}, [1, 0]) and violation({"minItems": 1}, [])
+    assert violation({"enum": ["a", "b"]}, "c") and violation({"maximum": 1}, 1.5)
+
+
 def test_command_line_words_of_each_kind():
     config = cfg.schema_defaults()
     words = command_line(dict(config["scores"], warm_start=False), Group("scores"))

@@ -132,7 +132,7 @@ def test_unused_petsc_option(tmp_path, images_file, capsys):
 
 def test_bad_parameter(tmp_path, images_file, capsys):
     _bad(tmp_path, images_file, ["--solver", "spsolve", "--picard-tol", "0"],
-         "--picard-tol: 0.0 is less than or equal to the minimum of 0 (config key scores.picard_tol)", capsys)
+         "--picard-tol: expected a value greater than 0, got 0.0 (config key scores.picard_tol)", capsys)
 
 
 def test_projection_prepared_shards_byte_identical(tmp_path, images_file):

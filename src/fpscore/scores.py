@@ -132,11 +132,19 @@ def write_npz(path, arrays: dict) -> None:
 
 
 def write_log(path, rows: list[dict]) -> None:
-    """Write the solve log (LOG_COLUMNS, one row per linear solve) as CSV, atomically."""
-    import pandas as pd
+    """Write the solve log (LOG_COLUMNS, one row per linear solve) as CSV, atomically; missing and NaN
+    values are empty fields, as pandas writes them (the csv module: no pandas import in score jobs)."""
+    import csv
+    import math
+
+    def cell(value):
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
     with atomic_outputs(path) as (tmp,):
-        pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(LOG_COLUMNS)
+            writer.writerows([cell(row.get(key)) for key in LOG_COLUMNS] for row in rows)
 
 
 def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dict:
