@@ -1,0 +1,178 @@
+"""Matrix-free pieces of the batched engine (torch, float64, CPU or CUDA alike).
+
+``Stencil`` applies the 5-point matrices A of METHOD.md §3 / §5b of B systems at once
+to a (B, H*W) array (row-major fields), from per-system scalars and a per-pixel drift
+coefficient, with no stored matrix: five fused multiply-adds per application.
+``bicgstab`` is BiCGStab with per-system scalars and per-system stopping tests; a system
+that has converged leaves the active set (the arrays are compacted), so the others
+iterate alone. Jacobi preconditioning is not offered: the diagonal of A is the constant
+1 + 2 g^2 dt / h^2 of each system, so Jacobi is a scalar scaling that leaves every Krylov
+iterate unchanged.
+"""
+from __future__ import annotations
+
+import math
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str):
+    """torch.device for "auto" (CUDA when available), "cpu" or "cuda" (ValueError if absent)."""
+    import torch
+
+    if device not in DEVICES:
+        raise ValueError(f"device: unknown value {device!r}, expected one of {', '.join(DEVICES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+class Stencil:
+    """A = I - dt g^2/2 Lap_h + dt diag(v) D_h of B systems on an H x W lattice, matrix-free.
+
+    Row (i, j): diagonal 1 + 2c (c = g^2 dt / h^2), (i+1, j) and (i, j+1): -c/2 + dt v/(2h),
+    (i-1, j) and (i, j-1): -c/2 - dt v/(2h), neighbours outside the image dropped.
+    """
+
+    def __init__(self, H: int, W: int, device, compile_apply: bool = False):
+        import torch
+
+        self.H, self.W, self.n = H, W, H * W
+        j = torch.arange(self.n, device=device) % W
+        self._right = (j < W - 1).to(torch.float64)  # (i, j+1) inside the image
+        self._left = (j > 0).to(torch.float64)
+        self.device = device
+        self._apply = torch.compile(_apply, dynamic=True) if compile_apply else _apply
+
+    def set(self, c, dt_over_2h, v) -> "Coefficients":
+        """Coefficients of B systems: c, dt_over_2h (B,) tensors, v (B, n) drift coefficient."""
+        half = (-0.5 * c)[:, None]
+        w = v * dt_over_2h[:, None]
+        plus, minus = half + w, half - w
+        return Coefficients((1.0 + 2.0 * c)[:, None], plus, minus, plus * self._right, minus * self._left)
+
+    def apply(self, coef: "Coefficients", u, out=None):
+        """A u for u (B, n); ``out`` (B, n) is written when given."""
+        import torch
+
+        if out is None:
+            out = torch.empty_like(u)
+        return self._apply(u, coef.diag, coef.plus_i, coef.minus_i, coef.plus_j, coef.minus_j, out, self.W)
+
+    def d(self, u, h: float):
+        """D_h u (sum of the centred differences, zero padding) for u (B, n)."""
+        import torch
+
+        out = torch.zeros_like(u)
+        W = self.W
+        out[:, :-W] += u[:, W:]
+        out[:, W:] -= u[:, :-W]
+        out[:, :-1] += u[:, 1:] * self._right[:-1]
+        out[:, 1:] -= u[:, :-1] * self._left[1:]
+        out *= 1.0 / (2.0 * h)
+        return out
+
+
+class Coefficients:
+    """The five coefficient fields of B systems (diag (B, 1); neighbours (B, n)); ``take``
+    keeps a subset of the systems."""
+
+    __slots__ = ("diag", "plus_i", "minus_i", "plus_j", "minus_j")
+
+    def __init__(self, diag, plus_i, minus_i, plus_j, minus_j):
+        self.diag, self.plus_i, self.minus_i, self.plus_j, self.minus_j = diag, plus_i, minus_i, plus_j, minus_j
+
+    def take(self, idx) -> "Coefficients":
+        return Coefficients(*(a[idx] for a in (self.diag, self.plus_i, self.minus_i, self.plus_j, self.minus_j)))
+
+
+def _apply(u, diag, plus_i, minus_i, plus_j, minus_j, out, W: int):
+    import torch
+
+    torch.mul(u, diag, out=out)
+    out[:, :-W].addcmul_(u[:, W:], plus_i[:, :-W])
+    out[:, W:].addcmul_(u[:, :-W], minus_i[:, W:])
+    out[:, :-1].addcmul_(u[:, 1:], plus_j[:, :-1])
+    out[:, 1:].addcmul_(u[:, :-1], minus_j[:, 1:])
+    return out
+
+
+def _dot(a, b):
+    return (a * b).sum(1)
+
+
+def bicgstab(stencil: Stencil, coef: Coefficients, b, x, tol: float, max_it: int):
+    """BiCGStab on B systems A_i x_i = b_i from x (B, n), updated in place.
+
+    Each system stops on its own recursive residual ||r_i|| <= tol ||b_i|| (then leaves
+    the active set) or fails (breakdown, non-finite, ``max_it``). Returns (iterations (B,),
+    stopped (B,) bool: met the recursive test); the caller checks the true residual.
+    """
+    import torch
+
+    B = b.shape[0]
+    dev = b.device
+    its = torch.zeros(B, dtype=torch.long, device=dev)
+    stopped = torch.zeros(B, dtype=torch.bool, device=dev)
+    bnorm = torch.linalg.vector_norm(b, dim=1)
+    bnorm = torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
+    r = b - stencil.apply(coef, x)
+    rnorm = torch.linalg.vector_norm(r, dim=1)
+    done = rnorm <= tol * bnorm
+    stopped |= done
+    act = torch.nonzero(~done).flatten()
+    if act.numel() == 0:
+        return its, stopped
+    # state of the active systems only
+    xa, ra, ba_norm, ca = x[act], r[act], bnorm[act], coef.take(act)
+    rhat = ra.clone()
+    p = torch.zeros_like(ra)
+    v = torch.zeros_like(ra)
+    rho = alpha = omega = torch.ones(act.numel(), dtype=b.dtype, device=dev)[:, None]
+    t = torch.empty_like(ra)
+    for k in range(1, max_it + 1):
+        rho_new = _dot(rhat, ra)[:, None]
+        beta = (rho_new / rho) * (alpha / omega)
+        p.sub_(v * omega).mul_(beta).add_(ra)  # p = r + beta (p - omega v)
+        stencil.apply(ca, p, out=v)
+        alpha = rho_new / _dot(rhat, v)[:, None]
+        ra.sub_(v * alpha)  # s
+        stencil.apply(ca, ra, out=t)
+        tt = _dot(t, t)[:, None]
+        omega = torch.where(tt > 0, _dot(t, ra)[:, None] / tt, torch.zeros_like(tt))
+        xa.add_(p * alpha).add_(ra * omega)
+        ra.sub_(t * omega)
+        rho = rho_new
+        rn = torch.linalg.vector_norm(ra, dim=1)
+        ok = rn <= tol * ba_norm
+        bad = ~torch.isfinite(rn) | (omega[:, 0] == 0) & ~ok | (rho[:, 0] == 0) & ~ok
+        leave = ok | bad
+        if bool(leave.any()) or k == max_it:
+            gone = torch.nonzero(leave).flatten() if k < max_it else torch.arange(act.numel(), device=dev)
+            x[act[gone]] = xa[gone]
+            its[act[gone]] = k
+            stopped[act[gone]] = ok[gone]
+            keep = torch.nonzero(~leave).flatten()
+            if keep.numel() == 0 or k == max_it:
+                break
+            act, xa, ra, ba_norm, ca = act[keep], xa[keep], ra[keep], ba_norm[keep], ca.take(keep)
+            rhat, p, v, t = rhat[keep], p[keep], v[keep], t[keep]
+            rho, alpha, omega = rho[keep], alpha[keep], omega[keep]
+    return its, stopped
+
+
+def relative_residual(stencil: Stencil, coef: Coefficients, x, b):
+    """TRUE relative residual ||b_i - A_i x_i|| / ||b_i|| per system (one operator application)."""
+    import torch
+
+    bn = torch.linalg.vector_norm(b, dim=1)
+    rn = torch.linalg.vector_norm(b - stencil.apply(coef, x), dim=1)
+    return torch.where(bn > 0, rn / torch.where(bn > 0, bn, torch.ones_like(bn)), rn)
+
+
+def check_tolerance(tol: float) -> float:
+    if not (0 < tol < 1) or not math.isfinite(tol):
+        raise ValueError(f"rtol: expected a relative residual in (0, 1), got {tol!r}")
+    return float(tol)
