@@ -137,21 +137,44 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
 SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged")
 
 
-def read_images(path) -> tuple[np.ndarray, np.ndarray]:
-    """images (N, C, H, W) and names (N) from an images.npz of the data stage, validated."""
+def open_npz(path, what: str):
+    """np.load of an .npz (allow_pickle=False) whose failures name the file: a missing file
+    is FileNotFoundError, anything that is not a readable .npz a ValueError."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"images file {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("images", "names") if k not in f.files]
-            if missing:
-                raise ValueError(f"images file {path}: missing key(s) {', '.join(missing)} "
-                                 f"(found: {', '.join(f.files) or 'none'}); expected 'images' (N x C x H x W) "
-                                 f"and 'names' (N)")
-            images, names = f["images"], f["names"]
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"images file {path}: not a readable .npz ({err})") from None
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{what} {path}: not an .npz archive (a single .npy array)")
+    return f
+
+
+def read_npz_arrays(path, what: str, keys) -> dict:
+    """The arrays ``keys`` of an .npz, loaded; ValueError naming the file and the missing keys,
+    or the file when it (or a member) is unreadable or truncated."""
+    with open_npz(path, what) as f:
+        missing = [k for k in keys if k not in f.files]
+        if missing:
+            raise ValueError(f"{what} {path}: missing key(s) {', '.join(missing)} "
+                             f"(found: {', '.join(f.files) or 'none'})")
+        try:
+            return {k: f[k] for k in keys}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
+
+
+def read_images(path) -> tuple[np.ndarray, np.ndarray]:
+    """images (N, C, H, W) and names (N) from an images.npz of the data stage, validated."""
+    try:
+        arrays = read_npz_arrays(path, "images file", ("images", "names"))
+    except ValueError as err:
+        if "missing key" in str(err):
+            raise ValueError(f"{err}; expected 'images' (N x C x H x W) and 'names' (N)") from None
+        raise
+    images, names = arrays["images"], arrays["names"]
     try:
         images = validate_images(images)
     except ValueError as err:
@@ -199,11 +222,10 @@ def merge_shards(shard_paths, n_images: int) -> dict:
     covering images 0..n_images-1 exactly once, in order; parameters must agree."""
     parts = []
     for p in shard_paths:
-        with np.load(p, allow_pickle=False) as f:
-            missing = [k for k in (*SCORE_KEYS, "indices") if k not in f.files]
-            if missing:
-                raise ValueError(f"shard {p}: missing key(s) {', '.join(missing)}")
-            parts.append((str(p), {k: f[k] for k in f.files}))
+        with open_npz(p, "shard") as f:
+            files = list(f.files)
+        parts.append((str(p), read_npz_arrays(p, "shard", files + [k for k in (*SCORE_KEYS, "indices")
+                                                                    if k not in files])))
     if not parts:
         raise ValueError("merge: no shard files given")
     ref_path, ref = parts[0]

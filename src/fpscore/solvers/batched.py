@@ -146,22 +146,18 @@ class _Run:
         t0 = time.perf_counter()
         coef = self._coefficients(n, v)
         x = x0.clone()
-        bnorm = torch.linalg.vector_norm(b, dim=1)
-        init = relative_residual(self.stencil, coef, x, b)
-        its = torch.zeros(len(sub), dtype=torch.long, device=x.device)
-        todo = torch.arange(len(sub), device=x.device)
-        final = init.clone()
-        for _ in range(_ROUNDS):
-            c_todo = coef.take(todo) if len(todo) < len(sub) else coef
-            xs = x[todo]
-            k_its, _ = bicgstab(self.stencil, c_todo, b[todo], xs, _SAFETY * solver.rtol, solver.max_it)
-            x[todo] = xs
-            its[todo] += k_its
-            final[todo] = relative_residual(self.stencil, c_todo, xs, b[todo])
-            miss = final[todo] > solver.rtol
-            todo = todo[miss]
+        its, init = bicgstab(self.stencil, coef, b, x, _SAFETY * solver.rtol, solver.max_it)
+        final = relative_residual(self.stencil, coef, x, b)
+        todo = torch.nonzero(final > solver.rtol).flatten()
+        for _ in range(_ROUNDS - 1):  # on from where they stopped, for those that missed the true residual
             if len(todo) == 0:
                 break
+            c_todo, xs, bs = coef.take(todo), x[todo], b[todo]
+            k_its, _ = bicgstab(self.stencil, c_todo, bs, xs, _SAFETY * solver.rtol, solver.max_it)
+            x[todo] = xs
+            its[todo] += k_its
+            final[todo] = relative_residual(self.stencil, c_todo, xs, bs)
+            todo = todo[final[todo] > solver.rtol]
         x_np = None
         if len(todo):  # a direct solve (SuperLU) for what BiCGStab could not do
             x_np = x.cpu().numpy()
@@ -170,7 +166,6 @@ class _Run:
                 x_np[i], final_np[i] = self._direct(n, v[i], b[i], i, sub, outer, nonlinear)
             x = torch.as_tensor(x_np, device=x.device)
             final = torch.as_tensor(final_np, device=x.device)
-        del bnorm
         elapsed = time.perf_counter() - t0
         its_np, init_np, final_np = its.cpu().numpy(), init.cpu().numpy(), final.cpu().numpy()
         x_check = x.cpu().numpy() if x_np is None else x_np

@@ -4,8 +4,7 @@
 to a (B, H*W) array (row-major fields), from per-system scalars and a per-pixel drift
 coefficient, with no stored matrix: five fused multiply-adds per application.
 ``bicgstab`` is BiCGStab with per-system scalars and per-system stopping tests; a system
-that has converged leaves the active set (the arrays are compacted), so the others
-iterate alone. Jacobi preconditioning is not offered: the diagonal of A is the constant
+that has converged is masked (it stays fixed while the others iterate). Jacobi preconditioning is not offered: the diagonal of A is the constant
 1 + 2 g^2 dt / h^2 of each system, so Jacobi is a scalar scaling that leaves every Krylov
 iterate unchanged.
 """
@@ -100,67 +99,59 @@ def _apply(u, diag, plus_i, minus_i, plus_j, minus_j, out, W: int):
 
 
 def _dot(a, b):
-    return (a * b).sum(1)
+    """Per-system inner products of (B, n) arrays, (B,)."""
+    import torch
+
+    return torch.linalg.vecdot(a, b, dim=1)
 
 
 def bicgstab(stencil: Stencil, coef: Coefficients, b, x, tol: float, max_it: int):
     """BiCGStab on B systems A_i x_i = b_i from x (B, n), updated in place.
 
-    Each system stops on its own recursive residual ||r_i|| <= tol ||b_i|| (then leaves
-    the active set) or fails (breakdown, non-finite, ``max_it``). Returns (iterations (B,),
-    stopped (B,) bool: met the recursive test); the caller checks the true residual.
+    Per-system scalars; each system stops on its own recursive residual
+    ||r_i|| <= tol ||b_i|| and is masked from then on (its alpha and omega are zero, so
+    its x stays fixed while the others iterate: the arrays keep their shape, which costs
+    less than compacting them at the sizes met here). A breakdown (zero or non-finite
+    scalars) freezes the system too; the caller's true-residual check catches it.
+    Returns (iterations (B,), initial relative residual (B,)).
     """
     import torch
 
-    B = b.shape[0]
-    dev = b.device
-    its = torch.zeros(B, dtype=torch.long, device=dev)
-    stopped = torch.zeros(B, dtype=torch.bool, device=dev)
-    bnorm = torch.linalg.vector_norm(b, dim=1)
-    bnorm = torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
+    bnorm2 = _dot(b, b)
+    bnorm2 = torch.where(bnorm2 > 0, bnorm2, torch.ones_like(bnorm2))
     r = b - stencil.apply(coef, x)
-    rnorm = torch.linalg.vector_norm(r, dim=1)
-    done = rnorm <= tol * bnorm
-    stopped |= done
-    act = torch.nonzero(~done).flatten()
-    if act.numel() == 0:
-        return its, stopped
-    # state of the active systems only
-    xa, ra, ba_norm, ca = x[act], r[act], bnorm[act], coef.take(act)
-    rhat = ra.clone()
-    p = torch.zeros_like(ra)
-    v = torch.zeros_like(ra)
-    rho = alpha = omega = torch.ones(act.numel(), dtype=b.dtype, device=dev)[:, None]
-    t = torch.empty_like(ra)
-    for k in range(1, max_it + 1):
-        rho_new = _dot(rhat, ra)[:, None]
-        beta = (rho_new / rho) * (alpha / omega)
-        p.sub_(v * omega).mul_(beta).add_(ra)  # p = r + beta (p - omega v)
-        stencil.apply(ca, p, out=v)
-        alpha = rho_new / _dot(rhat, v)[:, None]
-        ra.sub_(v * alpha)  # s
-        stencil.apply(ca, ra, out=t)
-        tt = _dot(t, t)[:, None]
-        omega = torch.where(tt > 0, _dot(t, ra)[:, None] / tt, torch.zeros_like(tt))
-        xa.add_(p * alpha).add_(ra * omega)
-        ra.sub_(t * omega)
+    rr = _dot(r, r)
+    init = torch.sqrt(rr / bnorm2)
+    limit = (tol * tol) * bnorm2
+    active = rr > limit  # NaN compares False: a non-finite system is frozen at once
+    its = torch.zeros_like(rr, dtype=torch.long)
+    if not bool(active.any()):
+        return its, init
+    zero = torch.zeros_like(rr)
+    rhat = r.clone()
+    p = r.clone()
+    v = torch.empty_like(r)
+    t = torch.empty_like(r)
+    rho = _dot(rhat, r)
+    for _ in range(max_it):
+        stencil.apply(coef, p, out=v)
+        alpha = torch.where(active, rho / _dot(rhat, v), zero)
+        r.addcmul_(v, alpha[:, None], value=-1.0)  # r is s from here
+        stencil.apply(coef, r, out=t)
+        tt = _dot(t, t)
+        omega = torch.where(active & (tt > 0), _dot(t, r) / tt, zero)
+        x.addcmul_(p, alpha[:, None]).addcmul_(r, omega[:, None])
+        r.addcmul_(t, omega[:, None], value=-1.0)
+        its += active
+        rr = _dot(r, r)
+        active &= (rr > limit) & (omega != 0)
+        if not bool(active.any()):
+            break
+        rho_new = _dot(rhat, r)
+        beta = torch.where(active, (rho_new / rho) * (alpha / omega), zero)
+        p.addcmul_(v, omega[:, None], value=-1.0).mul_(beta[:, None]).add_(r)
         rho = rho_new
-        rn = torch.linalg.vector_norm(ra, dim=1)
-        ok = rn <= tol * ba_norm
-        bad = ~torch.isfinite(rn) | (omega[:, 0] == 0) & ~ok | (rho[:, 0] == 0) & ~ok
-        leave = ok | bad
-        if bool(leave.any()) or k == max_it:
-            gone = torch.nonzero(leave).flatten() if k < max_it else torch.arange(act.numel(), device=dev)
-            x[act[gone]] = xa[gone]
-            its[act[gone]] = k
-            stopped[act[gone]] = ok[gone]
-            keep = torch.nonzero(~leave).flatten()
-            if keep.numel() == 0 or k == max_it:
-                break
-            act, xa, ra, ba_norm, ca = act[keep], xa[keep], ra[keep], ba_norm[keep], ca.take(keep)
-            rhat, p, v, t = rhat[keep], p[keep], v[keep], t[keep]
-            rho, alpha, omega = rho[keep], alpha[keep], omega[keep]
-    return its, stopped
+    return its, init
 
 
 def relative_residual(stencil: Stencil, coef: Coefficients, x, b):
