@@ -43,16 +43,17 @@ def _band_density(a_idx, b_idx, w, cov, k_max: np.ndarray, L: tuple[int, int], b
     base = (torch.arange(G, device=dev) * (bins * bins))[:, None]
     counts = torch.bincount((base + a_idx * bins + b_idx).reshape(-1), weights=w.reshape(-1),
                             minlength=G * bins * bins).reshape(G, bins, bins)
+    # every transform runs along the last, contiguous axis (torch's strided FFTs are ~5x slower)
     spec = torch.fft.rfft(counts, n=L[1], dim=2)[:, :, :n_cols]  # (G, B, Cc): rows 0..B-1 hold the counts
-    spec = torch.fft.fft(spec, n=L[0], dim=1)  # (G, L0, Cc)
-    kx = torch.as_tensor(kx_all, **f64)[None, :, None]
-    ky = torch.as_tensor(ky_all[:n_cols], **f64)[None, None, :]
+    spec = torch.fft.fft(spec.transpose(1, 2).contiguous(), n=L[0], dim=2)  # (G, Cc, L0)
+    kx = torch.as_tensor(kx_all, **f64)[None, None, :]
+    ky = torch.as_tensor(ky_all[:n_cols], **f64)[None, :, None]
     km = torch.as_tensor(k_max, **f64)[:, None, None]
     kernel = torch.exp(-0.5 * (cov[:, 0, 0, None, None] * kx**2 + 2 * cov[:, 0, 1, None, None] * kx * ky
                                + cov[:, 1, 1, None, None] * ky**2)) / (delta * delta * n)
-    spec = spec * (kernel * ((kx.abs() <= km) & (ky <= km)))
-    spec = torch.fft.ifft(spec, dim=1)[:, :bins, :]  # only rows 0..B-1 are read back
-    grid = torch.fft.irfft(spec, n=L[1], dim=2)[:, :, :bins].reshape(G, -1)  # missing columns are zero
+    spec *= kernel * ((kx.abs() <= km) & (ky <= km))
+    spec = torch.fft.ifft(spec, dim=2)[:, :, :bins]  # only rows 0..B-1 are read back
+    grid = torch.fft.irfft(spec.transpose(1, 2).contiguous(), n=L[1], dim=2)[:, :, :bins].reshape(G, -1)
     return grid.gather(1, a_idx * bins + b_idx)
 
 

@@ -24,7 +24,7 @@ def make_solver(name: str, *, rtol: float = 1e-10, ksp_options: str = "", warm_s
 
     ``ksp_options``, ``warm_start`` and ``extrapolate`` apply to ``ksp`` and to the
     Krylov part of ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant;
-    ``batched`` holds device (auto|cpu|cuda), threads, batch_size, max_it, compile.
+    ``batched`` holds device (auto|cpu|cuda), threads, batch_size, max_it.
     """
     if name == "spsolve":
         from fpscore.solvers.direct import SpsolveSolver

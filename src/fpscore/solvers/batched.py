@@ -49,12 +49,12 @@ class BatchedSolver(Solver):
     """The batched engine (module docstring). ``device`` auto|cpu|cuda; ``threads``: torch
     CPU threads while solving (None: torch's setting); ``batch_size``: channels solved
     together (memory ~ 3 * T * batch_size * H * W * 8 bytes); ``max_it``: BiCGStab cap
-    per round; ``compile``: torch.compile the operator (measured not to pay on CPU)."""
+    per round."""
 
     name = "batched"
 
     def __init__(self, rtol: float = 1e-10, device: str = "auto", threads: int | None = None,
-                 batch_size: int = 256, max_it: int = 200, compile: bool = False):
+                 batch_size: int = 256, max_it: int = 200):
         super().__init__(rtol)
         check_tolerance(rtol)
         resolve_device(device)  # fail early on a bad name or a missing GPU
@@ -64,7 +64,6 @@ class BatchedSolver(Solver):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {value!r}")
         self.device_name, self.threads, self.batch_size, self.max_it = device, threads, batch_size, max_it
-        self.compile = bool(compile)
         self.fallbacks = 0  # systems solved by SuperLU after BiCGStab missed rtol
 
     def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
@@ -96,7 +95,7 @@ class BatchedSolver(Solver):
             iters = np.zeros(K, dtype=int)
             conv = np.zeros(K, dtype=bool)
             solves = np.zeros(K, dtype=int)
-            stencil = Stencil(H, W, device, compile_apply=self.compile)
+            stencil = Stencil(H, W, device)
             f = None if drift is None else torch.as_tensor(drift, dtype=torch.float64, device=device).reshape(T, -1)
             chans = images.reshape(K, H, W)
             for start in range(0, K, self.batch_size):
@@ -148,22 +147,26 @@ class _Run:
         x = x0.clone()
         its, init = bicgstab(self.stencil, coef, b, x, _SAFETY * solver.rtol, solver.max_it)
         final = relative_residual(self.stencil, coef, x, b)
-        todo = torch.nonzero(final > solver.rtol).flatten()
+        todo = torch.nonzero(~(final <= solver.rtol)).flatten()  # NaN (a breakdown) included
         for _ in range(_ROUNDS - 1):  # on from where they stopped, for those that missed the true residual
             if len(todo) == 0:
                 break
             c_todo, xs, bs = coef.take(todo), x[todo], b[todo]
+            broken = ~torch.isfinite(xs).all(1)
+            xs[broken] = x0[todo][broken]  # a breakdown starts again from the warm start
             k_its, _ = bicgstab(self.stencil, c_todo, bs, xs, _SAFETY * solver.rtol, solver.max_it)
             x[todo] = xs
             its[todo] += k_its
             final[todo] = relative_residual(self.stencil, c_todo, xs, bs)
-            todo = todo[final[todo] > solver.rtol]
+            todo = todo[~(final[todo] <= solver.rtol)]
         x_np = None
         if len(todo):  # a direct solve (SuperLU) for what BiCGStab could not do
             x_np = x.cpu().numpy()
             final_np = final.cpu().numpy()
-            for i in todo.cpu().numpy():
-                x_np[i], final_np[i] = self._direct(n, v[i], b[i], i, sub, outer, nonlinear)
+            places = [self._direct(n, v[i], b[i], i, sub, outer, nonlinear, x_np, final_np)
+                      for i in todo.cpu().numpy()]
+            warnings.warn(f"batched: BiCGStab missed rtol {solver.rtol:.1e} for {len(places)} system(s) (first: "
+                          f"{places[0]}); solved directly (SuperLU)", RuntimeWarning, stacklevel=4)
             x = torch.as_tensor(x_np, device=x.device)
             final = torch.as_tensor(final_np, device=x.device)
         elapsed = time.perf_counter() - t0
@@ -181,7 +184,8 @@ class _Run:
                                      assemble_seconds=t_assemble / k, solve_seconds=elapsed / k))
         return x
 
-    def _direct(self, n, v, b, i, sub, outer, nonlinear):
+    def _direct(self, n, v, b, i, sub, outer, nonlinear, x_out, res_out) -> str:
+        """SuperLU solve of system i of this step into x_out[i], res_out[i]; returns where it is."""
         from fpscore.fokker_planck.assembly import FPSystem
         from fpscore.solvers.direct import direct_solve
 
@@ -192,10 +196,8 @@ class _Run:
         place = (f"image {self.images[a]}, channel {self.channels[a]}, {nonlinear.capitalize()} iteration "
                  f"{outer[i]}, time level {n}")
         self.solver.fallbacks += 1
-        warnings.warn(f"batched: BiCGStab missed rtol {self.solver.rtol:.1e} ({place}); solved directly (SuperLU)",
-                      RuntimeWarning, stacklevel=4)
-        x, res, _ = direct_solve(system, b.cpu().numpy(), self.solver.rtol, place)
-        return x, res
+        x_out[i], res_out[i], _ = direct_solve(system, b.cpu().numpy(), self.solver.rtol, place)
+        return place
 
     # ---- the drivers ------------------------------------------------------------------------
     def _drift_terms(self, n: int):
