@@ -148,7 +148,7 @@ def _with_basis(solver, V):
 def test_warm_projected_guess_is_never_worse_than_the_warm_start():
     system, ctx, x_true = _one_system()
     V = np.linalg.qr(np.random.default_rng(1).standard_normal((64, 3)))[0]
-    warm_res = np.linalg.norm(ctx.b - system.csr @ ctx.guess_iter) / np.linalg.norm(ctx.b)
+    warm_res = np.linalg.norm(ctx.b - system.csr @ ctx.prev_outer) / np.linalg.norm(ctx.b)
     with _with_basis(ProjectionSolver(ksp_options=KSP, rank=3, warm_start=True), V) as solver:
         x, stats = solver.solve(ctx)
     assert 0 < stats.initial_residual <= warm_res * (1 + 1e-6)
