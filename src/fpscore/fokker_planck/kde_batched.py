@@ -43,17 +43,24 @@ def _band_density(a_idx, b_idx, w, cov, k_max: np.ndarray, L: tuple[int, int], b
     base = (torch.arange(G, device=dev) * (bins * bins))[:, None]
     counts = torch.bincount((base + a_idx * bins + b_idx).reshape(-1), weights=w.reshape(-1),
                             minlength=G * bins * bins).reshape(G, bins, bins)
-    # every transform runs along the last, contiguous axis (torch's strided FFTs are ~5x slower)
-    spec = torch.fft.rfft(counts, n=L[1], dim=2)[:, :, :n_cols]  # (G, B, Cc): rows 0..B-1 hold the counts
-    spec = torch.fft.fft(spec.transpose(1, 2).contiguous(), n=L[0], dim=2)  # (G, Cc, L0)
     kx = torch.as_tensor(kx_all, **f64)[None, None, :]
     ky = torch.as_tensor(ky_all[:n_cols], **f64)[None, :, None]
     km = torch.as_tensor(k_max, **f64)[:, None, None]
     kernel = torch.exp(-0.5 * (cov[:, 0, 0, None, None] * kx**2 + 2 * cov[:, 0, 1, None, None] * kx * ky
                                + cov[:, 1, 1, None, None] * ky**2)) / (delta * delta * n)
-    spec *= kernel * ((kx.abs() <= km) & (ky <= km))
-    spec = torch.fft.ifft(spec, dim=2)[:, :, :bins]  # only rows 0..B-1 are read back
-    grid = torch.fft.irfft(spec.transpose(1, 2).contiguous(), n=L[1], dim=2)[:, :, :bins].reshape(G, -1)
+    kernel *= (kx.abs() <= km) & (ky <= km)  # (G, Cc, L0)
+    if dev.type == "cpu":  # the same transforms by scipy's pocketfft: 1.5-2.5x faster than torch's on CPU
+        from scipy import fft as sfft
+
+        spec = sfft.rfft(counts.numpy(), n=L[1], axis=2)[:, :, :n_cols]
+        spec = sfft.fft(spec, n=L[0], axis=1).transpose(0, 2, 1) * kernel.numpy()
+        spec = sfft.ifft(spec, axis=2)[:, :, :bins].transpose(0, 2, 1)
+        grid = torch.from_numpy(sfft.irfft(spec, n=L[1], axis=2)[:, :, :bins].reshape(G, -1))
+    else:  # every transform along the last, contiguous axis (torch's strided FFTs are slower)
+        spec = torch.fft.rfft(counts, n=L[1], dim=2)[:, :, :n_cols]  # (G, B, Cc): rows 0..B-1 hold the counts
+        spec = torch.fft.fft(spec.transpose(1, 2).contiguous(), n=L[0], dim=2) * kernel  # (G, Cc, L0)
+        spec = torch.fft.ifft(spec, dim=2)[:, :, :bins]  # only rows 0..B-1 are read back
+        grid = torch.fft.irfft(spec.transpose(1, 2).contiguous(), n=L[1], dim=2)[:, :, :bins].reshape(G, -1)
     return grid.gather(1, a_idx * bins + b_idx)
 
 
