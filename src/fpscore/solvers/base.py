@@ -30,7 +30,9 @@ For the sharded workflow the prepared state is its own file:
 ``save_prepared(path)`` after ``prepare`` (rule ``scores_prepare``), and
 ``load_prepared(path)`` in every shard job, after which ``prepare`` must do
 nothing (return []). Solvers with no preparation keep the defaults.
-``close()`` frees PETSc objects.
+``close()`` frees PETSc objects. A solver with ``solve_set(images, params, labels)``
+(the batched engine) takes the whole set instead of single contexts: ``compute_scores``
+hands it every channel at once and merges the log rows it returns.
 
 Shard independence: the result for an image must not depend on which other
 images the same solver object solved before (the merged scores must be
