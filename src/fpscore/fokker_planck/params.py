@@ -29,7 +29,7 @@ class FPParams:
     rtol: float = 1e-10
     nonlinear: str = "picard"
     newton_tol: float = 1e-10
-    newton_max_iter: int = 20
+    newton_max_iter: int = 10
 
     def __post_init__(self):
         checks = {
