@@ -84,22 +84,24 @@ def merge_shards_to_dir(shard_paths, n_images: int, out_dir, names=None) -> Path
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        large = {k: np.lib.format.open_memmap(tmp / f"{k}.npy", mode="w+", dtype=ref_shapes[k][1],
-                                              shape=(n_images, *ref_shapes[k][0][1:])) for k in LARGE_KEYS}
+        for k in LARGE_KEYS:  # the output files, written shard by shard below
+            np.lib.format.open_memmap(tmp / f"{k}.npy", mode="w+", dtype=ref_shapes[k][1],
+                                      shape=(n_images, *ref_shapes[k][0][1:])).flush()
         small_out = {"names": np.empty(n_images, dtype=object), "picard_iterations": None, "converged": None}
         for p, small, _ in metas:
             idx = small["indices"]
             with np.load(p, allow_pickle=False) as f:
                 for key in LARGE_KEYS:
-                    large[key][idx] = f[key]
+                    # mapped per shard and unmapped after it: the written pages leave this process
+                    out = np.lib.format.open_memmap(tmp / f"{key}.npy", mode="r+")
+                    out[idx] = f[key]
+                    out.flush()
+                    del out
             small_out["names"][idx] = small["names"]
             for key in ("picard_iterations", "converged"):
                 if small_out[key] is None:
                     small_out[key] = np.zeros((n_images, *small[key].shape[1:]), dtype=small[key].dtype)
                 small_out[key][idx] = small[key]
-        for arr in large.values():
-            arr.flush()
-        del large
         merged_names = small_out["names"].astype(str)
         if names is not None and not np.array_equal(merged_names, np.asarray(names).astype(str)):
             raise ValueError("merge: image names of the shards differ from those of the images file")

@@ -9,7 +9,7 @@ active channels (matrix-free operator, per-system scalars and stopping tests), w
 started as the other solvers are (Newton: the current iterate; Picard: the extrapolated
 previous iterate). Every system is then held to the same TRUE relative residual rtol as
 the other solvers (one more operator application); a system that misses it is solved
-again from where it stopped (up to ``_ROUNDS`` times), and if it still misses, or broke
+again from where it stopped (``_ROUNDS`` runs in all), and if it still misses, or broke
 down, it is solved by SuperLU (scipy) with a RuntimeWarning. One log row per channel
 and linear solve (LOG_COLUMNS; seconds apportioned equally over the systems solved
 together), written by the row and residual code of ``fpscore.fokker_planck.step``.
@@ -28,7 +28,7 @@ from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats
 from fpscore.solvers.batched_ops import (Stencil, bicgstab, check_tolerance, relative_residual,
                                          resolve_device)
 
-_ROUNDS = 3  # BiCGStab restarts from the current x for a system whose true residual misses rtol
+_ROUNDS = 2  # BiCGStab runs from the current x for a system whose true residual misses rtol
 _SAFETY = 0.5  # the recursive residual must reach _SAFETY * rtol before the true one is checked
 
 
@@ -54,7 +54,7 @@ class BatchedSolver(Solver):
     name = "batched"
 
     def __init__(self, rtol: float = 1e-10, device: str = "auto", threads: int | None = None,
-                 batch_size: int = 256, max_it: int = 200):
+                 batch_size: int = 256, max_it: int = 40):
         super().__init__(rtol)
         check_tolerance(rtol)
         resolve_device(device)  # fail early on a bad name or a missing GPU
