@@ -1,17 +1,21 @@
-"""All score solvers side by side in one process: spsolve, PETSc KSP, PETSc guess reuse, projection.
+"""All score solvers side by side in one process: spsolve, PETSc KSP, PETSc guess reuse, projection,
+each with Algorithm 1 (Picard) and with per-level Newton (METHOD.md 5b), and the batched engine.
 
 For each image set (8 builtin photos as grey luminance; 16 LFW faces) and size, every solver
-computes the scores of the whole set (Algorithm 1, every channel) and the script
-prints, per solver: wall and CPU seconds (assembly and solve separately), ms per
-linear solve, mean Krylov iterations, Picard iterations, the largest final true
-residual, max |m - m_spsolve|, and the speed-up over spsolve (wall clock, the
-initial density and the projection's seed solves included; also in CPU seconds,
-steadier on a shared machine). Issue 3's targets for
-the fastest solver: >= 12x at 32x32, 15x at 64x64, 30x at 128x128.
+computes the scores of the whole set (every channel) and the script prints, per solver:
+wall and CPU seconds (assembly and solve separately), seconds and linear solves per
+channel, ms per linear solve, mean Krylov iterations, outer iterations, the largest final
+true residual, max |m - m_spsolve-Picard|, and the speed-up over spsolve with Picard (the
+paper's reference, ``speedup``) and over ksp with Picard at the schema's default settings
+(today's default, ``speedup_ksp``): wall clock per channel, the initial density and the
+projection's seed solves included (``speedup_cpu``: CPU seconds, steadier on a shared
+machine). Issue 3's targets for the fastest solver: >= 12x at 32x32, 15x at 64x64, 30x at
+128x128; issue 12's for the fastest CPU path: >= 40x at 32x32, >= 90x at 128x128.
 
     python benchmarks/solver_benchmark.py --sets photos faces --sizes 32 64
     python benchmarks/solver_benchmark.py --sizes 128 --spsolve-images 2     # spsolve on 2 images only
-    python benchmarks/solver_benchmark.py --quick                             # photos, 32x32, 5 solvers
+    python benchmarks/solver_benchmark.py --quick                             # photos, 32x32, a few solvers
+    python benchmarks/solver_benchmark.py --only "newton|batched|ksp default"  # issue 12's rows
     python benchmarks/solver_benchmark.py --sizes 32 --repeat 3               # best of 3 runs per solver
 
 With --spsolve-images k, spsolve (slow at 128x128) solves only the first k images;
@@ -55,9 +59,9 @@ GMRES_ILU = "-ksp_type gmres -ksp_gmres_restart 30 -pc_type ilu"
 RANKS = (1, 2, 4, 8, 16, 32)
 
 
-def solver_configs(ksp_default: str) -> list[tuple[str, str, dict]]:
-    """(label, solver name, make_solver keyword arguments) of every solver compared; projections
-    use the configured KSP options (``ksp_default``) unless their label names others."""
+def solver_configs(ksp_default: str, warm_default: bool = True) -> list[tuple[str, str, dict, str]]:
+    """(label, solver name, make_solver keyword arguments, nonlinear driver) of every solver compared;
+    projections use the configured KSP options (``ksp_default``) unless their label names others."""
     ksp = [
         ("gmres+ilu", GMRES_ILU), ("bcgs+ilu", "-ksp_type bcgs -pc_type ilu"),
         ("fgmres+sor", "-ksp_type fgmres -ksp_gmres_restart 30 -pc_type sor"),
@@ -66,19 +70,21 @@ def solver_configs(ksp_default: str) -> list[tuple[str, str, dict]]:
     ]
     # the strongest direct baseline: PETSc's LU with nested-dissection ordering, whose symbolic
     # factorisation is reused across systems (same pattern), unlike spsolve's
-    out = [("spsolve", "spsolve", {}),
-           ("ksp preonly+lu (direct)", "ksp", dict(ksp_options="-ksp_type preonly -pc_type lu"))]
+    out = [("spsolve", "spsolve", {}, "picard"),
+           (KSP_DEFAULT, "ksp", dict(ksp_options=ksp_default, warm_start=warm_default), "picard"),
+           ("ksp preonly+lu (direct)", "ksp", dict(ksp_options="-ksp_type preonly -pc_type lu"), "picard")]
     for label, opts in ksp:  # warm = extrapolated warm start (the default), warm plain = previous iterate
-        out += [(f"ksp {label} cold", "ksp", dict(ksp_options=opts, warm_start=False)),
-                (f"ksp {label} warm", "ksp", dict(ksp_options=opts, warm_start=True)),
-                (f"ksp {label} warm plain", "ksp", dict(ksp_options=opts, warm_start=True, extrapolate=False))]
-    out += [(f"ksp gmres+ilu guess {g}", "ksp", dict(ksp_options=f"{GMRES_ILU} -ksp_guess_type {g}"))
+        out += [(f"ksp {label} cold", "ksp", dict(ksp_options=opts, warm_start=False), "picard"),
+                (f"ksp {label} warm", "ksp", dict(ksp_options=opts, warm_start=True), "picard"),
+                (f"ksp {label} warm plain", "ksp", dict(ksp_options=opts, warm_start=True, extrapolate=False),
+                 "picard")]
+    out += [(f"ksp gmres+ilu guess {g}", "ksp", dict(ksp_options=f"{GMRES_ILU} -ksp_guess_type {g}"), "picard")
             for g in ("pod", "fischer")]
 
-    def proj(label, warm=True, ksp_options=ksp_default, **kw):
+    def proj(label, warm=True, ksp_options=ksp_default, nonlinear="picard", **kw):
         settings = dict(n_seeds=1, seed_choice="medoid", rank=8, variant="guess", basis="solutions") | kw
         return (f"projection {label}", "projection",
-                dict(ksp_options=ksp_options, warm_start=warm, projection=settings))
+                dict(ksp_options=ksp_options, warm_start=warm, projection=settings), nonlinear)
 
     out += [
         proj("guess r8 medoid cold (paper)", warm=False),
@@ -93,11 +99,35 @@ def solver_configs(ksp_default: str) -> list[tuple[str, str, dict]]:
         proj("guess r2 warm gmres+ilu", rank=2, ksp_options=GMRES_ILU),
         proj("guess r2 warm gmres+ilu lag", rank=2, lag=100, ksp_options=GMRES_ILU),
     ]
+    # per-level Newton with every solver path (METHOD.md 5b)
+    out += [
+        ("spsolve newton", "spsolve", {}, "newton"),
+        (f"{KSP_DEFAULT} newton", "ksp", dict(ksp_options=ksp_default, warm_start=warm_default), "newton"),
+        ("ksp preonly+lu (direct) newton", "ksp", dict(ksp_options="-ksp_type preonly -pc_type lu"), "newton"),
+        ("ksp gmres+ilu warm newton", "ksp", dict(ksp_options=GMRES_ILU, warm_start=True), "newton"),
+        proj("guess r8 medoid cold (paper) newton", warm=False, nonlinear="newton"),
+        proj("guess r2 warm newton", rank=2, nonlinear="newton"),
+    ]
+    # the batched engine (METHOD.md 5c): one process thread, CPU; CUDA where torch sees a GPU
+    devices = ["cpu"] + (["cuda"] if _cuda() else [])
+    for dev in devices:
+        for nonlinear in ("newton", "picard"):
+            out.append((f"batched {dev} {nonlinear}", "batched", dict(batched=dict(device=dev, threads=1)),
+                        nonlinear))
     return out
 
 
-QUICK = ("spsolve", "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)", "projection guess r8 warm",
-         "projection pc r8 warm")
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return torch.cuda.is_available()
+
+
+KSP_DEFAULT = "ksp default"
+QUICK = ("spsolve", KSP_DEFAULT, "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)",
+         "projection guess r8 warm", "spsolve newton", f"{KSP_DEFAULT} newton", "batched cpu newton")
 
 
 def load_set(name: str, size: int) -> np.ndarray:
@@ -107,21 +137,24 @@ def load_set(name: str, size: int) -> np.ndarray:
     return images.astype(np.float64)
 
 
-def fp_params() -> tuple[FPParams, str]:
-    """Numerical parameters and the default KSP options, from the config schema (one source of truth)."""
+def fp_params() -> tuple[FPParams, str, bool]:
+    """Numerical parameters and the default KSP options and warm start, from the config schema
+    (one source of truth)."""
     sc = schema_defaults()["scores"]
-    keys = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol")
-    return FPParams(**{k: sc[k] for k in keys if k in sc}), sc.get("ksp_options", GMRES_ILU)
+    keys = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol",
+            "newton_tol", "newton_max_iter")
+    return (FPParams(**{k: sc[k] for k in keys if k in sc}), sc.get("ksp_options", GMRES_ILU),
+            bool(sc.get("warm_start", True)))
 
 
-def run_one(images: np.ndarray, params: FPParams, name: str, kwargs: dict):
+def run_one(images: np.ndarray, params: FPParams, name: str, kwargs: dict, nonlinear: str = "picard"):
     """Scores of the set with one solver: (result, log DataFrame, wall s, cpu s, seeds, error)."""
     solver = make_solver(name, rtol=params.rtol, **kwargs)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         with solver, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = compute_scores(images, params, solver, progress=False)
+            result = compute_scores(images, params, solver, progress=False, nonlinear=nonlinear)
     except Exception as err:  # noqa: BLE001 - reported in the table, the benchmark goes on
         return None, None, np.nan, np.nan, None, f"{type(err).__name__}: {err}"[:300]
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -130,26 +163,28 @@ def run_one(images: np.ndarray, params: FPParams, name: str, kwargs: dict):
     return result, pd.DataFrame(result.log), wall, cpu, seeds, note
 
 
-def summarise(label, name, result, log, wall, cpu, seeds, ref_m, n_ref, note) -> dict:
-    row = {"solver": label, "method": name}
+def summarise(label, name, result, log, wall, cpu, seeds, ref_m, n_ref, note, nonlinear="picard") -> dict:
+    row = {"solver": label, "method": name, "nonlinear": nonlinear}
     if result is None:
         return row | {"error": note}
-    n_systems = (result.m.shape[2] - 1) * int(result.picard_iterations.sum())  # distinct linear systems
+    n_systems = int(result.solves.sum())  # distinct linear systems of the target pass
     target = log.iloc[len(log) - n_systems:]
     non_seed = target[~target["image"].isin([] if seeds is None else list(seeds))]
     n_img = result.m.shape[0]
+    n_chan = n_img * result.m.shape[1]
     row |= {
-        "images": n_img, "total_s": wall, "cpu_s": cpu,
+        "images": n_img, "channels": n_chan, "total_s": wall, "cpu_s": cpu,
         "assemble_s": log["assemble_seconds"].sum(), "solve_s": log["solve_seconds"].sum(),
-        "solves": len(log), "ms_per_solve": 1e3 * log["solve_seconds"].sum() / len(log),
+        "solves": len(log), "solves_per_channel": n_systems / n_chan,
+        "ms_per_solve": 1e3 * log["solve_seconds"].sum() / len(log),
         # Krylov iterations per distinct system: a projection's seed systems count once (their
         # solve in prepare), the cached second visit adds nothing
         "iterations": log["iterations"].sum() / n_systems,
-        "picard_mean": result.picard_iterations.mean(), "picard_max": int(result.picard_iterations.max()),
+        "outer_mean": result.picard_iterations.mean(), "outer_max": int(result.picard_iterations.max()),
         "max_final_residual": log["final_residual"].max(),
         "max_abs_dm": float(np.abs(result.m[:n_ref] - ref_m).max()) if ref_m is not None else np.nan,
         "projection_residual_median": non_seed["projection_residual"].median(),
-        "s_per_image": wall / n_img, "note": note,
+        "s_per_image": wall / n_img, "ms_per_channel": 1e3 * wall / n_chan, "note": note,
     }
     return row
 
@@ -178,7 +213,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS), help="image sets")
     p.add_argument("--sizes", nargs="+", type=int, default=[32, 64, 128], help="image sizes")
     p.add_argument("--only", default=None, help="regular expression: run only solvers whose label matches "
-                                                "(spsolve always runs: it is the reference)")
+                                                "(spsolve and ksp default always run: they are the references)")
     p.add_argument("--quick", action="store_true", help="photos at 32x32, five solvers, no rank sweep")
     p.add_argument("--spsolve-images", type=int, default=None, help="spsolve on the first k images only")
     p.add_argument("--repeat", type=int, default=1,
@@ -206,30 +241,34 @@ def main(argv=None) -> int:
     if args.markdown:
         print(markdown_table(pd.concat([pd.read_csv(p) for p in args.markdown], ignore_index=True)))
         return 0
-    params, ksp_default = fp_params()
-    configs = solver_configs(ksp_default)
+    params, ksp_default, warm_default = fp_params()
+    configs = solver_configs(ksp_default, warm_default)
     if args.quick:
         configs = [c for c in configs if c[0] in QUICK]
     if args.only:
-        configs = [c for c in configs if c[0] == "spsolve" or re.search(args.only, c[0])]
+        configs = [c for c in configs if c[0] in REFERENCES or re.search(args.only, c[0])]
     rows, sweep, dissim = [], [], []
     for set_name in args.sets:
         for size in args.sizes:
             images = load_set(set_name, size)
             n_ref = images.shape[0] if args.spsolve_images is None else min(args.spsolve_images, images.shape[0])
-            ref_m, ref_rate, ref_cpu, block = None, np.nan, np.nan, []
-            for label, name, kwargs in tqdm(configs, desc=f"{set_name} {size}x{size}", unit="solver"):
-                imgs = images[:n_ref] if name == "spsolve" else images
+            ref_m, block = None, []
+            rate, rate_cpu = {}, {}  # per-channel seconds of the references
+            for label, name, kwargs, nonlinear in tqdm(configs, desc=f"{set_name} {size}x{size}", unit="solver"):
+                imgs = images[:n_ref] if label == "spsolve" else images
                 result, log, wall, cpu, seeds, note = min(
-                    (run_one(imgs, params, name, kwargs) for _ in range(args.repeat)),
+                    (run_one(imgs, params, name, kwargs, nonlinear) for _ in range(args.repeat)),
                     key=lambda run: run[2] if run[0] is not None else np.inf)
-                if name == "spsolve" and result is not None:
-                    ref_m, ref_rate, ref_cpu = result.m, wall / n_ref, cpu / n_ref
-                row = summarise(label, name, result, log, wall, cpu, seeds, ref_m, n_ref, note)
-                per_image = row.get("images", np.nan)
+                if label == "spsolve" and result is not None:
+                    ref_m = result.m
+                row = summarise(label, name, result, log, wall, cpu, seeds, ref_m, n_ref, note, nonlinear)
+                if label in REFERENCES and result is not None:
+                    rate[label], rate_cpu[label] = wall / row["channels"], cpu / row["channels"]
+                per_channel = row.get("channels", np.nan)
                 row = {"set": set_name, "resolution": size, **row,
-                       "speedup": ref_rate / (row.get("total_s", np.nan) / per_image),
-                       "speedup_cpu": ref_cpu / (row.get("cpu_s", np.nan) / per_image)}
+                       "speedup": rate.get("spsolve", np.nan) / (row.get("total_s", np.nan) / per_channel),
+                       "speedup_ksp": rate.get(KSP_DEFAULT, np.nan) / (row.get("total_s", np.nan) / per_channel),
+                       "speedup_cpu": rate_cpu.get("spsolve", np.nan) / (row.get("cpu_s", np.nan) / per_channel)}
                 block.append(row)
                 if name == "projection" and result is not None and len(seeds) < images.shape[0]:
                     d = dissimilarity_rows(images, log, seeds, label)
@@ -241,7 +280,7 @@ def main(argv=None) -> int:
             for rank in args.ranks:
                 kwargs = dict(ksp_options=ksp_default, warm_start=False,
                               projection=dict(rank=rank, variant="guess", basis="both"))
-                result, log, wall, cpu, seeds, note = run_one(images, params, "projection", kwargs)
+                result, log, wall, cpu, seeds, note = run_one(images, params, "projection", kwargs, "picard")
                 r = summarise(f"projection guess r{rank} cold", "projection", result, log, wall, cpu, seeds,
                               ref_m, n_ref, note)
                 sweep.append({"set": set_name, "resolution": size, "rank": rank, "seconds": r.get("total_s"),
@@ -263,9 +302,13 @@ def main(argv=None) -> int:
     return 0
 
 
+REFERENCES = ("spsolve", KSP_DEFAULT)  # run first, in this order: the ratios divide by their seconds
+
 README_ROWS = ("spsolve", "ksp preonly+lu (direct)", "ksp gmres+ilu cold", "ksp gmres+ilu warm", "ksp gmres+ilu guess pod",
                "ksp fgmres+sor warm plain", "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)",
-               "projection pc r8 warm", "projection guess r2 warm")
+               "projection pc r8 warm", "projection guess r2 warm", KSP_DEFAULT, "spsolve newton",
+               f"{KSP_DEFAULT} newton", "projection guess r2 warm newton", "batched cpu newton", "batched cpu picard",
+               "batched cuda newton")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -291,8 +334,9 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def _table(df: pd.DataFrame) -> str:
-    cols = ["solver", "total_s", "cpu_s", "assemble_s", "solve_s", "ms_per_solve", "iterations", "picard_mean", "max_final_residual", "max_abs_dm", "projection_residual_median",
-            "speedup", "speedup_cpu", "error"]
+    cols = ["solver", "total_s", "cpu_s", "assemble_s", "solve_s", "ms_per_channel", "solves_per_channel",
+            "ms_per_solve", "iterations", "outer_mean", "max_final_residual", "max_abs_dm",
+            "projection_residual_median", "speedup", "speedup_ksp", "speedup_cpu", "error"]
     show = df[[c for c in cols if c in df.columns]]
     fmt = {c: (lambda v: f"{v:.2e}") for c in ("max_final_residual", "max_abs_dm", "projection_residual_median")}
     return show.to_string(index=False, formatters=fmt, float_format=lambda v: f"{v:.3g}", na_rep="-")

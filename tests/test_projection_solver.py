@@ -7,11 +7,11 @@ pytest.importorskip("petsc4py")
 
 from fpscore.data import prepare  # noqa: E402
 from fpscore.fokker_planck.params import FPParams  # noqa: E402
-from fpscore.scores import compute_scores  # noqa: E402
+from fpscore.scores import compute_scores, prepare_solver  # noqa: E402
 from fpscore.solvers import make_solver  # noqa: E402
 from fpscore.solvers.projection import ProjectionSolver  # noqa: E402
 
-PARAMS = FPParams(n_times=6)
+PARAMS = FPParams(n_times=6, nonlinear="picard")
 KSP = "-ksp_type gmres -pc_type ilu"
 
 
@@ -89,11 +89,11 @@ def test_seed_solves_are_logged_and_reused(images):
 
 def test_prepared_state_round_trip(images, reference, tmp_path):
     a = ProjectionSolver(ksp_options=KSP, n_seeds=2, rank=3)
-    a.prepare(images, PARAMS)
+    prepare_solver(images, PARAMS, a)
     a.save_prepared(str(tmp_path / "prepared.npz"))
     b = ProjectionSolver(ksp_options=KSP, n_seeds=2, rank=3)
     b.load_prepared(str(tmp_path / "prepared.npz"))
-    assert b.prepare(images, PARAMS) == []
+    assert prepare_solver(images, PARAMS, b) == []
     assert set(b._bases) == set(a._bases)
     for key in a._bases:
         np.testing.assert_array_equal(a._bases[key], b._bases[key])
@@ -135,8 +135,8 @@ def _one_system(seed=0, k=2):
     x_true = rng.standard_normal(64)
     b = system.csr @ x_true
     warm = x_true + 1e-6 * rng.standard_normal(64)  # the previous Picard iterate: close
-    ctx = SolveContext(image=0, channel=0, picard_iter=k, time_level=1, n_times=3, system=system, b=b,
-                       guess_iter=warm, guess_time=rng.standard_normal(64))
+    ctx = SolveContext(image=0, channel=0, outer_iter=k, time_level=1, n_times=3, system=system, b=b,
+                       prev_outer=warm, prev_level=rng.standard_normal(64))
     return system, ctx, x_true
 
 
@@ -148,7 +148,7 @@ def _with_basis(solver, V):
 def test_warm_projected_guess_is_never_worse_than_the_warm_start():
     system, ctx, x_true = _one_system()
     V = np.linalg.qr(np.random.default_rng(1).standard_normal((64, 3)))[0]
-    warm_res = np.linalg.norm(ctx.b - system.csr @ ctx.guess_iter) / np.linalg.norm(ctx.b)
+    warm_res = np.linalg.norm(ctx.b - system.csr @ ctx.prev_outer) / np.linalg.norm(ctx.b)
     with _with_basis(ProjectionSolver(ksp_options=KSP, rank=3, warm_start=True), V) as solver:
         x, stats = solver.solve(ctx)
     assert 0 < stats.initial_residual <= warm_res * (1 + 1e-6)

@@ -12,7 +12,7 @@ from skimage import data, transform
 from fpscore.cli import main
 from fpscore.solvers.base import LOG_COLUMNS
 
-FAST = ["--n-times", "4", "--kde-bins", "64", "--no-progress"]
+FAST = ["--n-times", "4", "--kde-bins", "64", "--no-progress", "--nonlinear", "picard"]  # Algorithm 1
 
 
 def _images(n=3, H=8):

@@ -15,7 +15,7 @@ from fpscore.scores import compute_scores
 from fpscore.solvers import make_solver
 from fpscore.solvers.base import SolveContext, true_relative_residual
 
-PARAMS = FPParams(n_times=8)
+PARAMS = FPParams(n_times=8, nonlinear="picard")
 
 
 def _images(H):
@@ -82,12 +82,12 @@ def test_warm_start_and_guess_reuse_save_iterations(reference):
 def test_extrapolated_warm_start_is_the_first_order_prediction_and_saves_iterations():
     rng = np.random.default_rng(0)
     it, tm, prev_it, prev_t2 = (rng.standard_normal(5) for _ in range(4))
-    ctx = SolveContext(image=0, channel=0, picard_iter=3, time_level=2, n_times=4, system=None, b=tm,
-                       guess_iter=it, guess_time=tm, prev_iter_time=prev_it, prev_time2=prev_t2)
+    ctx = SolveContext(image=0, channel=0, outer_iter=3, time_level=2, n_times=4, system=None, b=tm,
+                       prev_outer=it, prev_level=tm, prev_outer_prev_level=prev_it, prev_level2=prev_t2)
     np.testing.assert_allclose(ctx.extrapolated(), it + (tm - prev_it), rtol=1e-15)
-    ctx.picard_iter = 1  # first sweep: linear in time
+    ctx.outer_iter = 1  # first sweep: linear in time
     np.testing.assert_allclose(ctx.extrapolated(), 2 * tm - prev_t2, rtol=1e-15)
-    ctx.prev_time2 = None  # n = 1: m^0 itself
+    ctx.prev_level2 = None  # n = 1: m^0 itself
     assert ctx.extrapolated() is tm
     runs = {}
     for extrapolate in (False, True):
@@ -122,8 +122,8 @@ def test_true_residual_reported_and_met():
     system, b = _one_system()
     solver = make_solver("ksp", ksp_options="-ksp_type gmres -pc_type jacobi -ksp_pc_side left "
                                             "-ksp_norm_type preconditioned", rtol=1e-10)
-    ctx = SolveContext(image=0, channel=0, picard_iter=1, time_level=1, n_times=2, system=system, b=b,
-                       guess_iter=b, guess_time=b)
+    ctx = SolveContext(image=0, channel=0, outer_iter=1, time_level=1, n_times=2, system=system, b=b,
+                       prev_outer=b, prev_level=b)
     x, stats = solver.solve(ctx)
     dense = system.csr.toarray()
     true = np.linalg.norm(b - dense @ x) / np.linalg.norm(b)
@@ -165,8 +165,8 @@ def test_guess_space_is_reset_by_petsc_without_the_refresh():
 def test_options_removed_after_configuration():
     system, b = _one_system()
     solver = make_solver("ksp", ksp_options="-ksp_type bcgs -pc_type jacobi")
-    ctx = SolveContext(image=0, channel=0, picard_iter=1, time_level=1, n_times=2, system=system, b=b,
-                       guess_iter=b, guess_time=b)
+    ctx = SolveContext(image=0, channel=0, outer_iter=1, time_level=1, n_times=2, system=system, b=b,
+                       prev_outer=b, prev_level=b)
     solver.solve(ctx)
     opts = PETSc.Options()
     assert not opts.hasName("fp_ksp_type") and not opts.hasName("fp_pc_type")
@@ -184,8 +184,8 @@ def test_options_removed_after_configuration():
 ])
 def test_bad_options_named(options, message):
     system, b = _one_system()
-    ctx = SolveContext(image=0, channel=0, picard_iter=1, time_level=1, n_times=2, system=system, b=b,
-                       guess_iter=b, guess_time=b)
+    ctx = SolveContext(image=0, channel=0, outer_iter=1, time_level=1, n_times=2, system=system, b=b,
+                       prev_outer=b, prev_level=b)
     with pytest.raises(ValueError) as err:
         make_solver("ksp", ksp_options=options).solve(ctx)
     assert message in str(err.value)
@@ -196,8 +196,8 @@ def test_bad_options_named(options, message):
 def test_failing_ksp_falls_back_to_direct_solve():
     system, b = _one_system()
     solver = make_solver("ksp", ksp_options="-ksp_type richardson -pc_type none -ksp_max_it 3")
-    ctx = SolveContext(image=0, channel=0, picard_iter=1, time_level=1, n_times=2, system=system, b=b,
-                       guess_iter=b, guess_time=b)
+    ctx = SolveContext(image=0, channel=0, outer_iter=1, time_level=1, n_times=2, system=system, b=b,
+                       prev_outer=b, prev_level=b)
     with pytest.warns(RuntimeWarning, match="falling back to a direct solve"):
         x, stats = solver.solve(ctx)
     assert stats.final_residual <= 1e-10 and stats.extra["fallback"] == "spsolve"

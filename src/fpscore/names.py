@@ -9,7 +9,8 @@ from __future__ import annotations
 
 DATASETS = ("photos", "faces", "cifar10", "celeba")
 ARCHIVE_FILENAMES = {"cifar10": "cifar-10-python.tar.gz", "celeba": "img_align_celeba.zip"}  # downloaded sets
-SOLVERS = ("spsolve", "ksp", "projection")
+SOLVERS = ("spsolve", "ksp", "projection", "batched")
+NONLINEAR = ("picard", "newton")  # Algorithm 1 sweeps (§5), per-level Newton (§5b)
 METHODS = ("ours", "dsm", "ddpm")
 PARAMETERIZATIONS = ("edm", "eps")
 SAMPLERS = ("rk45", "heun")
@@ -23,6 +24,8 @@ SCHEMA_ENUMS = {
     "data.datasets[]": DATASETS,
     "scores.solver": SOLVERS,
     "scores.benchmark_solvers[]": SOLVERS,
+    "scores.nonlinear": NONLINEAR,
+    "scores.batched.device": DEVICES,
     "learn.parameterization": PARAMETERIZATIONS,
     "learn.sampler.method": SAMPLERS,
     "learn.ddpm.sampler": DDPM_SAMPLERS,

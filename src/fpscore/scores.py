@@ -4,7 +4,7 @@ linear solve."""
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +13,16 @@ from tqdm.auto import tqdm
 from fpscore.fileio import atomic_outputs
 from fpscore.fokker_planck.assembly import FPSystem
 from fpscore.fokker_planck.kde import initial_log_density
-from fpscore.fokker_planck.params import FPParams
+from fpscore.fokker_planck.params import NONLINEAR, FPParams
 from fpscore.fokker_planck.picard import solve_channel
 from fpscore.solvers.base import LOG_COLUMNS, Solver
 
 
 @dataclass
 class ScoreSet:
-    """m and scores (N, C, T, H, W), the time grid and g(t_n), Picard iterations and
-    convergence per (image, channel), and the solve log (rows of LOG_COLUMNS)."""
+    """m and scores (N, C, T, H, W), the time grid and g(t_n), outer iterations (Picard
+    sweeps, or the most Newton iterations at any level), convergence and linear solves
+    per (image, channel), and the solve log (rows of LOG_COLUMNS)."""
 
     m: np.ndarray
     scores: np.ndarray
@@ -30,6 +31,7 @@ class ScoreSet:
     picard_iterations: np.ndarray
     converged: np.ndarray
     log: list[dict]
+    solves: np.ndarray | None = None
 
 
 def validate_images(images) -> np.ndarray:
@@ -54,15 +56,46 @@ def validate_images(images) -> np.ndarray:
     return arr
 
 
-def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool = True,
-                   image_indices=None, dtype=np.float64) -> ScoreSet:
-    """Solve Algorithm 1 for every channel of every image (N, C, H, H) with ``solver``.
+def channel_driver(nonlinear: str):
+    """The per-channel driver of ``nonlinear`` ("picard": Algorithm 1, "newton": §5b)."""
+    if nonlinear == "picard":
+        return solve_channel
+    if nonlinear == "newton":
+        from fpscore.fokker_planck.newton import solve_channel_newton
 
-    ``solver.prepare(images, params)`` runs first (its log rows lead the log).
-    ``image_indices`` labels the images in the log and solve contexts (default
-    0..N-1; the projection solver passes the seeds' indices in the full set).
-    ``dtype`` of the returned m and scores (the solves are float64 throughout).
+        return solve_channel_newton
+    raise ValueError(f"nonlinear: unknown driver {nonlinear!r}; expected one of {', '.join(NONLINEAR)}")
+
+
+def prepare_solver(images, params: FPParams, solver: Solver) -> list[dict]:
+    """The solver's work before the set: solve the images of ``solver.seed_request`` with
+    its recording solver (this driver, ``params.nonlinear``), then ``solver.build_prepared``;
+    returns the log rows of those solves ([] when the solver asks for none)."""
+    imgs = validate_images(images)
+    request = solver.seed_request(imgs)
+    if request is None:
+        return []
+    indices, recorder = request
+    indices = np.asarray(indices, dtype=int)
+    with recorder:
+        result = compute_scores(imgs[indices], params, recorder, progress=False, image_indices=indices)
+    solver.build_prepared(recorder)
+    return result.log
+
+
+def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool = True,
+                   image_indices=None, dtype=np.float64, nonlinear: str | None = None) -> ScoreSet:
+    """m and s of every channel of every image (N, C, H, H) with ``solver``.
+
+    The nonlinear driver is ``params.nonlinear`` (``nonlinear`` overrides it): Picard
+    sweeps (Algorithm 1) or per-level Newton (§5b). ``prepare_solver`` runs first (its
+    log rows lead the log). ``image_indices`` labels the images in the log and solve
+    contexts (default 0..N-1; the projection's seeds keep their indices in the full set).
+    ``dtype`` of the returned m and scores (the solves are float64 throughout). A solver
+    with ``solve_set`` (the batched engine) solves all channels at once instead.
     """
+    if nonlinear is not None:
+        params = replace(params, nonlinear=nonlinear)
     imgs = validate_images(images)
     N, C, H, W = imgs.shape
     labels = np.arange(N) if image_indices is None else np.asarray(image_indices, dtype=int)
@@ -70,46 +103,78 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
         raise ValueError(f"image_indices: expected {N} labels, got shape {labels.shape}")
     times, g = params.times(), params.g()
     T = times.size
+    log = prepare_solver(imgs, params, solver)
+    if hasattr(solver, "solve_set"):
+        res = solver.solve_set(imgs, params, labels, progress=progress)
+        return ScoreSet(m=res.m.astype(dtype, copy=False), scores=res.s.astype(dtype, copy=False), times=times,
+                        g=g, picard_iterations=res.iterations, converged=res.converged, log=log + res.rows,
+                        solves=res.solves)
+    drive = channel_driver(params.nonlinear)
+    tol, max_iter = ((params.picard_tol, params.picard_max_iter) if params.nonlinear == "picard"
+                     else (params.newton_tol, params.newton_max_iter))
     m = np.empty((N, C, T, H, W), dtype=dtype)
     s = np.empty_like(m)
     iters = np.zeros((N, C), dtype=int)
+    solves = np.zeros((N, C), dtype=int)
     conv = np.zeros((N, C), dtype=bool)
-    log = list(solver.prepare(imgs, params))
     system = FPSystem(H, W)
     try:
         for a in tqdm(range(N), desc=f"scores ({solver.name})", unit="image", disable=not progress):
             for c in range(C):
                 m0 = initial_log_density(imgs[a, c], bins=params.kde_bins, floor=params.kde_floor)
-                res = solve_channel(m0, times, g, params.dh, solver, tol=params.picard_tol,
-                                    max_iter=params.picard_max_iter, system=system,
-                                    image=int(labels[a]), channel=c)
+                res = drive(m0, times, g, params.dh, solver, tol=tol, max_iter=max_iter, system=system,
+                            image=int(labels[a]), channel=c)
                 m[a, c], s[a, c] = res.m, res.s
-                iters[a, c], conv[a, c] = res.iterations, res.converged
+                iters[a, c], conv[a, c], solves[a, c] = res.iterations, res.converged, res.solves
                 log.extend(res.rows)
     finally:
         system.close()
-    return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv, log=log)
+    return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv, log=log,
+                    solves=solves)
 
 
 # ---- files -------------------------------------------------------------------------------------
 SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged")
 
 
-def read_images(path) -> tuple[np.ndarray, np.ndarray]:
-    """images (N, C, H, W) and names (N) from an images.npz of the data stage, validated."""
+def open_npz(path, what: str):
+    """np.load of an .npz (allow_pickle=False) whose failures name the file: a missing file
+    is FileNotFoundError, anything that is not a readable .npz a ValueError."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"images file {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("images", "names") if k not in f.files]
-            if missing:
-                raise ValueError(f"images file {path}: missing key(s) {', '.join(missing)} "
-                                 f"(found: {', '.join(f.files) or 'none'}); expected 'images' (N x C x H x W) "
-                                 f"and 'names' (N)")
-            images, names = f["images"], f["names"]
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"images file {path}: not a readable .npz ({err})") from None
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{what} {path}: not an .npz archive (a single .npy array)")
+    return f
+
+
+def read_npz_arrays(path, what: str, keys) -> dict:
+    """The arrays ``keys`` of an .npz, loaded; ValueError naming the file and the missing keys,
+    or the file when it (or a member) is unreadable or truncated."""
+    with open_npz(path, what) as f:
+        missing = [k for k in keys if k not in f.files]
+        if missing:
+            raise ValueError(f"{what} {path}: missing key(s) {', '.join(missing)} "
+                             f"(found: {', '.join(f.files) or 'none'})")
+        try:
+            return {k: f[k] for k in keys}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
+
+
+def read_images(path) -> tuple[np.ndarray, np.ndarray]:
+    """images (N, C, H, W) and names (N) from an images.npz of the data stage, validated."""
+    try:
+        arrays = read_npz_arrays(path, "images file", ("images", "names"))
+    except ValueError as err:
+        if "missing key" in str(err):
+            raise ValueError(f"{err}; expected 'images' (N x C x H x W) and 'names' (N)") from None
+        raise
+    images, names = arrays["images"], arrays["names"]
     try:
         images = validate_images(images)
     except ValueError as err:
@@ -165,11 +230,10 @@ def merge_shards(shard_paths, n_images: int) -> dict:
     covering images 0..n_images-1 exactly once, in order; parameters must agree."""
     parts = []
     for p in shard_paths:
-        with np.load(p, allow_pickle=False) as f:
-            missing = [k for k in (*SCORE_KEYS, "indices") if k not in f.files]
-            if missing:
-                raise ValueError(f"shard {p}: missing key(s) {', '.join(missing)}")
-            parts.append((str(p), {k: f[k] for k in f.files}))
+        with open_npz(p, "shard") as f:
+            files = list(f.files)
+        parts.append((str(p), read_npz_arrays(p, "shard", files + [k for k in (*SCORE_KEYS, "indices")
+                                                                    if k not in files])))
     if not parts:
         raise ValueError("merge: no shard files given")
     ref_path, ref = parts[0]

@@ -22,8 +22,10 @@ from fpscore.options import Group, add_group, group_values
 # workflow's) and its projection settings.
 SCORES = Group("scores", exclude=("benchmark_solvers",))
 PROJECTION = Group("scores.projection")
-RULE_GROUPS = (Group("scores", exclude=("benchmark_solvers", "solver")), PROJECTION)  # rules: solver = wildcard
-_PARAM_KEYS = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol")
+BATCHED = Group("scores.batched", prefix="batched-")
+RULE_GROUPS = (Group("scores", exclude=("benchmark_solvers", "solver")), PROJECTION, BATCHED)  # solver: wildcard
+_PARAM_KEYS = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol",
+               "nonlinear", "newton_tol", "newton_max_iter")
 
 
 def params_from_args(args: argparse.Namespace):
@@ -38,7 +40,8 @@ def solver_from_args(args: argparse.Namespace):
 
     c = group_values(args, SCORES)
     return make_solver(c["solver"], rtol=c["rtol"], ksp_options=c["ksp_options"], warm_start=c["warm_start"],
-                       extrapolate=c["extrapolate"], projection=group_values(args, PROJECTION))
+                       extrapolate=c["extrapolate"], projection=group_values(args, PROJECTION),
+                       batched=group_values(args, BATCHED))
 
 
 def params_json(params, solver) -> str:
@@ -86,12 +89,12 @@ def run_scores(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from fpscore.scores import read_images, write_log
+    from fpscore.scores import prepare_solver, read_images, write_log
 
     params = params_from_args(args)
     images, _ = read_images(args.images)
     with solver_from_args(args) as solver:
-        rows = solver.prepare(images, params)
+        rows = prepare_solver(images, params, solver)
         solver.save_prepared(str(args.out))
     write_log(args.log, rows)
     print(f"fpscore scores-prepare: {len(rows)} linear solves -> {args.out}, {args.log}")
@@ -127,6 +130,7 @@ def run_merge(args: argparse.Namespace) -> int:
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     add_group(p, SCORES, title="numerical parameters and solver (config section scores; METHOD.md)")
     add_group(p, PROJECTION, title="projection solver (config section scores.projection; METHOD.md section 6)")
+    add_group(p, BATCHED, title="batched engine (config section scores.batched; METHOD.md section 5c)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,14 +8,17 @@ import numpy as np
 
 from fpscore.config import schema_default
 from fpscore.diffusion.sde import VESDE
+from fpscore.names import NONLINEAR
 
 
 @dataclass(frozen=True)
 class FPParams:
     """sigma, eps, n_times: SDE and time grid (§1); dh: lattice spacing h (§2);
     kde_bins, kde_floor: initial density (§4); picard_tol, picard_max_iter: §5;
-    rtol: true relative residual every linear solve must reach. Defaults: the schema's
-    (config section ``scores``)."""
+    rtol: true relative residual every linear solve must reach; nonlinear: the driver,
+    "picard" (Algorithm 1, §5) or "newton" (per-level Newton, §5b) with newton_tol,
+    newton_max_iter (relative-change tolerance and iteration cap per time level).
+    Defaults: the schema's (config section ``scores``)."""
 
     sigma: float = schema_default("scores.sigma")
     eps: float = schema_default("scores.eps")
@@ -26,6 +29,9 @@ class FPParams:
     picard_tol: float = schema_default("scores.picard_tol")
     picard_max_iter: int = schema_default("scores.picard_max_iter")
     rtol: float = schema_default("scores.rtol")
+    nonlinear: str = schema_default("scores.nonlinear")
+    newton_tol: float = schema_default("scores.newton_tol")
+    newton_max_iter: int = schema_default("scores.newton_max_iter")
 
     def __post_init__(self):
         checks = {
@@ -38,11 +44,16 @@ class FPParams:
             "picard_tol": 0 < self.picard_tol < 1,
             "picard_max_iter": isinstance(self.picard_max_iter, (int, np.integer)) and self.picard_max_iter >= 1,
             "rtol": 0 < self.rtol < 1,
+            "nonlinear": self.nonlinear in NONLINEAR,
+            "newton_tol": 0 < self.newton_tol < 1,
+            "newton_max_iter": isinstance(self.newton_max_iter, (int, np.integer)) and self.newton_max_iter >= 1,
         }
         expected = {
             "sigma": "a finite number > 1", "eps": "a number in (0, 1)", "n_times": "an integer >= 2",
             "dh": "a finite number > 0", "kde_bins": "an integer >= 8", "kde_floor": "a number in (0, 1)",
             "picard_tol": "a number in (0, 1)", "picard_max_iter": "an integer >= 1", "rtol": "a number in (0, 1)",
+            "nonlinear": f"one of {', '.join(NONLINEAR)}", "newton_tol": "a number in (0, 1)",
+            "newton_max_iter": "an integer >= 1",
         }
         for key, ok in checks.items():
             if not ok:

@@ -11,37 +11,15 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
-from fpscore.solvers.base import SolveContext, Solver, SolverError, vnorm
+from fpscore.fokker_planck.step import ChannelResult, check_grid, linear_step, per_level
+from fpscore.solvers.base import Solver, SolverError, vnorm
 
-#: Slack on the residual a solver reports before the driver rejects it (rounding only).
-_RESIDUAL_SLACK = 1.0 + 1e-6
-
-
-@dataclass
-class ChannelResult:
-    """m and s (T, H, W) of one channel, the Picard history and one log row per linear solve."""
-
-    m: np.ndarray
-    s: np.ndarray
-    iterations: int
-    converged: bool
-    change: float
-    rows: list[dict] = field(default_factory=list)
-
-
-def _per_level(name: str, arr: np.ndarray | None, T: int, shape: tuple[int, int]) -> np.ndarray | None:
-    if arr is None:
-        return None
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.shape != (T, *shape):
-        raise ValueError(f"{name}: expected one H x W field per time level, shape {(T, *shape)}, got {arr.shape}")
-    return arr
+__all__ = ["ChannelResult", "solve_channel"]
 
 
 def _sweep_values(system: FPSystem, g: np.ndarray, dts: np.ndarray, s_old: np.ndarray, h: float,
@@ -66,17 +44,11 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
     manufactured-solution tests). ``system`` (FPSystem of this size) is reused
     when given.
     """
-    m0 = np.asarray(m0, dtype=np.float64)
-    if m0.ndim != 2 or not np.all(np.isfinite(m0)):
-        raise ValueError(f"m0: expected a finite H x W array, got shape {m0.shape}")
+    m0, times, g = check_grid(m0, times, g)
     shape = m0.shape
-    times = np.asarray(times, dtype=np.float64)
-    g = np.asarray(g, dtype=np.float64)
     T = times.size
-    if T < 2 or g.shape != times.shape or np.any(np.diff(times) <= 0):
-        raise ValueError(f"times/g: expected increasing times and g of equal length >= 2, got {times.shape}, {g.shape}")
-    drift = _per_level("drift", drift, T, shape)
-    source = _per_level("source", source, T, shape)
+    drift = per_level("drift", drift, T, shape)
+    source = per_level("source", source, T, shape)
     if system is None:
         system = FPSystem(*shape)
     elif system.shape != shape:
@@ -104,25 +76,12 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                 b = rhs(m[n - 1], dts[n - 1], h, None if drift is None else drift[n],
                         None if source is None else source[n])
             t1 = time.perf_counter()
-            ctx = SolveContext(image, channel, k, n, T, system, b, m_old[n], m[n - 1],
-                               m_old[n - 1] if k > 1 else None, m[n - 2] if n > 1 else None)
-            x, stats = solver.solve(ctx)
-            t2 = time.perf_counter()
-            # NaN in x makes its true residual NaN, which fails this test too
-            if not stats.final_residual <= solver.rtol * _RESIDUAL_SLACK:
-                where = f"image {image}, channel {channel}, Picard iteration {k}, time level {n}"
-                if not np.all(np.isfinite(x)):
-                    raise SolverError(f"solver {solver.name} returned non-finite values ({where})")
-                raise SolverError(f"solver {solver.name} reached relative residual {stats.final_residual:.3e} "
-                                  f"> rtol {solver.rtol:.1e} ({where})")
+            x, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=k, time_level=n,
+                                 n_times=T, prev_outer=m_old[n], prev_level=m[n - 1],
+                                 prev_outer_prev_level=m_old[n - 1] if k > 1 else None,
+                                 prev_level2=m[n - 2] if n > 1 else None, assemble_seconds=t1 - t0)
             m[n] = x
-            rows.append({
-                "image": image, "channel": channel, "picard_iter": k, "time_level": n, "solver": solver.name,
-                "iterations": int(stats.iterations), "initial_residual": float(stats.initial_residual),
-                "final_residual": float(stats.final_residual),
-                "projection_residual": float(stats.projection_residual),
-                "assemble_seconds": t1 - t0, "solve_seconds": t2 - t1, "converged": True,
-            })
+            rows.append(row)
         change = vnorm(m - m_old) / max(vnorm(m_old), np.finfo(float).tiny)
         if not math.isfinite(change):  # a solver broke its contract (x with NaN/inf, finite residual)
             raise SolverError(f"solver {solver.name} produced non-finite values in image {image}, channel "
@@ -138,5 +97,4 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
         for row in rows:
             row["converged"] = False
     return ChannelResult(m=m_old.reshape(T, *shape), s=s_old, iterations=k, converged=converged, change=change,
-                         rows=rows)
-
+                         rows=rows, solves=len(rows))

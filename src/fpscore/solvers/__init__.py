@@ -1,9 +1,10 @@
 """Linear solvers of the Fokker-Planck systems: the protocol (``base``) and a factory.
 
 Solvers by name: ``spsolve`` (SciPy SuperLU, the paper's reference),
-``ksp`` (PETSc KSP from an options string) and ``projection`` (cross-matrix
-Krylov projection, METHOD.md §6). PETSc is imported only by the solvers that
-need it.
+``ksp`` (PETSc KSP from an options string), ``projection`` (cross-matrix
+Krylov projection, METHOD.md §6) and ``batched`` (all channels of a set at once,
+torch on CPU or CUDA, METHOD.md §5c). PETSc and torch are imported only by the
+solvers that need them.
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ __all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver"
 
 
 def make_solver(name: str, *, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = False,
-                extrapolate: bool = True, projection: dict[str, Any] | None = None) -> Solver:
+                extrapolate: bool = True, projection: dict[str, Any] | None = None,
+                batched: dict[str, Any] | None = None) -> Solver:
     """Build a solver by name with its settings (config section ``scores``).
 
     ``ksp_options``, ``warm_start`` and ``extrapolate`` apply to ``ksp`` and to the
-    Krylov part of ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant.
+    Krylov part of ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant;
+    ``batched`` holds device (auto|cpu|cuda), threads, batch_size, max_it.
     """
     if name == "spsolve":
         from fpscore.solvers.direct import SpsolveSolver
@@ -32,4 +35,7 @@ def make_solver(name: str, *, rtol: float = 1e-10, ksp_options: str = "", warm_s
         from fpscore.solvers.projection import ProjectionSolver
         return ProjectionSolver(rtol=rtol, ksp_options=ksp_options, warm_start=warm_start, extrapolate=extrapolate,
                                 **(projection or {}))
+    if name == "batched":
+        from fpscore.solvers.batched import BatchedSolver
+        return BatchedSolver(rtol=rtol, **(batched or {}))
     raise ValueError(f"solver: unknown solver {name!r}; expected one of {', '.join(SOLVER_NAMES)}")

@@ -1,35 +1,38 @@
 """The linear-solver protocol of the score pre-computation (METHOD.md §3, §5).
 
-The fixed-point driver (``fpscore.fokker_planck.picard.solve_channel``, called
-per image channel by ``fpscore.scores.compute_scores``) assembles each system
-A^{n,(k)} x = b^{n,(k)} and hands it to a ``Solver`` as a ``SolveContext``:
+A nonlinear driver (Picard sweeps, ``fpscore.fokker_planck.picard``, or per-level Newton,
+``fpscore.fokker_planck.newton``, both through ``fpscore.fokker_planck.step.linear_step``;
+called per image channel by ``fpscore.scores.compute_scores``) assembles each system
+A x = b and hands it to a ``Solver`` as a ``SolveContext``:
 
 * ``ctx.system`` is the ``FPSystem`` of this image size (one per size, values
   overwritten in place per system): ``ctx.system.csr`` is a SciPy CSR matrix and
   ``ctx.system.petsc`` a PETSc ``seqaij`` Mat; both share one value array and hold
   the current A. ``ctx.b`` is the right-hand side (flat, length H*W, float64).
-* ``ctx.image``, ``ctx.channel``, ``ctx.picard_iter`` (k >= 1), ``ctx.time_level``
-  (n in 1..n_times-1), ``ctx.n_times`` say which system this is.
-* ``ctx.guess_iter`` is m^{n,(k-1)} of the same (image, channel, n) (at k = 1 it
-  is m^0, the definition of m^{(0)}); ``ctx.guess_time`` is m^{n-1,(k)}, the
-  solution one time level earlier in this sweep (it is also b when f = 0).
-  ``ctx.extrapolated()`` predicts m^{n,(k)} from both (see there).
-  Read-only: copy before modifying.
+* ``ctx.image``, ``ctx.channel``, ``ctx.outer_iter`` (k >= 1: Picard sweep or Newton
+  iteration), ``ctx.time_level`` (n in 1..n_times-1), ``ctx.n_times`` say which system this is.
+* ``ctx.prev_outer`` is the previous outer iterate at this level, ``ctx.prev_level`` the
+  solution one time level earlier; ``ctx.previous()`` / ``ctx.extrapolated()`` are the
+  plain and the extrapolated warm start (see there). Read-only: copy before modifying.
 
 ``solve`` returns ``(x, SolveStats)``; x must reach the TRUE relative residual
 ||b - A x||_2 / ||b||_2 <= ``solver.rtol`` (use ``true_relative_residual`` to
 check; raise ``SolverError`` if it cannot), so every solver gives the same m.
 The driver times assembly and ``solve`` itself and writes one log row per call.
 
-``prepare(images, params)`` runs once before a set (N, C, H, W) is solved; the
-projection solver solves its seed images there (by calling
-``compute_scores(seed_images, params, inner_solver, image_indices=...)`` with a
-recording inner solver) and returns the log rows of that work so they enter
-the solve log. For the sharded workflow the prepared state is its own file:
+Preparation (``fpscore.scores.prepare_solver(images, params, solver)``, run by
+``compute_scores`` before a set (N, C, H, W) is solved): the driver asks
+``solver.seed_request(images)`` for images to solve first and a recording solver
+(None: nothing to prepare), solves them with that recorder, and hands the recorder
+to ``solver.build_prepared(recorder)``; the log rows of that work lead the solve log.
+``prepare(images, params)`` is that call, kept as the solver-side entry point.
+For the sharded workflow the prepared state is its own file:
 ``save_prepared(path)`` after ``prepare`` (rule ``scores_prepare``), and
 ``load_prepared(path)`` in every shard job, after which ``prepare`` must do
 nothing (return []). Solvers with no preparation keep the defaults.
-``close()`` frees PETSc objects.
+``close()`` frees PETSc objects. A solver with ``solve_set(images, params, labels)``
+(the batched engine) takes the whole set instead of single contexts: ``compute_scores``
+hands it every channel at once and merges the log rows it returns.
 
 Shard independence: the result for an image must not depend on which other
 images the same solver object solved before (the merged scores must be
@@ -63,44 +66,66 @@ class SolverError(RuntimeError):
 
 @dataclass(slots=True)
 class SolveContext:
-    """One linear system A^{n,(k)} x = b^{n,(k)} of one image channel (read-only by convention:
-    not frozen, because a frozen dataclass costs microseconds per solve in the driver's hot loop).
+    """One linear system A x = b of one image channel, named without reference to the
+    nonlinear driver that built it (read-only by convention: not frozen, because a frozen
+    dataclass costs microseconds per solve in the driver's hot loop).
 
-    ``prev_iter_time`` is m^{n-1,(k-1)} (k > 1) and ``prev_time2`` is m^{n-2,(k)}
-    (n > 1); the driver sets them, hand-built contexts may leave them None.
+    ``outer_iter`` (>= 1) is the driver's iteration: the Picard sweep k, or the Newton
+    iteration j + 1 at this level. ``prev_outer`` is the previous outer iterate at this
+    level (Picard: m^{n,(k-1)}, m^0 at k = 1; Newton: x^{(j)}, the §5b guess at j = 0);
+    ``prev_level`` is m^{n-1} of the current outer iterate (also b when f = 0).
+    ``prev_outer_prev_level`` is m^{n-1,(k-1)} (Picard, k > 1) and ``prev_level2`` is
+    m^{n-2} (n > 1); the driver sets them, hand-built contexts may leave them None.
+    ``nonlinear`` names the driver ("picard" or "newton").
     """
 
     image: int
     channel: int
-    picard_iter: int
+    outer_iter: int
     time_level: int
     n_times: int
     system: "FPSystem"
     b: np.ndarray
-    guess_iter: np.ndarray
-    guess_time: np.ndarray
-    prev_iter_time: np.ndarray | None = None
-    prev_time2: np.ndarray | None = None
+    prev_outer: np.ndarray
+    prev_level: np.ndarray
+    prev_outer_prev_level: np.ndarray | None = None
+    prev_level2: np.ndarray | None = None
+    nonlinear: str = "picard"
+
+    def where(self) -> str:
+        """'image i, channel c, <driver> iteration k, time level n' for messages."""
+        return (f"image {self.image}, channel {self.channel}, {self.nonlinear.capitalize()} iteration "
+                f"{self.outer_iter}, time level {self.time_level}")
+
+    def previous(self) -> np.ndarray:
+        """The plain warm start: Newton: the current iterate x^{(j)}; Picard: m^{n,(k-1)},
+        at k = 1 m^{n-1,(1)} (the solution one level earlier; m^0 is no better)."""
+        if self.nonlinear == "newton" or self.outer_iter > 1:
+            return self.prev_outer
+        return self.prev_level
 
     def extrapolated(self, out: np.ndarray | None = None) -> np.ndarray:
-        """First-order prediction of m^{n,(k)}, the warm start of ``extrapolate``.
+        """First-order prediction of this solution, the warm start of ``extrapolate``.
 
-        k > 1: m^{n,(k-1)} + (m^{n-1,(k)} - m^{n-1,(k-1)}), the previous iterate moved by the
-        change this sweep made one level earlier; k = 1: 2 m^{n-1,(1)} - m^{n-2,(1)}, linear
-        in time (m^{0} alone at n = 1). Falls back to ``guess_iter`` / ``guess_time``
+        Newton: x^{(j)} itself (at j = 0 it already is the extrapolation 2 m^{n-1} - m^{n-2}).
+        Picard k > 1: m^{n,(k-1)} + (m^{n-1,(k)} - m^{n-1,(k-1)}), the previous iterate moved by
+        the change this sweep made one level earlier; k = 1: 2 m^{n-1,(1)} - m^{n-2,(1)}, linear
+        in time (m^{0} alone at n = 1). Falls back to ``prev_outer`` / ``prev_level``
         when the older vectors are not given (then returned as they are, ``out`` unused).
         ``out``: an array of the same shape to write the prediction into.
         """
-        if self.picard_iter > 1:
-            if self.prev_iter_time is None:
-                return self.guess_iter
-            x = np.subtract(self.guess_time, self.prev_iter_time, out=out)
-            x += self.guess_iter
+        if self.nonlinear == "newton":
+            return self.prev_outer
+        if self.outer_iter > 1:
+            if self.prev_outer_prev_level is None:
+                return self.prev_outer
+            x = np.subtract(self.prev_level, self.prev_outer_prev_level, out=out)
+            x += self.prev_outer
             return x
-        if self.prev_time2 is None:
-            return self.guess_time
-        x = np.multiply(self.guess_time, 2.0, out=out)
-        x -= self.prev_time2
+        if self.prev_level2 is None:
+            return self.prev_level
+        x = np.multiply(self.prev_level, 2.0, out=out)
+        x -= self.prev_level2
         return x
 
 
@@ -139,12 +164,15 @@ class Solver(ABC):
             raise ValueError(f"rtol: expected a relative residual in (0, 1), got {rtol!r}")
         self.rtol = float(rtol)
 
-    def prepare(self, images: np.ndarray, params: "FPParams") -> list[dict]:
-        """Work before the set (N, C, H, W) is solved; returns solve-log rows. Default: none."""
-        return []
+    def seed_request(self, images: np.ndarray):
+        """(image indices, recording solver) to solve before the set, or None (the default)."""
+        return None
+
+    def build_prepared(self, recorder: "Solver") -> None:
+        """Build the prepared state from what ``recorder`` saw (only with a seed_request)."""
 
     def save_prepared(self, path: str) -> None:
-        """Write what ``prepare`` built (e.g. seed subspaces) to ``path`` (an .npz)."""
+        """Write what ``build_prepared`` built (e.g. seed subspaces) to ``path`` (an .npz)."""
         raise NotImplementedError(f"solver {self.name} has no prepared state to save")
 
     def load_prepared(self, path: str) -> None:

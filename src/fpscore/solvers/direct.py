@@ -36,7 +36,5 @@ class SpsolveSolver(Solver):
     name = "spsolve"
 
     def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
-        where = (f"image {ctx.image}, channel {ctx.channel}, Picard iteration {ctx.picard_iter}, "
-                 f"time level {ctx.time_level}")
-        x, res, solves = direct_solve(ctx.system, ctx.b, self.rtol, where)
+        x, res, solves = direct_solve(ctx.system, ctx.b, self.rtol, ctx.where())
         return x, SolveStats(iterations=solves, initial_residual=1.0, final_residual=res)

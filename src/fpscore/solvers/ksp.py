@@ -16,12 +16,14 @@ with a tightened tolerance until it is met. If the KSP diverges or stagnates
 (systems of a diverging fixed-point iteration), the system is solved directly
 (SuperLU) with a RuntimeWarning, so ``ksp`` and ``spsolve`` give the same m.
 
-Warm start (``warm_start=True``): the initial guess is the previous fixed-point
-iterate at the same time level, m^{n,(k-1)}; at k = 1 (no iterate yet) it is
-m^{n-1,(1)}, the solution one time level earlier. With ``extrapolate=True`` (the
-default) it is ``SolveContext.extrapolated()`` instead: that iterate moved by the
-change the current sweep made one level earlier (k = 1: linear in time), which
-halves the initial residual and saves ~8% of the Krylov iterations.
+Warm start (``warm_start=True``): the initial guess is ``SolveContext.previous()``:
+Picard: the previous fixed-point iterate at the same time level, m^{n,(k-1)}; at
+k = 1 (no iterate yet) m^{n-1,(1)}, the solution one time level earlier; Newton: the
+current Newton iterate x^{(j)} (at j = 0 the §5b guess 2 m^{n-1} - m^{n-2}). With
+``extrapolate=True`` (the default) it is ``SolveContext.extrapolated()`` instead
+(Picard: that iterate moved by the change the current sweep made one level earlier,
+k = 1: linear in time, which halves the initial residual and saves ~8% of the Krylov
+iterations; Newton: the same as the plain warm start).
 
 PETSc's own guess reuse (``-ksp_guess_type pod`` / ``fischer``): PETSc resets
 the guess space whenever the operator's values change (KSPGuessSetUp) unless
@@ -220,7 +222,7 @@ class KspSolver(Solver):
         if self.extrapolate:  # written straight into the KSP's initial-guess buffer when there is one
             slot = self._slots.get(ctx.system.n)
             return ctx.extrapolated(out=None if slot is None else slot.x_buf)
-        return ctx.guess_iter if ctx.picard_iter > 1 else ctx.guess_time
+        return ctx.previous()
 
     def _solve(self, ctx: SolveContext, slot: "_Slot") -> tuple[np.ndarray, SolveStats]:
         ksp = slot.ksp
@@ -322,8 +324,7 @@ class _Slot:
 
 
 def _where(ctx: SolveContext) -> str:
-    return (f"image {ctx.image}, channel {ctx.channel}, Picard iteration {ctx.picard_iter}, "
-            f"time level {ctx.time_level}")
+    return ctx.where()
 
 
 def _message(err: Exception) -> str:

@@ -32,7 +32,7 @@ _PREPARED_VERSION = 1
 
 class _SeedRecorder(KspSolver):
     """The seed solves: the configured KSP, recording per (channel, time level) the
-    solutions met at every Picard iteration and/or the Krylov directions (the
+    solutions met at every outer (Picard or Newton) iteration and/or the Krylov directions (the
     increments of the GMRES iterates), compressed on the fly to at most
     ``keep`` columns so memory stays O(keep * HW) per level."""
 
@@ -68,7 +68,7 @@ class _SeedRecorder(KspSolver):
             cols.extend(np.diff(its, axis=1).T)  # Krylov directions x_j - x_{j-1}
         if len(cols) > 2 * self.keep:
             cols[:] = list(compress_basis(np.stack(cols, axis=1), self.keep).T)
-        self.solutions[(ctx.image, ctx.channel, ctx.picard_iter, ctx.time_level)] = x.copy()
+        self.solutions[(ctx.image, ctx.channel, ctx.outer_iter, ctx.time_level)] = x.copy()
         return x, stats
 
 
@@ -86,9 +86,10 @@ def _check_int(key: str, value, minimum: int) -> int:
 class ProjectionSolver(KspSolver):
     """Cross-matrix Krylov projection (METHOD.md §6) on top of the ``ksp`` solver.
 
-    prepare: pick seeds (``n_seeds``, ``seed_choice`` first|medoid), solve them
-    with the configured KSP while recording, per (seed, channel, time level n),
-    the seed solutions of every Picard iteration and/or the Krylov directions
+    prepare (``seed_request`` / ``build_prepared``, driven by ``fpscore.scores.prepare_solver``):
+    pick seeds (``n_seeds``, ``seed_choice`` first|medoid); the driver solves them (Picard or
+    Newton) with a recording KSP, which keeps, per (seed, channel, time level n),
+    the seed solutions of every outer iteration and/or the Krylov directions
     (``basis`` solutions|krylov|both), and compress them to an orthonormal V_n
     of rank <= ``rank``. Every image uses the subspaces of its nearest seed.
 
@@ -145,12 +146,11 @@ class ProjectionSolver(KspSolver):
         self._current_pc: dict | None = None
 
     # ---- preparation: the seed solves ------------------------------------------------------
-    def prepare(self, images: np.ndarray, params) -> list[dict]:
-        """Select and solve the seeds, build the per-level bases; returns the seed solves' log rows."""
+    def seed_request(self, images: np.ndarray):
+        """Select the seeds of the set; returns (seed indices, recording solver) for the
+        driver to solve them with (``fpscore.scores.prepare_solver``), or None once prepared."""
         if self._prepared:
-            return []
-        from fpscore.scores import compute_scores
-
+            return None
         imgs = np.asarray(images)
         self._seeds = select_seeds(imgs, self.n_seeds, self.seed_choice)
         nearest, _, _ = nearest_seed(imgs, self._seeds)
@@ -159,13 +159,14 @@ class ProjectionSolver(KspSolver):
                                  extrapolate=self.extrapolate,
                                  record_solutions=self.basis in ("solutions", "both"),
                                  record_krylov=self.basis in ("krylov", "both"), keep=self.rank)
-        with recorder:
-            result = compute_scores(imgs[self._seeds], params, recorder, progress=False, image_indices=self._seeds)
+        return self._seeds, recorder
+
+    def build_prepared(self, recorder: "_SeedRecorder") -> None:
+        """The per-level bases V_n from what the recorder met while the driver solved the seeds."""
         self._bases = {key: compress_basis(np.stack(cols, axis=1), self.rank)
                        for key, cols in recorder.vectors.items()}
         self._cache = recorder.solutions
         self._prepared = True
-        return result.log
 
     def save_prepared(self, path: str) -> None:
         """Write seeds, nearest-seed map and bases to an .npz, atomically."""
@@ -213,7 +214,7 @@ class ProjectionSolver(KspSolver):
     def solve(self, ctx):
         if not self._prepared:
             raise SolverError("projection: solve called before prepare (or load_prepared)")
-        cached = self._cache.pop((ctx.image, ctx.channel, ctx.picard_iter, ctx.time_level), None)
+        cached = self._cache.pop((ctx.image, ctx.channel, ctx.outer_iter, ctx.time_level), None)
         if cached is not None:
             res = true_relative_residual(ctx.system, cached, ctx.b)
             if res <= self.rtol:
@@ -253,19 +254,22 @@ class ProjectionSolver(KspSolver):
         change m^{n-1,(k)} - m^{n-1,(k-1)} (k = 1 with ``extrapolate``: m^{n-1,(1)} -
         m^{n-2,(1)}), so the span holds ``SolveContext.extrapolated()``; with ``history``
         h >= 2 also m^{n,(k-1)} - m^{n,(k-j)}, j = 2..h, so that the minimal-residual
-        guess can extrapolate the Picard iteration.
+        guess can extrapolate the Picard iteration. Newton: m^{n-1} and the current
+        iterate x^{(j)} (already the extrapolation at j = 0), plus the history differences.
+        The warm start is the second vector (Picard k = 1: the first).
         """
         if not self.warm_start:
             return []
-        vecs = [ctx.guess_time, ctx.guess_iter]
-        if ctx.picard_iter > 1 and ctx.prev_iter_time is not None and (self.extrapolate or self.history >= 2):
-            vecs.append(ctx.guess_time - ctx.prev_iter_time)
-        elif ctx.picard_iter == 1 and ctx.prev_time2 is not None and self.extrapolate:
-            vecs.append(ctx.guess_time - ctx.prev_time2)
+        vecs = [ctx.prev_level, ctx.prev_outer]
+        picard = ctx.nonlinear != "newton"  # Newton's x^{(j)} already holds the extrapolation
+        if picard and ctx.outer_iter > 1 and ctx.prev_outer_prev_level is not None and (self.extrapolate or self.history >= 2):
+            vecs.append(ctx.prev_level - ctx.prev_outer_prev_level)
+        elif picard and ctx.outer_iter == 1 and ctx.prev_level2 is not None and self.extrapolate:
+            vecs.append(ctx.prev_level - ctx.prev_level2)
         if self.history < 2 or self._hist_key != (ctx.image, ctx.channel):
             return vecs
-        older = self._hist.get(ctx.time_level, [])[:-1][-(self.history - 1):]  # iterates before guess_iter
-        vecs += [ctx.guess_iter - x for x in older]  # same span as the iterates, better conditioned
+        older = self._hist.get(ctx.time_level, [])[:-1][-(self.history - 1):]  # iterates before prev_outer
+        vecs += [ctx.prev_outer - x for x in older]  # same span as the iterates, better conditioned
         return vecs
 
     def _basis(self, ctx) -> np.ndarray:
@@ -297,10 +301,10 @@ class ProjectionSolver(KspSolver):
             state = self._pcs[key] = {"pc": pc, "owner": None, "k": 0, "its": 0, "worse": False}
         pc = state["pc"]
         owner = (ctx.image, ctx.channel)
-        refresh = state["owner"] != owner or ctx.picard_iter - state["k"] >= self.lag or state["worse"]
+        refresh = state["owner"] != owner or ctx.outer_iter - state["k"] >= self.lag or state["worse"]
         state["refreshed"] = refresh
         if refresh:
-            state.update(owner=owner, k=ctx.picard_iter, worse=False)
+            state.update(owner=owner, k=ctx.outer_iter, worse=False)
         self._current_pc = state
         pc.setReusePreconditioner(not refresh)
         ksp.setPC(pc)
@@ -335,7 +339,7 @@ class ProjectionSolver(KspSolver):
         # Minimal residual as a correction of the warm start x_w = W e_j (r_w = b - A x_w): the
         # normal equations then lose digits relative to ||r_w||, not ||b|| (late Picard
         # iterations start 1e-8 below ||b||, where a projection of b would be worse than x_w).
-        j = r + (0 if ctx.picard_iter == 1 else 1)  # guess_time at k = 1, else guess_iter (as KspSolver)
+        j = r + (0 if ctx.outer_iter == 1 and ctx.nonlinear != "newton" else 1)  # ctx.previous(), as KspSolver
         z = solve_normal(G, c - G[:, j])
         z[j] += 1.0
         return W @ z

@@ -1,0 +1,145 @@
+"""The score pre-computation at CIFAR-10 scale: shards -> memory-mapped merge, measured.
+
+Builds a CIFAR-10-sized stand-in set (default 2,000 of the 50,000 images; 3 x 32 x 32) from
+random 32 x 32 crops and horizontal flips of the builtin photos (colour, at 96 x 96) and
+faces (grey, copied to 3 channels, at 64 x 64); computes the scores shard by shard, each
+shard in its own process (a workflow job: the batched engine, ``--nonlinear`` driver, one
+torch thread), writes the shard files, merges them into the memory-mapped score directory
+(``fpscore.score_store``), reads one training batch back, and prints: channels per second,
+the peak resident memory of every shard job and of the merge (getrusage), the output size,
+and the extrapolation to the full set on ``--cores`` cores (wall time scales with
+images / cores, the measured per-job rate held fixed; the machine's other load is not
+modelled). Channels whose fixed point diverges (low-contrast crops, as the "moon" photo)
+are counted, flagged in the files and cost up to newton_max_iter solves per level.
+
+    python benchmarks/cifar_scale_benchmark.py                       # 2,000 images, shards of 250
+    python benchmarks/cifar_scale_benchmark.py --images 500 --workers 2 --shard-size 125
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+FULL_SET = 50_000
+
+
+def stand_in_set(n: int, seed: int = 0) -> np.ndarray:
+    """n x 3 x 32 x 32 float32 images: random crops and flips of the builtin photos and faces."""
+    from fpscore.data import PHOTOS, prepare
+
+    photos, _, _ = prepare("photos", 96, {"names": list(PHOTOS)[:8], "channels": 3})
+    faces, _, _ = prepare("faces", 64, {"count": 50, "indices": []})
+    pool = [p for p in photos] + [np.repeat(f, 3, axis=0) for f in faces]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, 3, 32, 32), dtype=np.float32)
+    for k in range(n):
+        img = pool[rng.integers(len(pool))]
+        a, b = rng.integers(0, img.shape[1] - 32 + 1, 2)
+        crop = img[:, a:a + 32, b:b + 32]
+        out[k] = crop[:, :, ::-1] if rng.random() < 0.5 else crop
+    return out
+
+
+def shard_job(task) -> dict:
+    """One shard in its own process: scores with the batched engine, written as a shard file."""
+    path, images_path, start, stop, nonlinear = task
+    import torch
+
+    from fpscore.fokker_planck.params import FPParams
+    from fpscore.scores import compute_scores, score_arrays, write_npz
+    from fpscore.solvers import make_solver
+
+    torch.set_num_threads(1)
+    images = np.load(images_path, mmap_mode="r")[start:stop]
+    idx = np.arange(start, stop)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # non-converged channels are counted below, not printed
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = compute_scores(np.asarray(images), FPParams(nonlinear=nonlinear),
+                             make_solver("batched", batched=dict(device="cpu", threads=1)), progress=False,
+                             image_indices=idx, dtype=np.float32)
+    solve_s = time.perf_counter() - t0
+    write_npz(path, score_arrays(res, np.array([f"img{i}" for i in idx]), json.dumps({"nonlinear": nonlinear}),
+                                 indices=idx))
+    return {"shard": str(path), "images": stop - start, "seconds": time.perf_counter() - t0, "solve_s": solve_s,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "not_converged": int((~res.converged).sum()), "solves": int(res.solves.sum()),
+            "max_residual": max(r["final_residual"] for r in res.log)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=2000, help="images of the stand-in set (default %(default)s)")
+    p.add_argument("--shard-size", type=int, default=250, help="images per shard job (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="shard jobs at once (default %(default)s)")
+    p.add_argument("--cores", type=int, default=2, help="cores of the extrapolation (default %(default)s)")
+    p.add_argument("--nonlinear", default="newton", choices=["newton", "picard"])
+    p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
+    p.add_argument("--json", type=Path, default=None, help="also write the measurements here")
+    args = p.parse_args(argv)
+    if min(args.images, args.shard_size, args.workers, args.cores) < 1:
+        p.error("--images, --shard-size, --workers and --cores take positive integers")
+    from fpscore.score_store import merge_shards_to_dir, read_scores
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="fpscore-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t_start = time.perf_counter()
+        images = stand_in_set(args.images)
+        np.save(work / "images.npy", images)
+        tasks = [(work / f"shard{i}.npz", work / "images.npy", s, min(s + args.shard_size, args.images),
+                  args.nonlinear) for i, s in enumerate(range(0, args.images, args.shard_size))]
+        t0 = time.perf_counter()
+        with mp.get_context("fork").Pool(args.workers, maxtasksperchild=1) as pool:
+            jobs = pool.map(shard_job, tasks, chunksize=1)
+        shards_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        merged = merge_shards_to_dir([t[0] for t in tasks], args.images, work / "scores")
+        merge_s = time.perf_counter() - t1
+        merge_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        got = read_scores(merged)
+        batch = np.asarray(got["scores"][np.sort(np.random.default_rng(0).choice(args.images, min(128, args.images), replace=False))])
+        size = sum(f.stat().st_size for f in merged.iterdir())
+        channels = 3 * args.images
+        per_job = sum(j["seconds"] for j in jobs) / args.images  # job seconds per image
+        full_s = per_job * FULL_SET / args.cores
+        out = {
+            "images": args.images, "channels": channels, "shard_size": args.shard_size, "workers": args.workers,
+            "nonlinear": args.nonlinear, "shards_wall_s": shards_s, "merge_s": merge_s,
+            "channels_per_s": channels / shards_s, "channels_per_job_s": 3 / per_job,
+            "job_peak_mb_max": max(j["peak_mb"] for j in jobs), "merge_peak_mb": merge_peak,
+            "output_bytes": size, "output_bytes_full": size / args.images * FULL_SET,
+            "full_set_minutes_on_cores": full_s / 60, "cores": args.cores,
+            "channels_not_converged": sum(j["not_converged"] for j in jobs),
+            "max_residual": max(j["max_residual"] for j in jobs),
+            "solves_per_channel": sum(j["solves"] for j in jobs) / channels,
+            "batch_read_shape": list(batch.shape), "memmapped": isinstance(got["scores"], np.memmap),
+            "total_wall_s": time.perf_counter() - t_start,
+        }
+        for k, v in out.items():
+            print(f"{k:>26}: {v:.4g}" if isinstance(v, float) else f"{k:>26}: {v}")
+        if args.json:
+            args.json.write_text(json.dumps({"summary": out, "jobs": jobs}, indent=1))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

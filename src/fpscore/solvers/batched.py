@@ -1,0 +1,316 @@
+"""``batched``: all image channels of a set at once (METHOD.md §5c), torch float64 on CPU or CUDA.
+
+The K = N*C channels form a (K, H*W) array. The initial densities come from the batched
+KDE (``fpscore.fokker_planck.kde_batched``); then the nonlinear driver runs over all
+channels together: per-level Newton (§5b, ``nonlinear="newton"``) or Picard sweeps
+(Algorithm 1), each channel with its own convergence test (a converged channel stops
+while the others go on). Every linear step is one ``batched_ops.bicgstab`` over the
+active channels (matrix-free operator, per-system scalars and stopping tests), warm
+started as the other solvers are (Newton: the current iterate; Picard: the extrapolated
+previous iterate). Every system is then held to the same TRUE relative residual rtol as
+the other solvers (one more operator application); a system that misses it is solved
+again from where it stopped (``_ROUNDS`` runs in all), and if it still misses, or broke
+down, it is solved by SuperLU (scipy) with a RuntimeWarning. One log row per channel
+and linear solve (LOG_COLUMNS; seconds apportioned equally over the systems solved
+together), written by the row and residual code of ``fpscore.fokker_planck.step``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fpscore.fokker_planck.step import check_solution, log_row
+from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats
+from fpscore.solvers.batched_ops import (Stencil, bicgstab, check_tolerance, relative_residual,
+                                         resolve_device)
+
+_ROUNDS = 2  # BiCGStab runs from the current x for a system whose true residual misses rtol
+_SAFETY = 0.5  # the recursive residual must reach _SAFETY * rtol before the true one is checked
+
+
+@dataclass
+class SetResult:
+    """What ``solve_set`` returns: m, s (N, C, T, H, W) numpy, outer iterations, convergence
+    and linear solves per (image, channel), and the log rows."""
+
+    m: np.ndarray
+    s: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    solves: np.ndarray
+    rows: list[dict]
+
+
+class BatchedSolver(Solver):
+    """The batched engine (module docstring). ``device`` auto|cpu|cuda; ``threads``: torch
+    CPU threads while solving (None: torch's setting); ``batch_size``: channels solved
+    together (memory ~ 3 * T * batch_size * H * W * 8 bytes); ``max_it``: BiCGStab cap
+    per round."""
+
+    name = "batched"
+
+    def __init__(self, rtol: float = 1e-10, device: str = "auto", threads: int | None = None,
+                 batch_size: int = 256, max_it: int = 40):
+        super().__init__(rtol)
+        check_tolerance(rtol)
+        resolve_device(device)  # fail early on a bad name or a missing GPU
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
+        for key, value in (("batch_size", batch_size), ("max_it", max_it)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}: expected a positive integer, got {value!r}")
+        self.device_name, self.threads, self.batch_size, self.max_it = device, threads, batch_size, max_it
+        self.fallbacks = 0  # systems solved by SuperLU after BiCGStab missed rtol
+
+    def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
+        raise SolverError("batched: solves whole sets (compute_scores calls solve_set), not single systems")
+
+    def describe(self) -> dict[str, Any]:
+        return {"solver": self.name, "rtol": self.rtol, "device": self.device_name, "batch_size": self.batch_size,
+                "max_it": self.max_it}
+
+    # ---- the set ----------------------------------------------------------------------------
+    def solve_set(self, images: np.ndarray, params, labels: np.ndarray, *, progress: bool = False,
+                  drift: np.ndarray | None = None) -> SetResult:
+        """m and s of every channel of ``images`` (N, C, H, H, validated), driver ``params.nonlinear``.
+        ``drift`` (T, H, W) f^n for every channel (tests; zero in the pipeline)."""
+        import torch
+
+        from fpscore.fokker_planck.kde_batched import initial_log_density_batched
+
+        N, C, H, W = images.shape
+        T = params.n_times
+        K = N * C
+        old_threads = torch.get_num_threads()
+        device = resolve_device(self.device_name)
+        if self.threads is not None and device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            m = np.empty((K, T, H, W))
+            rows: list[dict] = []
+            iters = np.zeros(K, dtype=int)
+            conv = np.zeros(K, dtype=bool)
+            solves = np.zeros(K, dtype=int)
+            stencil = Stencil(H, W, device)
+            f = None if drift is None else torch.as_tensor(drift, dtype=torch.float64, device=device).reshape(T, -1)
+            chans = images.reshape(K, H, W)
+            for start in range(0, K, self.batch_size):
+                idx = np.arange(start, min(start + self.batch_size, K))
+                m0 = initial_log_density_batched(chans[idx], bins=params.kde_bins, floor=params.kde_floor,
+                                                 device=device).reshape(len(idx), -1)
+                engine = _Run(self, stencil, params, f, labels[idx // C], idx % C)
+                mt, it, cv, ns = engine.newton(m0) if params.nonlinear == "newton" else engine.picard(m0)
+                m[idx] = mt.reshape(len(idx), T, H, W)
+                iters[idx], conv[idx], solves[idx] = it, cv, ns
+                rows.extend(engine.rows)
+        finally:
+            torch.set_num_threads(old_threads)
+        from fpscore.fokker_planck.lattice import d_h
+
+        m = m.reshape(N, C, T, H, W)
+        return SetResult(m=m, s=d_h(m, params.dh), iterations=iters.reshape(N, C), converged=conv.reshape(N, C),
+                         solves=solves.reshape(N, C), rows=rows)
+
+
+class _Run:
+    """One batch of channels through a nonlinear driver; collects the log rows."""
+
+    def __init__(self, solver: BatchedSolver, stencil: Stencil, params, drift, images: np.ndarray,
+                 channels: np.ndarray):
+        self.solver, self.stencil, self.params, self.drift = solver, stencil, params, drift
+        self.images, self.channels = images, channels
+        self.h = params.dh
+        self.times, self.g = params.times(), params.g()
+        self.dts = np.diff(self.times)
+        self.rows: list[dict] = []
+
+    # ---- one linear step for the systems ``sub`` --------------------------------------------
+    def _coefficients(self, n: int, v):
+        import torch
+
+        k = v.shape[0]
+        g, dt, h = self.g[n], self.dts[n - 1], self.h
+        c = torch.full((k,), g * g * dt / (h * h), dtype=torch.float64, device=v.device)
+        return self.stencil.set(c, torch.full_like(c, dt / (2.0 * h)), v)
+
+    def linear(self, n: int, outer: np.ndarray, sub: np.ndarray, v, b, x0, nonlinear: str, t_assemble: float):
+        """Solve the systems (v, b) of the channels ``sub`` at level n from x0; returns x (k, n)."""
+        import torch
+
+        solver = self.solver
+        t0 = time.perf_counter()
+        coef = self._coefficients(n, v)
+        x = x0.clone()
+        its, init = bicgstab(self.stencil, coef, b, x, _SAFETY * solver.rtol, solver.max_it)
+        final = relative_residual(self.stencil, coef, x, b)
+        todo = torch.nonzero(~(final <= solver.rtol)).flatten()  # NaN (a breakdown) included
+        for _ in range(_ROUNDS - 1):  # on from where they stopped, for those that missed the true residual
+            if len(todo) == 0:
+                break
+            c_todo, xs, bs = coef.take(todo), x[todo], b[todo]
+            broken = ~torch.isfinite(xs).all(1)
+            xs[broken] = x0[todo][broken]  # a breakdown starts again from the warm start
+            k_its, _ = bicgstab(self.stencil, c_todo, bs, xs, _SAFETY * solver.rtol, solver.max_it)
+            x[todo] = xs
+            its[todo] += k_its
+            final[todo] = relative_residual(self.stencil, c_todo, xs, bs)
+            todo = todo[~(final[todo] <= solver.rtol)]
+        x_np = None
+        if len(todo):  # a direct solve (SuperLU) for what BiCGStab could not do
+            x_np = x.cpu().numpy()
+            final_np = final.cpu().numpy()
+            places = [self._direct(n, v[i], b[i], i, sub, outer, nonlinear, x_np, final_np)
+                      for i in todo.cpu().numpy()]
+            warnings.warn(f"batched: BiCGStab missed rtol {solver.rtol:.1e} for {len(places)} system(s) (first: "
+                          f"{places[0]}); solved directly (SuperLU)", RuntimeWarning, stacklevel=4)
+            x = torch.as_tensor(x_np, device=x.device)
+            final = torch.as_tensor(final_np, device=x.device)
+        elapsed = time.perf_counter() - t0
+        its_np, init_np, final_np = its.cpu().numpy(), init.cpu().numpy(), final.cpu().numpy()
+        x_check = x.cpu().numpy() if x_np is None else x_np
+        k = len(sub)
+        for i, a in enumerate(sub):
+            place = (f"image {self.images[a]}, channel {self.channels[a]}, {nonlinear.capitalize()} iteration "
+                     f"{outer[i]}, time level {n}")
+            check_solution(solver.name, solver.rtol, x_check[i], final_np[i], place)
+            self.rows.append(log_row(image=int(self.images[a]), channel=int(self.channels[a]),
+                                     outer_iter=int(outer[i]), time_level=n, solver=solver.name,
+                                     iterations=int(its_np[i]), initial_residual=init_np[i],
+                                     final_residual=final_np[i], projection_residual=np.nan,
+                                     assemble_seconds=t_assemble / k, solve_seconds=elapsed / k))
+        return x
+
+    def _direct(self, n, v, b, i, sub, outer, nonlinear, x_out, res_out) -> str:
+        """SuperLU solve of system i of this step into x_out[i], res_out[i]; returns where it is."""
+        from fpscore.fokker_planck.assembly import FPSystem
+        from fpscore.solvers.direct import direct_solve
+
+        H, W = self.stencil.H, self.stencil.W
+        system = FPSystem(H, W)
+        system.fill(self.g[n], self.dts[n - 1], v.cpu().numpy().reshape(H, W), self.h)
+        a = sub[i]
+        place = (f"image {self.images[a]}, channel {self.channels[a]}, {nonlinear.capitalize()} iteration "
+                 f"{outer[i]}, time level {n}")
+        self.solver.fallbacks += 1
+        x_out[i], res_out[i], _ = direct_solve(system, b.cpu().numpy(), self.solver.rtol, place)
+        return place
+
+    # ---- the drivers ------------------------------------------------------------------------
+    def _drift_terms(self, n: int):
+        """(f^n (n_pix,), dt D_h f^n (n_pix,)) or (None, None)."""
+        if self.drift is None:
+            return None, None
+        f = self.drift[n][None, :]
+        return f, self.dts[n - 1] * self.stencil.d(f, self.h)
+
+    def newton(self, m0):
+        """Per-level Newton (§5b) for the batch: m (k, T, n) numpy, iterations, converged, solves."""
+        import torch
+
+        p = self.params
+        k, T = m0.shape[0], p.n_times
+        m = torch.empty((T, k, m0.shape[1]), dtype=torch.float64, device=m0.device)
+        m[0] = m0
+        most = np.zeros(k, dtype=int)
+        conv = np.ones(k, dtype=bool)
+        solves = np.zeros(k, dtype=int)
+        for n in range(1, T):
+            x = m[0].clone() if n == 1 else 2.0 * m[n - 1] - m[n - 2]
+            f, dtdf = self._drift_terms(n)
+            g2, dt = self.g[n] ** 2, self.dts[n - 1]
+            active = np.arange(k)
+            first_row = len(self.rows)
+            for j in range(1, p.newton_max_iter + 1):
+                t0 = time.perf_counter()
+                xa = x[active]
+                s = self.stencil.d(xa, self.h)
+                v = -g2 * s if f is None else f - g2 * s
+                b = m[n - 1][active] - (0.5 * dt * g2) * s * s
+                if dtdf is not None:
+                    b = b - dtdf
+                x_new = self.linear(n, np.full(len(active), j), active, v, b, xa, "newton",
+                                    time.perf_counter() - t0)
+                change = (torch.linalg.vector_norm(x_new - xa, dim=1)
+                          / torch.linalg.vector_norm(xa, dim=1).clamp_min(np.finfo(float).tiny)).cpu().numpy()
+                if not np.all(np.isfinite(change)):
+                    bad = active[~np.isfinite(change)][0]
+                    raise SolverError(f"batched: non-finite Newton iterate (image {self.images[bad]}, channel "
+                                      f"{self.channels[bad]}, time level {n})")
+                x[active] = x_new
+                solves[active] += 1
+                most[active] = np.maximum(most[active], j)
+                active = active[change >= p.newton_tol]
+                if len(active) == 0:
+                    break
+            if len(active):
+                conv[active] = False
+                lost = set(active.tolist())
+                for row in self.rows[first_row:]:
+                    if (row["image"], row["channel"]) in {(self.images[a], self.channels[a]) for a in lost}:
+                        row["converged"] = False
+                warnings.warn(f"Newton iteration did not converge at time level {n} for {len(active)} channel(s) "
+                              f"(first: image {self.images[active[0]]}, channel {self.channels[active[0]]}) after "
+                              f"{p.newton_max_iter} iterations (newton_tol {p.newton_tol:.1e})", RuntimeWarning,
+                              stacklevel=3)
+            m[n] = x
+        return m.transpose(0, 1).cpu().numpy(), most, conv, solves
+
+    def picard(self, m0):
+        """Algorithm 1 for the batch, each channel with its own stopping test."""
+        import torch
+
+        p = self.params
+        k, T, npix = m0.shape[0], p.n_times, m0.shape[1]
+        m_old = m0[None].expand(T, k, npix).clone()
+        s_old = self.stencil.d(m_old.reshape(T * k, npix), self.h).reshape(T, k, npix)
+        iters = np.zeros(k, dtype=int)
+        conv = np.zeros(k, dtype=bool)
+        solves = np.zeros(k, dtype=int)
+        rows_of = {a: [] for a in range(k)}
+        active = np.arange(k)
+        for it in range(1, p.picard_max_iter + 1):
+            ka = len(active)
+            m = torch.empty((T, ka, npix), dtype=torch.float64, device=m0.device)
+            m[0] = m_old[0][active]
+            for n in range(1, T):
+                t0 = time.perf_counter()
+                f, dtdf = self._drift_terms(n)
+                v = (-0.5 * self.g[n] ** 2) * s_old[n][active]
+                if f is not None:
+                    v = v + f
+                b = m[n - 1] if dtdf is None else m[n - 1] - dtdf
+                if it > 1:
+                    x0 = m_old[n][active] + (m[n - 1] - m_old[n - 1][active])
+                else:
+                    x0 = m[n - 1] if n == 1 else 2.0 * m[n - 1] - m[n - 2]
+                first = len(self.rows)
+                m[n] = self.linear(n, np.full(ka, it), active, v, b, x0, "picard", time.perf_counter() - t0)
+                for r, a in zip(range(first, len(self.rows)), active):
+                    rows_of[a].append(r)
+            old = m_old[:, active]
+            change = (torch.linalg.vector_norm((m - old).transpose(0, 1).reshape(ka, -1), dim=1)
+                      / torch.linalg.vector_norm(old.transpose(0, 1).reshape(ka, -1), dim=1)
+                      .clamp_min(np.finfo(float).tiny)).cpu().numpy()
+            if not np.all(np.isfinite(change)):
+                raise SolverError(f"batched: non-finite Picard iterate (image {self.images[active[0]]})")
+            m_old[:, active] = m
+            s_old[:, active] = self.stencil.d(m.reshape(T * ka, npix), self.h).reshape(T, ka, npix)
+            iters[active] = it
+            solves[active] += T - 1
+            done = change < p.picard_tol
+            conv[active[done]] = True
+            active = active[~done]
+            if len(active) == 0:
+                break
+        if len(active):
+            for a in active:
+                for r in rows_of[a]:
+                    self.rows[r]["converged"] = False
+            warnings.warn(f"Picard iteration did not converge for {len(active)} channel(s) (first: image "
+                          f"{self.images[active[0]]}, channel {self.channels[active[0]]}) after "
+                          f"{p.picard_max_iter} iterations", RuntimeWarning, stacklevel=3)
+        return m_old.transpose(0, 1).cpu().numpy(), iters, conv, solves

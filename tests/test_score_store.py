@@ -1,0 +1,100 @@
+"""The scale path: a few hundred images through shards -> merge into memory-mapped .npy files
+-> a batch read, equal to the in-memory result; bad and truncated files named in the error."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fpscore.data import load_dataset, prepare
+from fpscore.fokker_planck.params import FPParams
+from fpscore.score_store import merge_shards_to_dir, read_scores
+from fpscore.scores import compute_scores, merge_shards, read_images, score_arrays, write_npz
+from fpscore.solvers import make_solver
+
+PARAMS = FPParams(n_times=4, kde_bins=64)
+N_IMAGES, SHARD = 240, 64
+
+
+@pytest.fixture(scope="module")
+def images():
+    """240 8x8 single-channel images: random crops and flips of the builtin photos and faces."""
+    rng = np.random.default_rng(0)
+    photos, _, _ = prepare("photos", 32, {"names": ["camera", "coins", "astronaut"], "channels": 1})
+    faces, _, _ = prepare("faces", 32, {"count": 4, "indices": []})
+    pool = np.concatenate([photos, faces])[:, 0]
+    out = np.empty((N_IMAGES, 1, 8, 8))
+    for k in range(N_IMAGES):
+        i, a, b = rng.integers(len(pool)), *rng.integers(0, 25, 2)
+        crop = pool[i, a:a + 8, b:b + 8]
+        out[k, 0] = crop[:, ::-1] if rng.random() < 0.5 else crop
+    return out
+
+
+@pytest.fixture(scope="module")
+def shards(images, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shards")
+    names = np.array([f"img{k}" for k in range(N_IMAGES)])
+    paths = []
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for start in range(0, N_IMAGES, SHARD):
+            idx = np.arange(start, min(start + SHARD, N_IMAGES))
+            res = compute_scores(images[idx], PARAMS, make_solver("batched", batched=dict(device="cpu")),
+                                 progress=False, image_indices=idx, dtype=np.float32, nonlinear="newton")
+            path = folder / f"shard{start // SHARD}.npz"
+            write_npz(path, score_arrays(res, names[idx], "{}", indices=idx))
+            paths.append(path)
+    finally:
+        torch.set_num_threads(old)
+    return paths, names, folder
+
+
+def test_merge_equals_the_in_memory_result_and_reads_memory_mapped(images, shards):
+    paths, names, folder = shards
+    whole = compute_scores(images, PARAMS, make_solver("batched", batched=dict(device="cpu", threads=1)),
+                           progress=False, dtype=np.float32, nonlinear="newton")
+    out = merge_shards_to_dir(paths[::-1], N_IMAGES, folder / "merged", names=names)  # any shard order
+    got = read_scores(out)
+    assert isinstance(got["m"], np.memmap) and isinstance(got["scores"], np.memmap)
+    assert not got["m"].flags.writeable
+    np.testing.assert_array_equal(got["m"], whole.m)
+    np.testing.assert_array_equal(got["scores"], whole.scores)
+    np.testing.assert_array_equal(got["names"], names)
+    batch = np.sort(np.random.default_rng(1).choice(N_IMAGES, 32, replace=False))
+    np.testing.assert_array_equal(np.asarray(got["scores"][batch]), whole.scores[batch])  # a lazy batch read
+    in_memory = merge_shards(paths, N_IMAGES)  # the single-file path agrees
+    for key, value in in_memory.items():
+        np.testing.assert_array_equal(got[key], value)
+
+
+def test_merge_checks_coverage_and_names(shards, tmp_path):
+    paths, names, _ = shards
+    with pytest.raises(ValueError, match=r"do not cover images 0..239 exactly once \(missing \[64, 65"):
+        merge_shards_to_dir([paths[0], paths[2], paths[3]], N_IMAGES, tmp_path / "m")
+    with pytest.raises(ValueError, match="image names of the shards differ"):
+        merge_shards_to_dir(paths, N_IMAGES, tmp_path / "m", names=names[::-1])
+    assert not (tmp_path / "m").exists() and not list(tmp_path.iterdir())  # nothing half written
+
+
+def test_bad_and_truncated_files_are_named(shards, tmp_path):
+    paths, names, _ = shards
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not an npz file" * 4)
+    for reader in (read_images, read_scores, lambda p: merge_shards([p], 1),
+                   lambda p: merge_shards_to_dir([p], 1, tmp_path / "o")):
+        with pytest.raises(ValueError, match=f"{bad}: not a readable"):
+            reader(bad)
+    with pytest.raises(Exception, match=str(bad)):  # the data stage's reader (DataError)
+        load_dataset(bad)
+    cut = tmp_path / "cut.npz"
+    data = paths[1].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=f"shard {cut}: not a readable"):
+        merge_shards_to_dir([paths[0], cut], N_IMAGES, tmp_path / "o")
+    out = merge_shards_to_dir(paths, N_IMAGES, tmp_path / "merged")
+    m = out / "m.npy"
+    m.write_bytes(m.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=f"scores file {m}: not a readable .npy"):
+        read_scores(out)

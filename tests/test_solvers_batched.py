@@ -1,0 +1,151 @@
+"""The batched engine (METHOD.md §5c) on CPU: operator and KDE equal to the per-system code,
+scores equal to spsolve-Picard, per-system masking, the direct-solve fallback, the log."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fpscore.data import prepare  # noqa: E402
+from fpscore.fokker_planck.assembly import FPSystem  # noqa: E402
+from fpscore.fokker_planck.kde import initial_log_density  # noqa: E402
+from fpscore.fokker_planck.kde_batched import initial_log_density_batched  # noqa: E402
+from fpscore.fokker_planck.lattice import d_h  # noqa: E402
+from fpscore.fokker_planck.params import FPParams  # noqa: E402
+from fpscore.scores import compute_scores  # noqa: E402
+from fpscore.solvers import LOG_COLUMNS, make_solver  # noqa: E402
+from fpscore.solvers import batched as batched_mod  # noqa: E402
+from fpscore.solvers.batched_ops import Stencil, bicgstab, relative_residual  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """Two photos (grey) and two faces at 32x32: both builtin sets."""
+    photos, _, _ = prepare("photos", 32, {"names": ["coins", "astronaut"], "channels": 1})
+    faces, _, _ = prepare("faces", 32, {"count": 2, "indices": []})
+    return np.concatenate([photos, faces]).astype(np.float64)
+
+
+def _solver(**kw):
+    return make_solver("batched", batched=dict(device="cpu", threads=1) | kw)
+
+
+def test_operator_equals_assembled_matrix_with_drift():
+    rng = np.random.default_rng(1)
+    H, W, B = 7, 9, 3
+    stencil = Stencil(H, W, torch.device("cpu"))
+    g, dt, h = np.array([1.3, 2.0, 4.5]), np.array([0.05, 0.1, 0.02]), 0.7
+    v = rng.standard_normal((B, H, W)) * 3  # drift f - g^2 s~ / 2, arbitrary
+    coef = stencil.set(torch.as_tensor(g * g * dt / h**2), torch.as_tensor(dt / (2 * h)),
+                       torch.as_tensor(v.reshape(B, -1)))
+    u = rng.standard_normal((B, H * W))
+    got = stencil.apply(coef, torch.as_tensor(u)).numpy()
+    system = FPSystem(H, W)
+    for i in range(B):
+        system.fill(g[i], dt[i], v[i], h)
+        want = system.csr @ u[i]
+        assert np.abs(got[i] - want).max() <= 1e-12 * np.abs(want).max()
+    np.testing.assert_allclose(stencil.d(torch.as_tensor(u), h).numpy().reshape(B, H, W),
+                               d_h(u.reshape(B, H, W), h), rtol=0, atol=1e-12)
+
+
+def test_batched_kde_equals_per_channel(mixed):
+    chans = np.concatenate([mixed[:, 0], np.full((1, 32, 32), 0.4), (mixed[:1, 0] + mixed[:1, 0].transpose(0, 2, 1)) / 2])
+    got = initial_log_density_batched(chans, bins=256).numpy()
+    want = np.stack([initial_log_density(c, bins=256) for c in chans])
+    assert np.abs(got - want).max() < 1e-12
+    small = initial_log_density_batched(chans[:2], bins=64).numpy()
+    assert np.abs(small - np.stack([initial_log_density(c, bins=64) for c in chans[:2]])).max() < 1e-12
+
+
+@pytest.mark.parametrize("nonlinear", ["newton", "picard"])
+def test_batched_equals_spsolve_picard(mixed, nonlinear, torch_one_thread):
+    params = FPParams(nonlinear="picard")
+    ref = compute_scores(mixed[[0, 2]], params, make_solver("spsolve"), progress=False)
+    res = compute_scores(mixed, params, _solver(), progress=False, nonlinear=nonlinear)
+    assert res.converged.all()
+    assert np.abs(res.m[[0, 2]] - ref.m).max() < 1e-6
+    assert np.abs(res.scores[[0, 2]] - ref.scores).max() < 1e-5
+    assert all(row["final_residual"] <= 1e-10 for row in res.log)
+    assert all(list(row) == list(LOG_COLUMNS) for row in res.log)
+    assert len(res.log) == res.solves.sum() and {r["solver"] for r in res.log} == {"batched"}
+    if nonlinear == "picard":
+        np.testing.assert_array_equal(res.picard_iterations[[0, 2]], ref.picard_iterations)
+    # seconds apportioned per system: positive, summing to about the run's time
+    assert all(r["solve_seconds"] > 0 and r["assemble_seconds"] >= 0 for r in res.log)
+
+
+def test_converged_systems_are_masked():
+    """A system that starts at its solution stays bit-for-bit fixed (0 iterations) while the
+    others of the batch iterate."""
+    rng = np.random.default_rng(0)
+    H = 10
+    stencil = Stencil(H, H, torch.device("cpu"))
+    B = 4
+    c = torch.tensor([0.2, 1.0, 1.3, 0.05], dtype=torch.float64)
+    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64),
+                       torch.as_tensor(rng.standard_normal((B, H * H))))
+    x_true = torch.as_tensor(rng.standard_normal((B, H * H)))
+    b = stencil.apply(coef, x_true)
+    x = torch.zeros_like(b)
+    x[1] = x_true[1]
+    before = x[1].clone()
+    its, init = bicgstab(stencil, coef, b, x, 1e-12, 200)
+    assert its[1] == 0 and init[1] < 1e-14 and torch.equal(x[1], before)
+    assert (its[[0, 2, 3]] > 2).all() and len(set(its.tolist())) > 2  # each stops on its own test
+    assert (relative_residual(stencil, coef, x, b) <= 1e-12 * 1.01).all()
+
+
+def test_failing_systems_fall_back_to_a_direct_solve(mixed, monkeypatch):
+    """With a BiCGStab cap of one iteration no system can reach rtol: every one is solved by
+    SuperLU with a warning, and the scores still equal spsolve's."""
+    monkeypatch.setattr(batched_mod, "_ROUNDS", 1)
+    params = FPParams(n_times=4, nonlinear="picard")
+    solver = _solver(max_it=1)
+    with pytest.warns(RuntimeWarning, match="BiCGStab missed rtol .* solved directly"):
+        res = compute_scores(mixed[:2], params, solver, progress=False, nonlinear="newton")
+    ref = compute_scores(mixed[:2], params, make_solver("spsolve"), progress=False, nonlinear="newton")
+    assert solver.fallbacks > 0
+    assert np.abs(res.m - ref.m).max() < 1e-9
+    assert all(row["final_residual"] <= 1e-10 for row in res.log)
+
+
+def test_bad_settings_name_the_key():
+    with pytest.raises(ValueError, match="device: unknown value 'tpu'"):
+        _solver(device="tpu")
+    with pytest.raises(ValueError, match="batch_size: expected a positive integer, got 0"):
+        _solver(batch_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' requested"):
+            _solver(device="cuda")
+
+
+def test_imports_stay_lazy():
+    code = ("import sys, fpscore.scores, fpscore.solvers, fpscore.score_store; "
+            "print(any(m in sys.modules for m in ('torch', 'petsc4py')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("nonlinear", ["newton", "picard"])
+def test_batched_with_a_drift_field_equals_the_per_channel_driver(mixed, nonlinear):
+    """The engine's drift terms (v = f - ..., b = ... - dt D_h f) against the per-channel drivers."""
+    from fpscore.fokker_planck.newton import solve_channel_newton
+    from fpscore.fokker_planck.picard import solve_channel
+
+    params = FPParams(n_times=6, nonlinear=nonlinear)
+    imgs = mixed[:2, :, 4:20, 4:20]
+    i, j = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
+    drift = np.stack([(1 + t) * 0.3 * np.sin(i / 3.0) * np.cos(j / 5.0) for t in params.times()])
+    res = _solver().solve_set(imgs, params, np.arange(2), drift=drift)
+    drive, tol, cap = ((solve_channel_newton, params.newton_tol, params.newton_max_iter) if nonlinear == "newton"
+                       else (solve_channel, params.picard_tol, params.picard_max_iter))
+    for a in range(2):
+        ref = drive(initial_log_density(imgs[a, 0]), params.times(), params.g(), 1.0, make_solver("spsolve"),
+                    tol=tol, max_iter=cap, drift=drift)
+        assert ref.converged and res.converged[a, 0]
+        assert np.abs(res.m[a, 0] - ref.m).max() < 1e-8
