@@ -142,3 +142,23 @@ def test_minmax_ssim_of_an_affine_transform_is_one():
     assert SSIM_MODES == ("clip", "minmax")
     with pytest.raises(ValueError, match="ssim_mode.*'zscore'"):
         ssim_to_closest(sample, ref, "zscore")
+
+
+def test_tiny_run_of_the_authors_recipe_lowers_the_loss():
+    from fpscore.diffusion.training import StopRule, TrainSettings, train
+
+    yy, xx = np.mgrid[0:8, 0:8] / 7.0
+    img = (0.2 + 0.6 * np.exp(-((yy - 0.5) ** 2 + (xx - 0.4) ** 2) / 0.08))[None, None].astype(np.float32)
+    sde = VESDE(sigma=2.0, n_times=10)
+    traj = embed_scores(img, np.zeros((1, 1, 10, 8, 8)), sde.times(), sde.g(sde.times()))
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(in_channels=1, resolution=8, base_channels=8, channel_mults=(1, 2), attn_resolutions=(),
+                          time_embedding="linear"))
+    method = OursMethod(sde, {"method": "heun", "heun_steps": 8, "denoise": False, "start": "unit"}, traj,
+                        parameterization="raw", times="jittered")
+    settings = TrainSettings(batch_size=10, lr=3e-3, grad_clip=0.0, eval_every_seconds=1e9)
+    result = train(method, net, img, settings, StopRule("steps", max_steps=150), progress=False)
+    losses = [row["loss"] for row in result.log if not np.isnan(row["loss"])]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:1]), losses
+    with pytest.raises(ValueError, match="multiple of the 10 time levels, got 16"):
+        train(method, net, img, TrainSettings(batch_size=16), StopRule("steps", max_steps=1), progress=False)

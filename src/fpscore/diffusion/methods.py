@@ -59,6 +59,12 @@ class _FlowMethod:
         x_init = (torch.randn((n, *image_shape), generator=generator) * std).to(self.device)
         return self._integrate(net, x_init, 1.0, progression_steps)
 
+    def check_batch(self, batch: int) -> None:
+        """Fail before training when the batch does not fit the time sampling (jittered: a multiple of N)."""
+        if getattr(self, "time_sampling", None) == "jittered" and batch % self.sde.n_times:
+            raise ValueError(f"batch_size: jittered training times need a multiple of the {self.sde.n_times} "
+                             f"time levels, got {batch}")
+
     def max_noise_std(self) -> float:
         """The largest noise std a noisy copy may have: lambda(1)."""
         return self.sde.prior_std()

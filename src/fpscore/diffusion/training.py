@@ -257,6 +257,8 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         raise ValueError(f"clock: expected one of {tuple(CLOCKS)}, got {clock!r}")
     if clock == "cpu" and device.type != "cpu":
         raise ValueError(f"clock cpu: the process's CPU time does not measure training on {device}; use wall")
+    if hasattr(method, "check_batch"):
+        method.check_batch(settings.batch_size)
     evaluator = evaluator if evaluator is not None else default_evaluator(settings)
     if hasattr(evaluator, "check"):
         evaluator.check(method)
