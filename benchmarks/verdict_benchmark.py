@@ -421,7 +421,8 @@ def figure(runs: list[dict], out: Path) -> None:
                         v, ok = time_or_cap(r, t)
                         ax.scatter(k + rng.uniform(-0.15, 0.15), v, marker="o" if ok else "^",
                                    facecolors=f"C{k}" if ok else "none", edgecolors=f"C{k}", s=22)
-                ax.set(xticks=range(len(METHODS)), xticklabels=METHODS, yscale="log",
+                ax.set_yscale("symlog", linthresh=1.0)  # a target met at the time-0 evaluation sits at 0
+                ax.set(xticks=range(len(METHODS)), xticklabels=METHODS,
                        title=f"{recipe}, {protocol}, SSIM {float(t):.2f}")
                 ax.tick_params(axis="x", labelsize=7)
                 if j == 0:
