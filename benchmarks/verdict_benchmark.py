@@ -240,7 +240,9 @@ def build(run: Run, part: Part, recipe: Recipe, defaults: dict, image: np.ndarra
     net = UNet(UNetConfig(in_channels=image.shape[1], resolution=run.size, base_channels=u["base_channels"],
                           channel_mults=tuple(u["channel_mults"]), num_res_blocks=u["num_res_blocks"],
                           attn_resolutions=tuple(u["attn_resolutions"]) if run.size <= 32 else (16,),
-                          dropout=u["dropout"], time_embedding=recipe.time_embedding))
+                          dropout=u["dropout"],
+                          # DDPM feeds its integer step 0..T-1: the sinusoidal embedding (Ho et al.) in every recipe
+                          time_embedding="sinusoidal" if run.method == "ddpm" else recipe.time_embedding))
     ddpm = run.method == "ddpm"
     settings = TrainSettings(
         batch_size=recipe.batch or sde.n_times, lr=recipe.lr, grad_clip=recipe.grad_clip,
