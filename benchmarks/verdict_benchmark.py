@@ -137,6 +137,9 @@ CUTS = [
     "DDPM: DDIM (50 steps) drives the stopping rule; ancestral (1000 steps, ~25 s per evaluation here) "
     "only where DDIM first crosses a target and at the end",
     "evaluations: 2 samples each (schema eval_samples); the authors' recipe uses lr 8e-5 for faces too",
+    "dsm draws continuous stratified times in both recipes (ours_zero is the one with ours' times); DDPM keeps "
+    "its sinusoidal embedding, its DDIM/ancestral samplers and no sampler start / final-denoise options",
+    "not run: the default recipe with raw alone (parameterisation isolated from the rest of the recipe)",
 ]
 
 
