@@ -57,29 +57,30 @@ def test_ddpm_tiny_run_lowers_loss():
     assert result.summary["eval_sampler"] == "ddim-10"
 
 
-def run_steps(tmp_path, steps, callback=None):
+def run_steps(tmp_path, steps, callback=None, ema_warmup=False):
     img, method, net = tiny_setup(n_times=4)
     settings = TrainSettings(batch_size=4, lr=1e-3, ema_decay=0.9, eval_every_seconds=1e9,
-                             checkpoint_every_seconds=0.0)
+                             checkpoint_every_seconds=0.0, ema_warmup=ema_warmup)
     method.sampler.update(method="heun", heun_steps=2)
     result = train(method, net, img, settings, StopRule("steps", max_steps=steps),
                    checkpoint_path=tmp_path / "model.pt.ckpt", progress=False, callback=callback)
     return result
 
 
-def test_interrupted_run_resumes_to_the_same_state(tmp_path):
+@pytest.mark.parametrize("ema_warmup", [False, True])
+def test_interrupted_run_resumes_to_the_same_state(tmp_path, ema_warmup):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    full = run_steps(tmp_path / "a", 10)
+    full = run_steps(tmp_path / "a", 10, ema_warmup=ema_warmup)
 
     def interrupt(step, state):
         if step == 5:
             raise KeyboardInterrupt("simulated interruption")
 
     with pytest.raises(KeyboardInterrupt):
-        run_steps(tmp_path / "b", 10, callback=interrupt)
+        run_steps(tmp_path / "b", 10, callback=interrupt, ema_warmup=ema_warmup)
     assert (tmp_path / "b" / "model.pt.ckpt").exists()
-    resumed = run_steps(tmp_path / "b", 10)
+    resumed = run_steps(tmp_path / "b", 10, ema_warmup=ema_warmup)
     assert resumed.summary["resumed_from_step"] == 5
     assert resumed.summary["steps"] == full.summary["steps"] == 10
     assert optimizer_state_equal(full.optimizer_state, resumed.optimizer_state)
