@@ -6,12 +6,13 @@ section 10, Table 1). The methods (see METHODS) differ in one thing at a time:
     ours       score embedding (section 7-8), edm parameterisation, probability-flow ODE
     ours_zero  ours with zero scores (trajectories stay at the image, ours' time levels)
     dsm        denoising score matching on the image, continuous times, otherwise = ours
-    ours_eps   ours with the paper's eps parameterisation (s = output / lambda)
+    ours_eps   ours with Song et al.'s eps output scaling (s = output / lambda)
     dsm_eps    dsm with the eps parameterisation
     ddpm       the paper's baseline: epsilon prediction, T = 1000, ancestral sampling
 
 so dsm / ours is what score embedding buys at equal preconditioning, dsm_eps / ours_eps
-the same at the paper's parameterisation, and ddpm / ours the paper's headline ratio.
+the same at the eps scaling (the authors' own code uses raw: see
+benchmarks/verdict_benchmark.py), and ddpm / ours the paper's headline ratio.
 
 Training seconds are the process's CPU time of the training loop by default (--clock cpu:
 the machine is shared, CPU time is steadier than wall time with one torch thread);
@@ -40,7 +41,7 @@ METHODS = {"ours": ("ours", None), "ours_zero": ("ours_zero", None), "dsm": ("ds
            "ours_eps": ("ours", "eps"), "dsm_eps": ("dsm", "eps"), "ddpm": ("ddpm", None)}
 #: (numerator, denominator, what the ratio isolates)
 RATIOS = (("dsm", "ours", "score embedding at equal (edm) preconditioning"),
-          ("dsm_eps", "ours_eps", "score embedding at the paper's eps parameterisation"),
+          ("dsm_eps", "ours_eps", "score embedding at the eps output scaling"),
           ("ours_zero", "ours", "zero scores at ours' time levels"),
           ("ours_eps", "ours", "eps vs edm parameterisation"),
           ("ddpm", "ours", "the paper's headline comparison"),
@@ -82,8 +83,10 @@ def main() -> int:
     from fpscore import data
     from fpscore.config import schema_defaults
     from fpscore.diffusion.ddpm import DDPMSchedule
+    from fpscore.diffusion.losses import PARAMETERIZATIONS
     from fpscore.diffusion.embedding import embed_scores
-    from fpscore.diffusion.methods import DDPMMethod, DSMMethod, OursMethod
+    from fpscore.diffusion.methods import DDPM_SAMPLERS, DDPMMethod, DSMMethod, OursMethod
+    from fpscore.diffusion.sampling import SAMPLERS
     from fpscore.diffusion.sde import VESDE
     from fpscore.diffusion.training import CLOCKS, StopRule, TrainSettings, train
     from fpscore.diffusion.unet import UNet, UNetConfig, count_parameters
@@ -105,10 +108,10 @@ def main() -> int:
     p.add_argument("--eval-every-flow", type=float, default=5.0)
     p.add_argument("--eval-every-ddpm", type=float, default=75.0)
     p.add_argument("--eval-samples", type=int, default=learn["train"]["eval_samples"])
-    p.add_argument("--flow-sampler", choices=("rk45", "heun"), default="rk45",
+    p.add_argument("--flow-sampler", choices=SAMPLERS, default="rk45",
                    help="probability-flow sampler of ours/dsm evaluations (rk45: the paper's)")
-    p.add_argument("--ddpm-sampler", choices=("ancestral", "ddim"), default="ancestral")
-    p.add_argument("--parameterization", choices=("edm", "eps"), default=learn.get("parameterization", "edm"),
+    p.add_argument("--ddpm-sampler", choices=DDPM_SAMPLERS, default="ancestral")
+    p.add_argument("--parameterization", choices=PARAMETERIZATIONS, default=learn.get("parameterization", "edm"),
                    help="of ours, ours_zero and dsm (the *_eps methods always use eps)")
     p.add_argument("--clock", choices=tuple(CLOCKS), default="cpu", help="clock of the training seconds")
     p.add_argument("--solver", default="spsolve", help="score solver (spsolve | ksp | projection)")

@@ -27,6 +27,8 @@ class ExactScoreNet(torch.nn.Module):
         return -(x - self.mean) / (self.std ** 2 + lam ** 2)
 
     def forward(self, y, tau):
+        if self.parameterization == "raw":  # input 2x - 1, time t itself, output the score
+            return self.score((y + 1) / 2, SDE.marginal_std(tau).reshape(-1, 1, 1, 1))
         lam = SDE.marginal_std(tau / TIME_SCALE).reshape(-1, 1, 1, 1)
         if self.parameterization == "eps":
             return lam * self.score(y, lam)
@@ -37,7 +39,7 @@ class ExactScoreNet(torch.nn.Module):
         return (denoised - 0.5 - c_skip * (x - 0.5)) / c_out
 
 
-@pytest.mark.parametrize("parameterization", ["edm", "eps"])
+@pytest.mark.parametrize("parameterization", ["edm", "eps", "raw"])
 def test_exact_score_of_a_point_mass_has_zero_loss(parameterization):
     image = torch.rand((1, 1, 6, 6), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     net = ExactScoreNet(image, 0.0, parameterization)
@@ -49,7 +51,7 @@ def test_exact_score_of_a_point_mass_has_zero_loss(parameterization):
     assert float(loss) < 1e-12
 
 
-@pytest.mark.parametrize("parameterization", ["edm", "eps"])
+@pytest.mark.parametrize("parameterization", ["edm", "eps", "raw"])
 def test_exact_gaussian_score_attains_the_expected_loss_and_beats_wrong_scores(parameterization):
     """Gaussian data N(mu, s0^2): per pixel, E || lambda s + z ||^2 = s0^2 / (s0^2 + lambda^2) at the exact score,
     the minimum of the loss (it is not 0: x_t does not determine z)."""
@@ -77,7 +79,7 @@ def test_levels_make_dsm_equal_ours_with_zero_scores():
     torch.manual_seed(0)
     net = UNet(UNetConfig(in_channels=1, resolution=8, base_channels=8, channel_mults=(1, 2), attn_resolutions=()))
     times = torch.as_tensor(SDE.times(), dtype=torch.float32)
-    for param in ("edm", "eps"):
+    for param in ("edm", "eps", "raw"):
         ours = ours_loss(net, image[:, None].repeat(1, SDE.n_times, 1, 1, 1), times, SDE, 8,
                          torch.Generator().manual_seed(5), param)
         dsm = dsm_loss(net, image, SDE, 8, torch.Generator().manual_seed(5), param, levels=times)

@@ -57,29 +57,30 @@ def test_ddpm_tiny_run_lowers_loss():
     assert result.summary["eval_sampler"] == "ddim-10"
 
 
-def run_steps(tmp_path, steps, callback=None):
+def run_steps(tmp_path, steps, callback=None, ema_warmup=False):
     img, method, net = tiny_setup(n_times=4)
     settings = TrainSettings(batch_size=4, lr=1e-3, ema_decay=0.9, eval_every_seconds=1e9,
-                             checkpoint_every_seconds=0.0)
+                             checkpoint_every_seconds=0.0, ema_warmup=ema_warmup)
     method.sampler.update(method="heun", heun_steps=2)
     result = train(method, net, img, settings, StopRule("steps", max_steps=steps),
                    checkpoint_path=tmp_path / "model.pt.ckpt", progress=False, callback=callback)
     return result
 
 
-def test_interrupted_run_resumes_to_the_same_state(tmp_path):
+@pytest.mark.parametrize("ema_warmup", [False, True])
+def test_interrupted_run_resumes_to_the_same_state(tmp_path, ema_warmup):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    full = run_steps(tmp_path / "a", 10)
+    full = run_steps(tmp_path / "a", 10, ema_warmup=ema_warmup)
 
     def interrupt(step, state):
         if step == 5:
             raise KeyboardInterrupt("simulated interruption")
 
     with pytest.raises(KeyboardInterrupt):
-        run_steps(tmp_path / "b", 10, callback=interrupt)
+        run_steps(tmp_path / "b", 10, callback=interrupt, ema_warmup=ema_warmup)
     assert (tmp_path / "b" / "model.pt.ckpt").exists()
-    resumed = run_steps(tmp_path / "b", 10)
+    resumed = run_steps(tmp_path / "b", 10, ema_warmup=ema_warmup)
     assert resumed.summary["resumed_from_step"] == 5
     assert resumed.summary["steps"] == full.summary["steps"] == 10
     assert optimizer_state_equal(full.optimizer_state, resumed.optimizer_state)
@@ -129,3 +130,96 @@ def test_bad_settings_and_methods():
         OursMethod(VESDE(), {}, parameterization="x0")
     with pytest.raises(ValueError, match="ddpm.sampler"):
         DDPMMethod(DDPMSchedule(10), "euler")
+
+
+def test_ema_warmup_follows_the_closed_form():
+    from fpscore.diffusion.training import EMA
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    ema = EMA(net, 0.999, warmup=True)
+    expected, w = 0.0, 0.0
+    for k in range(30):
+        w = float(k + 1)  # the raw weight after step k
+        net.weight.data.fill_(w)
+        ema.update(net)
+        d = min(0.999, (1 + k) / (10 + k))
+        expected = d * expected + (1 - d) * w
+        assert ema.decay_at(k) == d
+        assert float(ema.model.weight) == pytest.approx(expected, rel=1e-6)
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(10 ** 6) == 0.999
+    assert EMA(net, 0.999, warmup=False).decay_at(0) == 0.999
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_tiny_run_ema_moves_off_the_initial_weights_only_with_warmup(warmup):
+    img, method, net = tiny_setup(n_times=4)
+    method.sampler.update(method="heun", heun_steps=2)
+    init = [p.detach().clone() for p in net.parameters()]
+    settings = TrainSettings(batch_size=4, lr=1e-3, ema_decay=0.9999, ema_warmup=warmup, eval_every_seconds=1e9)
+    result = train(method, net, img, settings, StopRule("steps", max_steps=10), progress=False)
+    moved = max(float((pe - p0).abs().max()) for pe, p0 in zip(result.net.parameters(), init))
+    raw = max(float((p.detach() - p0).abs().max()) for p, p0 in zip(net.parameters(), init))
+    if warmup:
+        assert moved > 0.3 * raw  # decays 0.1 .. 0.5: most of the way to the trained weights
+    else:
+        assert moved < 0.01 * raw  # decay 0.9999: still at the initial weights
+
+
+def test_geometric_schedule_evaluates_at_zero_then_doubling_capped():
+    from fpscore.diffusion.training import next_eval_time
+
+    times, t = [], None
+    for _ in range(8):
+        t = next_eval_time("geometric", 5.0, t)
+        times.append(t)
+    assert times == [0.0, 1.0, 2.0, 4.0, 8.0, 13.0, 18.0, 23.0]
+    assert next_eval_time("uniform", 5.0, None) == 5.0 and next_eval_time("uniform", 5.0, 5.0) == 10.0
+    with pytest.raises(ValueError, match="train.eval_schedule.*'log'"):
+        TrainSettings(eval_schedule="log")
+
+
+def test_geometric_run_logs_an_evaluation_at_time_zero():
+    img, method, net = tiny_setup(n_times=4)
+    method.sampler.update(method="heun", heun_steps=2)
+    settings = TrainSettings(batch_size=4, eval_every_seconds=0.05, eval_schedule="geometric", time_cap_seconds=0.3)
+    result = train(method, net, img, settings, StopRule("target_ssim", target_ssim=1.0), progress=False,
+                   clock="cpu")
+    ev = result.evaluations
+    assert ev[0]["step"] == 0 and ev[0]["train_seconds"] == 0.0 and ev[0]["protocol"] == "generate"
+    assert ev[0]["ssim_mode"] == "clip" and result.summary["ssim_mode"] == "clip"
+    assert len(ev) >= 4 and result.summary["eval_seconds"] > 0
+
+
+def test_every_setting_enters_the_checkpoint_fingerprint():
+    from dataclasses import fields
+
+    from fpscore.diffusion.training import RESUMABLE_KEYS
+
+    base = TrainSettings()
+    for f in fields(TrainSettings):
+        if f.name in RESUMABLE_KEYS:
+            continue
+        assert f.name in base.trajectory_dict(), f.name
+    assert set(RESUMABLE_KEYS) == {"checkpoint_every_seconds", "time_cap_seconds"}
+
+
+def test_checkpoint_of_another_evaluator_or_time_sampling_is_ignored(tmp_path):
+    from fpscore.diffusion.evaluation import Evaluator
+
+    img, method, net = tiny_setup(n_times=4)
+    method.sampler.update(method="heun", heun_steps=2)
+    ckpt = tmp_path / "model.pt.ckpt"
+
+    def stop_at_2(step, state):
+        if step == 2:
+            raise RuntimeError("stop")
+
+    settings = TrainSettings(batch_size=4, eval_every_seconds=1e9, checkpoint_every_seconds=0.0)
+    with pytest.raises(RuntimeError):
+        train(method, net, img, settings, StopRule("steps", max_steps=5), checkpoint_path=ckpt, progress=False,
+              callback=stop_at_2)
+    other = Evaluator("noisy_copy", 2, 1, "clip", 0.506)
+    result = train(method, net, img, settings, StopRule("steps", max_steps=3), checkpoint_path=ckpt,
+                   progress=False, evaluator=other)
+    assert result.summary["resumed_from_step"] == 0 and result.summary["eval_protocol"] == "noisy_copy"

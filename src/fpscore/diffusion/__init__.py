@@ -3,5 +3,6 @@
 sde: g, lambda, time levels; embedding: score embedding; unet: the network;
 losses: our loss and the DDPM loss; sampling: probability-flow ODE; ddpm: the
 DDPM schedule and samplers; methods: both methods behind one interface;
-training: the shared training loop with its stopping rules and checkpoints.
+evaluation: Table 1's protocols (generate, noisy_copy) as one evaluator for every method;
+training: the shared training loop (TrainState, EMA, stopping rules, checkpoints).
 """

@@ -4,6 +4,8 @@ Indices are 0-based: step s = 0..T-1 is the paper's t = s + 1. The network
 predicts epsilon; data live in [-1, 1] (images are mapped by 2 x - 1 and back).
 Ancestral sampling uses sigma_t^2 = beta_t (Ho et al.'s CIFAR-10 choice) and no
 noise at the last step; DDIM (Song et al. 2021) is deterministic (eta = 0).
+Both can start part-way down (``start_step``: denoising a noisy copy, see
+``closest_step``) instead of at x_T ~ N(0, I).
 """
 from __future__ import annotations
 
@@ -52,8 +54,26 @@ class DDPMSchedule:
         """Variance of q(x_{t-1} | x_t, x_0): beta_t (1 - abar_{t-1}) / (1 - abar_t)."""
         return self.betas * (1.0 - self.alpha_bars_prev) / (1.0 - self.alpha_bars)
 
+    @property
+    def noise_to_signal(self) -> np.ndarray:
+        """sqrt(1 - abar_s) / sqrt(abar_s) per step: the std of the noise relative to the signal at step s."""
+        return np.sqrt(1.0 - self.alpha_bars) / np.sqrt(self.alpha_bars)
+
+    def closest_step(self, ratio: float) -> int:
+        """The 0-based step whose noise-to-signal ratio is closest to `ratio` (> 0)."""
+        if not (np.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"noise-to-signal ratio: expected a number > 0, got {ratio!r}")
+        return int(np.argmin(np.abs(self.noise_to_signal - ratio)))
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _start(schedule: DDPMSchedule, start_step: int | None) -> int:
+    s = schedule.timesteps - 1 if start_step is None else start_step
+    if not (isinstance(s, (int, np.integer)) and 0 <= s < schedule.timesteps):
+        raise ValueError(f"start_step: expected an integer in 0..{schedule.timesteps - 1}, got {start_step!r}")
+    return int(s)
 
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,19 +81,21 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def ancestral_sample(eps_fn: EpsFn, x_init: torch.Tensor, schedule: DDPMSchedule, generator: torch.Generator,
-                     progression_steps: int = 0, progress: bool = False) -> SampleResult:
-    """Ancestral sampling from x_T = x_init (~ N(0, I)) down to x_0 (returned in [-1, 1] units).
+                     progression_steps: int = 0, progress: bool = False,
+                     start_step: int | None = None) -> SampleResult:
+    """Ancestral sampling from x_init at 0-based step start_step (default T - 1: x_T ~ N(0, I)) down to x_0.
 
-    eps_fn(x, steps) predicts epsilon for a batch at 0-based steps (float tensor B).
+    eps_fn(x, steps) predicts epsilon for a batch at 0-based steps (float tensor B); x_0 is returned in
+    [0, 1] units.
     """
-    T = schedule.timesteps
+    T = _start(schedule, start_step) + 1
     betas, alphas, abars = schedule.betas, schedule.alphas, schedule.alpha_bars
     keep = set(progression_indices(T, progression_steps)) if progression_steps else set()
     x, states, times = x_init.clone(), [], []
     for i, s in enumerate(_iter(range(T - 1, -1, -1), progress, "ddpm ancestral")):
         if i in keep:
             states.append(x.cpu().numpy().copy())
-            times.append((s + 1) / T)
+            times.append((s + 1) / schedule.timesteps)
         eps = eps_fn(x, torch.full((x.shape[0],), float(s), device=x.device))
         x = (x - betas[s] / np.sqrt(1.0 - abars[s]) * eps) / np.sqrt(alphas[s])
         if s > 0:
@@ -91,9 +113,13 @@ def ddim_timesteps(timesteps: int, steps: int) -> np.ndarray:
 
 @torch.no_grad()
 def ddim_sample(eps_fn: EpsFn, x_init: torch.Tensor, schedule: DDPMSchedule, steps: int,
-                progression_steps: int = 0, progress: bool = False) -> SampleResult:
-    """Deterministic DDIM (eta = 0) over `steps` steps from x_init (~ N(0, I)); output in [-1, 1] units."""
-    seq = ddim_timesteps(schedule.timesteps, steps)
+                progression_steps: int = 0, progress: bool = False, start_step: int | None = None) -> SampleResult:
+    """Deterministic DDIM (eta = 0) over `steps` steps (at most start_step + 1) from x_init at step
+    start_step (default T - 1: x_T ~ N(0, I)) down to x_0 (returned in [0, 1] units)."""
+    first = _start(schedule, start_step)
+    if start_step is not None:
+        steps = min(steps, first + 1)
+    seq = ddim_timesteps(first + 1, steps)
     abars = schedule.alpha_bars
     keep = set(progression_indices(len(seq), progression_steps)) if progression_steps else set()
     x, states, times = x_init.clone(), [], []

@@ -12,8 +12,17 @@ s_theta is a choice of this implementation (METHOD.md leaves it open):
       D(x, t) = 1/2 + c_skip (x - 1/2) + c_out F(c_in (x - 1/2), 999 t),   s_theta = (D - x) / lambda^2,
   c_skip = sd^2 / (lambda^2 + sd^2), c_out = lambda sd / sqrt(lambda^2 + sd^2),
   c_in = 1 / sqrt(lambda^2 + sd^2), sd = 1/2: unit-scale input and output at every noise level.
-* ``eps``: s_theta = F(x, 999 t) / lambda (Song et al.'s VE models, output scaled by 1/sigma),
-  so lambda s_theta = F predicts -z.
+* ``eps``: s_theta = F(x, 999 t) / lambda (Song et al.'s output scaling of their VE models, by
+  1/sigma), so lambda s_theta = F predicts -z.
+* ``raw`` (the authors' code, METHOD.md section 8b): s_theta = F(2 x - 1, t), the network output
+  is the score itself, no scaling or preconditioning; the time enters as t itself (their network
+  is fed t in [eps, 1]; with ``UNetConfig.time_embedding = "linear"`` it is copied into every
+  embedding dimension).
+
+Training times (``TIME_SAMPLINGS``): ``levels`` draws the N time levels t_n stratified over the
+batch (METHOD.md section 8); ``jittered`` (the authors') draws, per level n, one continuous t
+uniformly in the level's bin (``level_bins``) with the embedding x^n recomputed at that t
+(``jittered_embedding``); it needs a batch that is a multiple of N.
 
 DSM (the like-for-like baseline): the same loss with x_eps = x_0 + lambda(t) z, i.e. the noise
 is added to the image instead of the embedded x^n, at stratified continuous times in [eps, 1]
@@ -39,18 +48,28 @@ def stratified_levels(batch: int, n_levels: int, generator: torch.Generator) -> 
     return levels.clamp_(0, n_levels - 1)
 
 
-PARAMETERIZATIONS = ("edm", "eps")
-DSM_TIMES = ("uniform", "levels")
+PARAMETERIZATIONS = ("edm", "eps", "raw")
+#: How ours (and dsm with ours' levels) draws training times; see the module docstring.
+TIME_SAMPLINGS = ("levels", "jittered")
+#: How dsm draws training times: uniform = stratified continuous in [eps, 1], or as ours does.
+DSM_TIMES = ("uniform",) + TIME_SAMPLINGS
 SIGMA_DATA, DATA_CENTRE = 0.5, 0.5
+
+
+def check_parameterization(parameterization: str) -> str:
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
+    return parameterization
 
 
 def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE, parameterization: str = "edm") -> torch.Tensor:
     """s_theta(x, t) from the U-Net output (see the module docstring); t is a batch (B,) of times."""
+    check_parameterization(parameterization)
+    if parameterization == "raw":
+        return net(2.0 * x - 1.0, t)
     lam = sde.marginal_std(t.to(x.dtype)).reshape(-1, 1, 1, 1)
     if parameterization == "eps":
         return net(x, TIME_SCALE * t) / lam
-    if parameterization != "edm":
-        raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
     var = lam ** 2 + SIGMA_DATA ** 2
     c_skip, c_out, c_in = SIGMA_DATA ** 2 / var, lam * SIGMA_DATA / var.sqrt(), 1.0 / var.sqrt()
     xc = x - DATA_CENTRE
@@ -58,22 +77,76 @@ def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE, parameteri
     return (denoised - x) / lam ** 2
 
 
+def level_bins(times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lower, upper) edges of each level's bin: halfway to the neighbouring levels, [eps, 1] at the ends.
+
+    The bins tile [t_0, t_{N-1}] = [eps, 1] and each contains its level t_n.
+    """
+    mids = 0.5 * (times[1:] + times[:-1])
+    return torch.cat([times[:1], mids]), torch.cat([mids, times[-1:]])
+
+
+def jittered_times(batch: int, times: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(levels, t): batch / N samples per level n, each t uniform in the level's bin (``level_bins``).
+
+    batch must be a multiple of N = len(times) (one continuous t per level bin, the authors' batch = N).
+    """
+    n_levels = len(times)
+    if batch % n_levels:
+        raise ValueError(f"batch_size: jittered training times need a multiple of the {n_levels} time levels, "
+                         f"got {batch}")
+    levels = torch.arange(n_levels).repeat(batch // n_levels)
+    lo, hi = level_bins(times.detach().cpu().to(torch.float64))
+    u = torch.rand(batch, generator=generator, dtype=torch.float64)
+    t = lo[levels] + u * (hi[levels] - lo[levels])
+    return levels.to(times.device), t.to(device=times.device, dtype=times.dtype)
+
+
+def jittered_embedding(trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, idx: torch.Tensor,
+                       levels: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x^n recomputed at the jittered time t with dt = 1/N (METHOD.md sections 7 and 8b), f = 0:
+
+        x^n(t) = x^{n-1} - (1/2) g(t)^2 s^n / N   (n >= 1),   x^0(t) = x^0 (the image),
+
+    with s^n read back from the embedded trajectory: x^n - x^{n-1} = -(1/2) g(t_n)^2 s^n dt_n.
+    """
+    n_levels = trajectories.shape[1]
+    prev = trajectories[idx, (levels - 1).clamp(min=0)]
+    step = trajectories[idx, levels] - prev                                   # -(1/2) g(t_n)^2 s^n dt_n
+    dt_n = (times[1:] - times[:-1])[(levels - 1).clamp(min=0)]
+    scale = (sde.g(t) ** 2 / sde.g(times[levels]) ** 2) * (1.0 / n_levels) / dt_n
+    scale = torch.where(levels > 0, scale, torch.zeros_like(scale)).to(trajectories.dtype).reshape(-1, 1, 1, 1)
+    return prev + scale * step
+
+
+def draw_times(batch: int, times: torch.Tensor, sampling: str,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(levels, t) of a batch: stratified levels at t = t_n, or jittered inside the level bins."""
+    if sampling == "levels":
+        levels = stratified_levels(batch, len(times), generator).to(times.device)
+        return levels, times[levels]
+    if sampling == "jittered":
+        return jittered_times(batch, times, generator)
+    raise ValueError(f"times: expected one of {TIME_SAMPLINGS}, got {sampling!r}")
+
+
 def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, batch: int,
-              generator: torch.Generator, parameterization: str = "edm") -> torch.Tensor:
+              generator: torch.Generator, parameterization: str = "edm", sampling: str = "levels") -> torch.Tensor:
     """Section 8 loss on a batch drawn from the embedded trajectories N x T x C x H x W (on net's device).
 
-    times: the T time levels t_n (float tensor on the same device).
+    times: the T time levels t_n (float tensor on the same device);
+    sampling: levels | jittered (``TIME_SAMPLINGS``, see the module docstring).
     """
     n_images, n_levels = trajectories.shape[:2]
     device = trajectories.device
     idx = torch.randint(n_images, (batch,), generator=generator).to(device)
-    levels = stratified_levels(batch, n_levels, generator).to(device)
+    levels, t = draw_times(batch, times, sampling, generator)
     z = torch.randn((batch, *trajectories.shape[2:]), generator=generator).to(device)
-    t = times[levels]
     lam = sde.marginal_std(t).reshape(-1, 1, 1, 1)
     g2 = (sde.g(t) ** 2).reshape(-1)
-    x_eps = trajectories[idx, levels] + lam * z
-    residual = lam * score_from_net(net, x_eps, t, sde, parameterization) + z
+    x_n = trajectories[idx, levels] if sampling == "levels" else jittered_embedding(trajectories, times, sde, idx,
+                                                                                     levels, t)
+    residual = lam * score_from_net(net, x_n + lam * z, t, sde, parameterization) + z
     return (residual.square().flatten(1).sum(1) / (2 * g2)).mean()
 
 
@@ -84,7 +157,8 @@ def stratified_times(batch: int, t_min: float, generator: torch.Generator) -> to
 
 
 def dsm_loss(net, data: torch.Tensor, sde: VESDE, batch: int, generator: torch.Generator,
-             parameterization: str = "edm", levels: torch.Tensor | None = None) -> torch.Tensor:
+             parameterization: str = "edm", levels: torch.Tensor | None = None,
+             sampling: str = "levels") -> torch.Tensor:
     """Denoising score matching (Vincent 2011; Song et al. 2021) on data N x C x H x W in [0, 1].
 
     x_t = x_0 + lambda(t) z with z ~ N(0, I) regresses the known conditional score
@@ -94,13 +168,13 @@ def dsm_loss(net, data: torch.Tensor, sde: VESDE, batch: int, generator: torch.G
     with x^n replaced by x_0: the comparison isolates the training targets, not a reweighting.
 
     levels: None draws t stratified and continuous in [eps, 1] (the standard choice); a tensor
-    of time levels t_n draws from them as ``ours_loss`` does (random numbers drawn in the same
-    order, so with levels this equals ``ours_loss`` on trajectories that stay at the image).
+    of time levels t_n draws from them as ``ours_loss`` does with ``sampling`` (levels | jittered;
+    random numbers drawn in the same order, so this equals ``ours_loss`` on trajectories that
+    stay at the image).
     """
     if data.ndim != 4:
         raise ValueError(f"data: expected N x C x H x W, got shape {tuple(data.shape)}")
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
+    check_parameterization(parameterization)
     device = data.device
     idx = torch.randint(data.shape[0], (batch,), generator=generator).to(device)
     if levels is None:
@@ -108,8 +182,7 @@ def dsm_loss(net, data: torch.Tensor, sde: VESDE, batch: int, generator: torch.G
     else:
         if levels.ndim != 1:
             raise ValueError(f"levels: expected a 1-D tensor of time levels, got shape {tuple(levels.shape)}")
-        t = levels[stratified_levels(batch, len(levels), generator).to(levels.device)].to(device=device,
-                                                                                         dtype=data.dtype)
+        t = draw_times(batch, levels, sampling, generator)[1].to(device=device, dtype=data.dtype)
     z = torch.randn((batch, *data.shape[1:]), generator=generator).to(device)
     lam = sde.marginal_std(t).reshape(-1, 1, 1, 1)
     g2 = (sde.g(t) ** 2).reshape(-1)

@@ -9,6 +9,10 @@ there). The score enters as a plain callable, so the sampler can be tested
 against an analytic score with no network. Optionally a final
 denoising step x + lambda(eps)^2 s(x, eps) (Tweedie; Song et al.'s noise
 removal) maps the state at eps to the posterior mean.
+
+The start (``STARTS``): ``lambda1`` draws x(1) ~ N(0, lambda(1)^2 I) (METHOD.md section 9),
+``unit`` draws N(0, I) (the authors' code, section 8b). Denoising a noisy copy starts at
+t* < 1 instead (``t_start``; see ``fpscore.diffusion.evaluation``).
 """
 from __future__ import annotations
 
@@ -23,6 +27,16 @@ from fpscore.diffusion.sde import VESDE
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 SAMPLERS = ("rk45", "heun")
+STARTS = ("lambda1", "unit")
+
+
+def start_std(sde: VESDE, start: str) -> float:
+    """Std of the sampler's initial state: lambda(1) or 1 (see the module docstring)."""
+    if start == "lambda1":
+        return sde.prior_std()
+    if start == "unit":
+        return 1.0
+    raise ValueError(f"sampler.start: expected one of {STARTS}, got {start!r}")
 
 
 @dataclass
@@ -37,11 +51,11 @@ class SampleResult:
     sampler: str
 
 
-def heun_grid(sde: VESDE, steps: int, rho: float = 7.0) -> np.ndarray:
-    """steps + 1 times from 1 to eps, uniform in lambda^(1/rho) (Karras et al. 2022, eq. 5)."""
-    hi, lo = sde.marginal_std(1.0) ** (1 / rho), sde.marginal_std(sde.eps) ** (1 / rho)
+def heun_grid(sde: VESDE, steps: int, rho: float = 7.0, t_start: float = 1.0) -> np.ndarray:
+    """steps + 1 times from t_start to eps, uniform in lambda^(1/rho) (Karras et al. 2022, eq. 5)."""
+    hi, lo = sde.marginal_std(float(t_start)) ** (1 / rho), sde.marginal_std(sde.eps) ** (1 / rho)
     grid = sde.time_of_std((hi + np.linspace(0.0, 1.0, steps + 1) * (lo - hi)) ** rho)
-    grid[0], grid[-1] = 1.0, sde.eps
+    grid[0], grid[-1] = t_start, sde.eps
     return grid
 
 
@@ -55,8 +69,8 @@ def progression_indices(n_steps: int, count: int) -> list[int]:
 @torch.no_grad()
 def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str = "rk45", rtol: float = 1e-3,
                atol: float = 1e-3, heun_steps: int = 50, progression_steps: int = 0,
-               denoise: bool = True) -> SampleResult:
-    """Integrate the probability-flow ODE (f = 0) from t = 1 to eps starting at x_init.
+               denoise: bool = True, t_start: float = 1.0) -> SampleResult:
+    """Integrate the probability-flow ODE (f = 0) from t = t_start (default 1) to eps starting at x_init.
 
     score_fn(x, t) returns s(x, t) for a batch x at the scalar time t.
     Progression states are taken at `progression_steps` times: RK45 evenly spaced from 1 to eps
@@ -64,6 +78,8 @@ def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str 
     """
     if method not in SAMPLERS:
         raise ValueError(f"sampler.method: expected one of {SAMPLERS}, got {method!r}")
+    if not sde.eps < t_start <= 1.0:
+        raise ValueError(f"t_start: expected a time in (eps, 1] = ({sde.eps:g}, 1], got {t_start!r}")
     shape, device, dtype = x_init.shape, x_init.device, x_init.dtype
     nfe = 0
 
@@ -75,13 +91,13 @@ def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str 
     if method == "rk45":
         if progression_steps and progression_steps < 2:
             raise ValueError(f"progression_steps: expected an integer >= 2, got {progression_steps!r}")
-        t_eval = np.linspace(1.0, sde.eps, progression_steps) if progression_steps else np.array([sde.eps])
+        t_eval = np.linspace(t_start, sde.eps, progression_steps) if progression_steps else np.array([sde.eps])
 
         def rhs(t, y):
             x = torch.as_tensor(y, dtype=dtype).reshape(shape).to(device)
             return drift(x, float(t)).cpu().numpy().astype(np.float64).reshape(-1)
 
-        sol = solve_ivp(rhs, (1.0, sde.eps), x_init.cpu().numpy().astype(np.float64).reshape(-1),
+        sol = solve_ivp(rhs, (float(t_start), sde.eps), x_init.cpu().numpy().astype(np.float64).reshape(-1),
                         method="RK45", rtol=rtol, atol=atol, t_eval=t_eval)
         if sol.status != 0:
             raise RuntimeError(f"RK45 probability-flow ODE failed: {sol.message}")
@@ -92,7 +108,7 @@ def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str 
     else:
         if not (isinstance(heun_steps, (int, np.integer)) and heun_steps >= 1):
             raise ValueError(f"sampler.heun_steps: expected a positive integer, got {heun_steps!r}")
-        grid = heun_grid(sde, heun_steps)
+        grid = heun_grid(sde, heun_steps, t_start=t_start)
         keep = set(progression_indices(heun_steps, progression_steps)) if progression_steps else set()
         x, kept, times = x_init.clone(), [], []
         for i in range(heun_steps + 1):

@@ -1,8 +1,10 @@
 """DDPM-style U-Net (Ho et al. 2020) shared by our method and the DDPM baseline.
 
 Residual blocks with GroupNorm, SiLU, dropout and an additive time embedding;
-self-attention at chosen feature-map sizes; a sinusoidal embedding of a scalar
-time input per sample. Sized by base channels, per-level multipliers and
+self-attention at chosen feature-map sizes; an embedding of a scalar time input
+per sample (``TIME_EMBEDDINGS``): sinusoidal (Ho et al.) or linear (the authors' code,
+METHOD.md section 8b: the scalar copied into every embedding dimension), followed
+by the same two-layer MLP. Sized by base channels, per-level multipliers and
 residual blocks per level. The caller decides what the time input is (our
 method passes 999 t, DDPM its integer step), so both use the same network.
 """
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+TIME_EMBEDDINGS = ("sinusoidal", "linear")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class UNetConfig:
     num_res_blocks: int = 1
     attn_resolutions: tuple[int, ...] = field(default=(8,))
     dropout: float = 0.0
+    time_embedding: str = "sinusoidal"
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
@@ -44,6 +49,8 @@ class UNetConfig:
                              f"{2 ** (len(self.channel_mults) - 1)}, got {self.resolution}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"unet.dropout: expected a rate in [0, 1), got {self.dropout!r}")
+        if self.time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"unet.time_embedding: expected one of {TIME_EMBEDDINGS}, got {self.time_embedding!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -63,6 +70,14 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
     return F.pad(emb, (0, dim % 2))
+
+
+def linear_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """The authors' time embedding: the scalar time copied into every dimension, B -> B x dim."""
+    return t.float()[:, None].expand(-1, dim)
+
+
+EMBEDDINGS = {"sinusoidal": timestep_embedding, "linear": linear_embedding}
 
 
 class ResBlock(nn.Module):
@@ -143,7 +158,7 @@ class UNet(nn.Module):
             raise ValueError(f"UNet expects B x {self.config.in_channels} x {self.config.resolution} x "
                              f"{self.config.resolution} inputs, got {tuple(x.shape)}")
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
-        emb = self.temb(timestep_embedding(t, self.config.base_channels))
+        emb = self.temb(EMBEDDINGS[self.config.time_embedding](t, self.config.base_channels))
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:
