@@ -97,3 +97,17 @@ def test_lint_is_clean():
     result = _snakemake("--lint")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_authors_preset_validates_and_plans():
+    """config/authors.yaml (METHOD.md 8b) on top of the default: valid, and the workflow's DAG builds."""
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    authors = yaml.safe_load((REPO / "config" / "authors.yaml").read_text())
+    merged = cfg.validate({**default, **{k: {**default.get(k, {}), **v} for k, v in authors.items()}})
+    assert (merged["learn"]["parameterization"], merged["evaluate"]["ssim_mode"]) == ("raw", "minmax")
+    assert merged["learn"]["train"]["batch_size"] % merged["scores"]["n_times"] == 0  # jittered: batch = k N
+    result = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "all", "--quiet", "rules",
+                             "--configfile", "config/config.yaml", "config/authors.yaml"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train" in result.stdout + result.stderr

@@ -125,3 +125,23 @@ def test_unknown_method_is_refused_by_the_parser(inputs, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--method", "gan", "--images", "i.npz", "--out", "m.pt", "--log", "l.csv", "--stop", "steps"])
     assert "invalid choice: 'gan'" in capsys.readouterr().err
+
+
+def test_noisy_copy_protocol_train_and_sample(inputs, capsys):
+    d = inputs
+    rc = main(["train", "--method", "dsm", "--images", str(d / "images.npz"), "--indices", "1", "--stop", "steps",
+               "--max-steps", "2", "--eval-protocol", "noisy_copy", "--eval-noise", "0.3", "--ssim-mode", "minmax",
+               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((d / "train_log.json").read_text())
+    assert (summary["eval_protocol"], summary["ssim_mode"]) == ("noisy_copy", "minmax")
+    rc = main(["sample", "--model", str(d / "model.pt"), "--out", str(d / "samples.npz"), "--sampler-n-samples", "2",
+               "--eval-protocol", "noisy_copy", "--eval-noise", "0.3", "--references", str(d / "images.npz"),
+               "--reference-index", "1", "--threads", "1", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(d / "samples.npz") as s:
+        assert s["images"].shape == (2, 1, 8, 8) and s["times"][0] < 1.0  # starts at t* < 1, not from noise
+    rc = main(["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--stop", "steps", "--max-steps", "1",
+               "--eval-protocol", "noisy_copy", "--eval-noise", "-1", "--out", str(d / "m2.pt"), "--log",
+               str(d / "l2.csv"), *TINY])
+    assert rc == 2 and "noise_std" in capsys.readouterr().err

@@ -43,13 +43,15 @@ def schema_defaults() -> dict:
 
 
 def schema_node(path: str) -> dict:
-    """The schema node of a dotted key path ("scores.projection.rank")."""
+    """The schema node of a dotted key path ("scores.projection.rank", "experiments.denoise[].protocol")."""
     node = load_schema()
     for part in path.split("."):
         try:
-            node = node["properties"][part]
+            node = node["properties"][part.removesuffix("[]")]
         except KeyError:
             raise KeyError(f"schema has no key {path!r} (at {part!r})") from None
+        if part.endswith("[]"):  # a field of each entry of a list ("experiments.denoise[].protocol")
+            node = node["items"]
     return node
 
 
@@ -98,9 +100,14 @@ def load_config(path: str | Path) -> dict:
     return validate(raw or {}, source=str(path))
 
 
+_REQUIRED = object()
+
+
 def _flow(value: Any) -> str:
-    if value is None:
+    if value is _REQUIRED:
         return "(required)"
+    if value is None:
+        return "(unset)"
     return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
 
 
@@ -121,7 +128,7 @@ def _rows(schema: dict, prefix: str = ""):
                 kind = " \\| ".join(map(str, sub["enum"]))
             elif kind == "array" and isinstance(sub.get("items"), dict):
                 kind = f"list of {sub['items'].get('type', 'object')}"
-            yield path, kind, _flow(sub.get("default")), " ".join(sub.get("description", "").split())
+            yield path, kind, _flow(sub.get("default", _REQUIRED)), " ".join(sub.get("description", "").split())
 
 
 def option_flags() -> dict[str, list[str]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-SSIM_MODES = ("clip", "minmax")
+from fpscore.names import SSIM_MODES
+
 
 
 def to_unit_range(samples: np.ndarray, mode: str = "clip") -> np.ndarray:

@@ -12,10 +12,16 @@ ARCHIVE_FILENAMES = {"cifar10": "cifar-10-python.tar.gz", "celeba": "img_align_c
 SOLVERS = ("spsolve", "ksp", "projection", "batched")
 NONLINEAR = ("picard", "newton")  # Algorithm 1 sweeps (§5), per-level Newton (§5b)
 METHODS = ("ours", "dsm", "ddpm")
-PARAMETERIZATIONS = ("edm", "eps")
+PARAMETERIZATIONS = ("edm", "eps", "raw")  # raw: the authors' (output = score)
+TIME_EMBEDDINGS = ("sinusoidal", "linear")
+TIME_SAMPLINGS = ("levels", "jittered")  # how ours draws training times
 SAMPLERS = ("rk45", "heun")
 DDPM_SAMPLERS = ("ancestral", "ddim")
-DSM_TIMES = ("uniform", "levels")
+DSM_TIMES = ("uniform",) + TIME_SAMPLINGS
+STARTS = ("lambda1", "unit")  # the sampler's start: N(0, lambda(1)^2) or N(0, 1)
+SSIM_MODES = ("clip", "minmax")
+PROTOCOLS = ("generate", "noisy_copy")  # Table 1's evaluation protocols
+EVAL_SCHEDULES = ("uniform", "geometric")
 DEVICES = ("auto", "cpu", "cuda")
 STOP_RULES = ("target_ssim", "budget", "steps")
 
@@ -30,6 +36,12 @@ SCHEMA_ENUMS = {
     "learn.sampler.method": SAMPLERS,
     "learn.ddpm.sampler": DDPM_SAMPLERS,
     "learn.dsm.times": DSM_TIMES,
+    "learn.unet.time_embedding": TIME_EMBEDDINGS,
+    "learn.train.times": TIME_SAMPLINGS,
+    "learn.train.eval_schedule": EVAL_SCHEDULES,
+    "learn.sampler.start": STARTS,
+    "evaluate.ssim_mode": SSIM_MODES,
+    "experiments.denoise[].protocol": PROTOCOLS,
     "experiments.denoise[].dataset": DATASETS,
     "experiments.budget[].dataset": DATASETS,
     "experiments.generation[].dataset": DATASETS,

@@ -96,7 +96,9 @@ def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
     within its cap). Where the runs include dsm, dsm_s, dsm_reached and the ratio
     dsm_over_ours (dsm over ours_total_s, bounds as for the speedup: what score
     embedding buys at equal preconditioning) follow. Paper values are matched by
-    resolution (see paper_dataset and paper_target_ssim for what the paper measured).
+    resolution (see paper_dataset and paper_target_ssim for what the paper measured). Where the
+    runs say so, protocol (generate | noisy_copy), ssim_mode and ours' parameterization follow
+    the target.
     """
     _require(runs, ["experiment", "dataset", "resolution", "target_ssim", "method", "reached",
                     "train_seconds", "precompute_seconds"], "T1 runs")
@@ -110,6 +112,7 @@ def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
         ddpm_total = float(ddpm["train_seconds"] + ddpm["precompute_seconds"])
         value, text = speedup_text(ours_total, bool(ours["reached"]), ddpm_total, bool(ddpm["reached"]))
         row = dict(experiment=exp, dataset=dataset, resolution=int(res), target_ssim=float(target),
+                   **{k: ours[k] for k in ("protocol", "ssim_mode", "parameterization") if k in ours.index},
                    ours_precompute_s=float(ours["precompute_seconds"]),
                    ours_train_s=float(ours["train_seconds"]), ours_total_s=ours_total,
                    ours_reached=bool(ours["reached"]), ddpm_s=ddpm_total,
@@ -285,7 +288,8 @@ def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
             ["experiment", "dataset", "resolution", "budget_seconds"], sort=False):
         by = _methods(group, f"T4 metrics of experiment {exp!r}", optional)
         ours = by["ours"]
-        row = dict(experiment=exp, dataset=dataset, resolution=int(res), budget_s=float(budget))
+        row = dict(experiment=exp, dataset=dataset, resolution=int(res), budget_s=float(budget),
+                   **({"ssim_mode": ours["ssim_mode"]} if "ssim_mode" in ours.index else {}))
         row.update({f"{m}_ssim": float(by[m]["mean_ssim"]) for m in methods})
         row["ssim_difference"] = float(ours["mean_ssim"] - by["ddpm"]["mean_ssim"])
         row.update({f"{m}_ssim_difference": float(ours["mean_ssim"] - by[m]["mean_ssim"]) for m in optional})

@@ -49,9 +49,15 @@ def data_options(wildcards, input):
 
 
 # ---- scores -----------------------------------------------------------------------------------
-def scores_options():
-    """`fpscore scores` options of config section scores (the solver comes from the rule's wildcard)."""
-    return command_text(config, scores_cli.RULE_GROUPS)
+def dataset_config(dataset):
+    """The config with scores.per_dataset.<dataset>'s settings (those given) in place of the global ones."""
+    overrides = {k: v for k, v in config["scores"]["per_dataset"][dataset].items() if v is not None}
+    return dict(config, scores=dict(config["scores"], **overrides))
+
+
+def scores_options(wildcards):
+    """`fpscore scores` options of config section scores for the dataset (the solver is the rule's wildcard)."""
+    return command_text(dataset_config(wildcards.dataset), scores_cli.RULE_GROUPS)
 
 
 def n_images(dataset):
@@ -99,7 +105,8 @@ def optional_option(flag, key):
 
 # ---- experiments: stable names <-> specs --------------------------------------------------
 def _denoise_name(spec):
-    return f"denoise_{spec['dataset']}{spec['resolution']}_img{spec['image']}_ssim{spec['target_ssim']:.2f}"
+    noisy = f"_noisy{spec['noise_std']:g}" if spec["protocol"] == "noisy_copy" else ""
+    return f"denoise_{spec['dataset']}{spec['resolution']}_img{spec['image']}_ssim{spec['target_ssim']:.2f}{noisy}"
 
 
 def _budget_name(spec):
@@ -167,9 +174,9 @@ def train_scores_option(wildcards, input):
     return shlex.join(["--scores", input.scores, "--solve-log", input.solve_log]) if input.scores else ""
 
 
-def train_options():
-    """`fpscore train` options of config sections learn and (dsm's SDE) scores."""
-    return command_text(config, learn_cli.TRAIN_GROUPS)
+def train_options(wildcards):
+    """`fpscore train` options of config sections learn and (dsm's SDE) scores, for the experiment's dataset."""
+    return command_text(dataset_config(experiment(wildcards.experiment)["dataset"]), learn_cli.TRAIN_GROUPS)
 
 
 def sample_options():
@@ -181,8 +188,25 @@ def stop_options(wildcards):
     """Image selection and stopping rule of an experiment (kind denoise | budget | generation)."""
     spec = experiment(wildcards.experiment)
     if spec["kind"] == "denoise":
-        return f"--indices {spec['image']} --stop target_ssim --target-ssim {spec['target_ssim']}"
+        return (f"--indices {spec['image']} --stop target_ssim --target-ssim {spec['target_ssim']} "
+                f"{protocol_options(wildcards)}")
     return f"--count {spec['images']} --stop budget --budget-seconds {spec['budget_seconds']}"
+
+
+def protocol_options(wildcards):
+    """Table 1's protocol of a denoise experiment (fpscore train / sample options; the others generate)."""
+    spec = experiment(wildcards.experiment)
+    if spec["kind"] != "denoise":
+        return "--eval-protocol generate"
+    return f"--eval-protocol {spec['protocol']} --eval-noise {spec['noise_std']}"
+
+
+def sample_protocol_options(wildcards, input):
+    """`fpscore sample` options of the experiment's protocol: noisy_copy denoises copies of its image."""
+    spec = experiment(wildcards.experiment)
+    if spec["kind"] == "denoise" and spec["protocol"] == "noisy_copy":
+        return f"{protocol_options(wildcards)} --references {shlex.quote(input.images)} --reference-index {spec['image']}"
+    return ""
 
 
 def train_runtime(wildcards):
@@ -222,6 +246,11 @@ def solve_labels():
     """--datasets/--resolutions/--solvers of SOLVE_LOGS, in the same order."""
     return {"datasets": [d for d, _, _ in SOLVE_RUNS], "resolutions": [r for _, r, _ in SOLVE_RUNS],
             "solvers": [s for _, _, s in SOLVE_RUNS]}
+
+
+def ssim_mode_option():
+    """`fpscore ssim` option of evaluate.ssim_mode."""
+    return command_text(config, [evaluate_cli.SSIM_MODE])
 
 
 def fid_options():

@@ -53,13 +53,14 @@ rule ssim:
         "results/metrics/{experiment}/{method}/ssim.csv",
     params:
         references=reference_option,
+        ssim_mode=ssim_mode_option(),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/ssim_{experiment}_{method}.log",
     shell:
         "fpscore ssim --samples {input.samples:q} --references {input.references:q} "
-        "{params.references} --experiment {wildcards.experiment} --method {wildcards.method} "
+        "{params.references} {params.ssim_mode} --experiment {wildcards.experiment} --method {wildcards.method} "
         "--out {output:q} > {log:q} 2>&1"
 
 

@@ -17,7 +17,7 @@ rule train:
     params:
         scores=train_scores_option,
         stop=stop_options,
-        options=train_options(),
+        options=train_options,
     threads: config["learn"]["train"]["threads"]
     resources:
         runtime=train_runtime,
@@ -35,10 +35,12 @@ rule train:
 rule sample:
     input:
         model="results/train/{experiment}/{method}/model.pt",
+        images=experiment_images,
     output:
         samples="results/samples/{experiment}/{method}/samples.npz",
     params:
         options=sample_options(),
+        protocol=sample_protocol_options,
     threads: config["learn"]["train"]["threads"]
     conda:
         CONDA_ENV
@@ -46,4 +48,4 @@ rule sample:
         "results/logs/learn/sample_{experiment}_{method}.log",
     shell:
         "fpscore sample --model {input.model:q} --out {output.samples:q} {params.options} "
-        "--threads {threads} > {log:q} 2>&1"
+        "{params.protocol} --threads {threads} > {log:q} 2>&1"

@@ -12,7 +12,7 @@ rule scores_prepare:
         prepared="results/scores/{dataset}/{res}/projection/prepared.npz",
         log="results/scores/{dataset}/{res}/projection/prepare_log.csv",
     params:
-        options=scores_options(),
+        options=scores_options,
     log:
         "results/logs/scores/{dataset}_{res}_projection_prepare.log",
     threads: 1
@@ -33,7 +33,7 @@ rule scores_shard:
         scores=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.npz"),
         log=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.csv"),
     params:
-        options=scores_options(),
+        options=scores_options,
         prepared=optional_option("--prepared", "prepared"),
     log:
         "results/logs/scores/{dataset}_{res}_{solver}_shard{shard}.log",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FID = Group("evaluate.fid")
+SSIM_MODE = Group("evaluate", keys=("ssim_mode",))  # also training's stopping rule (fpscore train)
 RANK = Group("scores.projection", keys=("rank",))  # t3: the subspace rank the projection solver used
 TABLE_CAPTIONS = {
     "t1": "Time to the target SSIM (single-image denoising): ours with and without score pre-computation vs "
@@ -209,9 +210,12 @@ def run_ssim(args) -> int:
     from fpscore.metrics import ssim_to_closest
 
     samples = _npz(args.samples, ("images",), "samples")["images"]
-    per_sample = ssim_to_closest(samples, _references(args.references, args.reference_count, args.reference_index))
+    mode = group_values(args, SSIM_MODE)["ssim_mode"]
+    per_sample = ssim_to_closest(samples, _references(args.references, args.reference_count, args.reference_index),
+                                 mode)
     row = pd.DataFrame([dict(experiment=args.experiment, method=args.method, n_samples=len(per_sample),
-                             mean_ssim=per_sample.mean(), min_ssim=per_sample.min(), max_ssim=per_sample.max())])
+                             mean_ssim=per_sample.mean(), min_ssim=per_sample.min(), max_ssim=per_sample.max(),
+                             ssim_mode=mode)])
     write_all([(Path(args.out), lambda tmp: row.to_csv(tmp, index=False))])
     print(row.to_string(index=False))
     return 0
@@ -264,7 +268,9 @@ def build_table(args) -> "pd.DataFrame":
             budgets=args.budgets)}
         ssim = _concat_csv(args.ssim, "SSIM metrics")
         fid = _concat_csv(args.fid, "FID metrics")[["experiment", "method", "fid", "fid_status"]]
-        rows = ssim[["experiment", "method", "mean_ssim"]].merge(fid, on=["experiment", "method"], how="outer",
+        if "ssim_mode" not in ssim.columns:  # metrics written before the mode was recorded
+            ssim["ssim_mode"] = "clip"
+        rows = ssim[["experiment", "method", "mean_ssim", "ssim_mode"]].merge(fid, on=["experiment", "method"], how="outer",
                                                                  validate="one_to_one")
         unknown = sorted(set(rows["experiment"]) - set(specs))
         if unknown:
@@ -273,7 +279,7 @@ def build_table(args) -> "pd.DataFrame":
         rows[["dataset", "resolution", "budget_seconds"]] = pd.DataFrame(
             [specs[e] for e in rows["experiment"]], index=rows.index)
         return tables.t4_budget(rows[["experiment", "dataset", "resolution", "budget_seconds", "method",
-                                      "mean_ssim", "fid", "fid_status"]])
+                                      "mean_ssim", "ssim_mode", "fid", "fid_status"]])
     raise ValueError(f"unknown table {args.name!r}")
 
 
@@ -306,6 +312,8 @@ def denoise_runs(args) -> "pd.DataFrame":
                              "--solve-log so the score pre-computation is counted)")
         reached = bool(summary["reached"])
         rows.append(dict(experiment=exp, dataset=dataset, resolution=int(res), target_ssim=summary["target_ssim"],
+                         protocol=summary.get("eval_protocol") or "generate", ssim_mode=summary.get("ssim_mode") or "clip",
+                         parameterization=(summary.get("method_description") or {}).get("parameterization", "ddpm-eps"),
                          method=method, reached=reached,
                          train_seconds=summary["time_to_target_seconds"] if reached else summary["train_seconds"],
                          precompute_seconds=float(pre or 0.0) if method == "ours" else 0.0))
@@ -453,6 +461,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("ssim", help="mean SSIM of generated samples to their closest training image")
     _sample_metric_args(p)
+    add_group(p, SSIM_MODE)
     p.set_defaults(func=run_ssim)
 
     p = subparsers.add_parser("score-error", help="relative L2 error of each solver's scores vs spsolve")

@@ -11,18 +11,21 @@ import argparse
 import time
 from pathlib import Path
 
-from fpscore.names import DEVICES, METHODS, STOP_RULES
+from fpscore.cli.evaluate import SSIM_MODE
+from fpscore.config import schema_default
+from fpscore.names import DEVICES, METHODS, PROTOCOLS, STOP_RULES
 from fpscore.options import Group, add_group, group_values
 
 UNET = Group("learn.unet")
-TRAIN = Group("learn.train", exclude=("threads",))
+TRAIN = Group("learn.train", exclude=("threads", "times"))  # TrainSettings
+TIMES = Group("learn.train", keys=("times",))  # how ours draws training times
 THREADS = Group("learn.train", keys=("threads",))  # a rule passes its own threads
 PARAMETERIZATION = Group("learn", keys=("parameterization",))
 SAMPLER = Group("learn.sampler", prefix="sampler-", exclude=("n_samples", "progression_steps"))
 DDPM = Group("learn.ddpm", prefix="ddpm-")
 DSM = Group("learn.dsm", prefix="dsm-", exclude=("train",))  # train: which jobs the workflow runs
 SDE = Group("scores", prefix="sde-", keys=("sigma", "eps", "n_times"))  # dsm's VE SDE (ours: from --scores)
-TRAIN_GROUPS = (UNET, TRAIN, PARAMETERIZATION, SAMPLER, DDPM, DSM, SDE)  # and THREADS
+TRAIN_GROUPS = (UNET, TRAIN, TIMES, PARAMETERIZATION, SAMPLER, DDPM, DSM, SDE, SSIM_MODE)  # and THREADS
 SAMPLE_COUNTS = Group("learn.sampler", prefix="sampler-", keys=("n_samples", "progression_steps"))
 SEED = Group("learn.train", keys=("seed",))
 DDPM_SAMPLER = Group("learn.ddpm", prefix="ddpm-", keys=("sampler", "ddim_steps"))
@@ -38,6 +41,24 @@ def _device(name: str, threads: int):
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
     return torch.device(name)
+
+
+def _add_protocol_options(p) -> None:
+    """Table 1's protocol of an experiment (experiments.denoise[].protocol, noise_std)."""
+    p.add_argument("--eval-protocol", choices=PROTOCOLS, default=schema_default("experiments.denoise[].protocol"),
+                   help="generate = samples from pure noise; noisy_copy = denoise the training image plus Gaussian "
+                   "noise of --eval-noise (default: %(default)s)")
+    p.add_argument("--eval-noise", type=float, default=schema_default("experiments.denoise[].noise_std"),
+                   help="std of the noisy copy (default: %(default)s)")
+
+
+def evaluator_from_args(args):
+    """The evaluation protocol of training's stopping rule (its samples and noise seeded by seed + 1)."""
+    from fpscore.diffusion.evaluation import Evaluator
+
+    noise = args.eval_noise if args.eval_protocol == "noisy_copy" else None
+    return Evaluator(args.eval_protocol, args.eval_samples, args.seed + 1, group_values(args, SSIM_MODE)["ssim_mode"],
+                     noise)
 
 
 def register(subparsers) -> None:
@@ -61,9 +82,12 @@ def register(subparsers) -> None:
     s.add_argument("--target-ssim", type=float, help="--stop target_ssim: the SSIM to reach")
     s.add_argument("--budget-seconds", type=float, help="--stop budget: training seconds")
     s.add_argument("--max-steps", type=int, help="--stop steps: optimizer steps")
+    _add_protocol_options(s)
     add_group(p, UNET, title="network (learn.unet)")
     add_group(p, PARAMETERIZATION, title="score parameterisation of ours and dsm (learn)")
     add_group(p, TRAIN, title="training (learn.train)")
+    add_group(p, TIMES)
+    add_group(p, SSIM_MODE)
     add_group(p, THREADS)
     add_group(p, SAMPLER, title="evaluation sampler of ours and dsm (learn.sampler)")
     add_group(p, DDPM, title="DDPM baseline (learn.ddpm)")
@@ -78,6 +102,10 @@ def register(subparsers) -> None:
     add_group(q, SAMPLE_COUNTS, title="samples (learn.sampler)")
     add_group(q, SEED)
     add_group(q, THREADS)
+    _add_protocol_options(q)
+    q.add_argument("--references", help="--eval-protocol noisy_copy: the training images.npz")
+    q.add_argument("--reference-index", type=int, help="--eval-protocol noisy_copy: denoise noisy copies of this "
+                   "image only (default: of all, in turn)")
     add_group(q, SAMPLER, defaults="suppress", title="sampler of ours and dsm: given, overrides what model.pt "
               "recorded (learn.sampler)")
     add_group(q, DDPM_SAMPLER, defaults="suppress", title="sampler of ddpm: given, overrides what model.pt "
@@ -104,7 +132,8 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
         all_names = load_dataset(args.images)[1]
         scores, times, g, sde = load_scores(args.scores, all_names, images.shape[1:], chosen)
         traj = embed_scores(images, scores, times, g)
-        method = OursMethod(sde, sampler, traj, device=device, parameterization=args.parameterization)
+        method = OursMethod(sde, sampler, traj, device=device, parameterization=args.parameterization,
+                            times=group_values(args, TIMES)["times"])
         return method, fingerprint(traj)
     if args.method == "dsm":
         sde = VESDE(**group_values(args, SDE))
@@ -148,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
           f"parameters, device {device}, {torch.get_num_threads()} thread(s), stop {stop.kind}")
     wall0 = time.perf_counter()
     result = train(method, net, images, settings, stop, checkpoint_path=checkpoint, data_fingerprint=data_fp,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, evaluator=evaluator_from_args(args))
     summary = dict(result.summary, images=args.images, image_indices=chosen, image_names=names,
                    scores=args.scores, precompute_seconds=pre, parameters=count_parameters(net),
                    wall_seconds_this_run=time.perf_counter() - wall0, unet=net.config.as_dict(),
@@ -181,8 +210,19 @@ def run_sample(args: argparse.Namespace) -> int:
     overrides = group_values(args, SAMPLER if method.name in ("ours", "dsm") else DDPM_SAMPLER)
     method = method_from_description(method.describe(), device=device, **overrides)
     t0 = time.perf_counter()
-    result = method.sample(net, args.sampler_n_samples, shape, torch.Generator().manual_seed(args.seed),
-                           progression_steps=args.sampler_progression_steps)
+    if args.eval_protocol == "noisy_copy":  # denoise noisy copies of the training image(s), as training evaluated
+        from fpscore.diffusion.evaluation import Evaluator
+        from fpscore.diffusion.io import load_images
+
+        if not args.references:
+            raise ValueError("--eval-protocol noisy_copy needs --references (the training images.npz)")
+        indices = None if args.reference_index is None else [args.reference_index]
+        references = load_images(args.references, indices)[0]
+        result, _ = Evaluator("noisy_copy", args.sampler_n_samples, args.seed, "clip", args.eval_noise).run(
+            method, net, references, progression_steps=args.sampler_progression_steps)
+    else:
+        result = method.sample(net, args.sampler_n_samples, shape, torch.Generator().manual_seed(args.seed),
+                               progression_steps=args.sampler_progression_steps)
     write_samples(args.out, result, method.name)
     print(f"wrote {args.out}: {args.sampler_n_samples} samples ({result.sampler}, {result.nfe} network evaluations, "
           f"{time.perf_counter() - t0:.1f} s)")

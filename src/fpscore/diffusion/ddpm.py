@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from fpscore.config import schema_default
 from fpscore.diffusion.sampling import SampleResult, progression_indices
 
 
@@ -22,9 +23,9 @@ from fpscore.diffusion.sampling import SampleResult, progression_indices
 class DDPMSchedule:
     """timesteps T, linear betas from beta_start to beta_end."""
 
-    timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
+    timesteps: int = schema_default("learn.ddpm.timesteps")
+    beta_start: float = schema_default("learn.ddpm.beta_start")
+    beta_end: float = schema_default("learn.ddpm.beta_end")
 
     def __post_init__(self):
         if not (isinstance(self.timesteps, (int, np.integer)) and self.timesteps >= 2):

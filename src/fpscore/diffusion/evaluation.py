@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from fpscore.metrics import SSIM_MODES, ssim_to_closest, ssim_to_own
+from fpscore.names import PROTOCOLS
 
-PROTOCOLS = ("generate", "noisy_copy")
 
 
 def noisy_copies(images: np.ndarray, n: int, noise_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ import torch
 
 from fpscore.diffusion.ddpm import DDPMSchedule
 from fpscore.diffusion.sde import VESDE
+from fpscore.names import DSM_TIMES, PARAMETERIZATIONS, TIME_SAMPLINGS
 
 #: Our continuous time t in [eps, 1] is fed to the network as TIME_SCALE * t (DDPM feeds its step 0..T-1).
 TIME_SCALE = 999.0
@@ -48,11 +49,6 @@ def stratified_levels(batch: int, n_levels: int, generator: torch.Generator) -> 
     return levels.clamp_(0, n_levels - 1)
 
 
-PARAMETERIZATIONS = ("edm", "eps", "raw")
-#: How ours (and dsm with ours' levels) draws training times; see the module docstring.
-TIME_SAMPLINGS = ("levels", "jittered")
-#: How dsm draws training times: uniform = stratified continuous in [eps, 1], or as ours does.
-DSM_TIMES = ("uniform",) + TIME_SAMPLINGS
 SIGMA_DATA, DATA_CENTRE = 0.5, 0.5
 
 

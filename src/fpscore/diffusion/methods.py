@@ -19,9 +19,8 @@ from fpscore.diffusion.losses import (DSM_TIMES, PARAMETERIZATIONS, TIME_SAMPLIN
                                       ours_loss, score_from_net)
 from fpscore.diffusion.sampling import SAMPLERS, STARTS, SampleResult, ode_sample, start_std
 from fpscore.diffusion.sde import VESDE
+from fpscore.names import DDPM_SAMPLERS, METHODS
 
-METHODS = ("ours", "dsm", "ddpm")
-DDPM_SAMPLERS = ("ancestral", "ddim")
 
 
 class _FlowMethod:

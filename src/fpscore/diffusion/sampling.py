@@ -24,10 +24,9 @@ import torch
 from scipy.integrate import solve_ivp
 
 from fpscore.diffusion.sde import VESDE
+from fpscore.names import SAMPLERS, STARTS
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
-SAMPLERS = ("rk45", "heun")
-STARTS = ("lambda1", "unit")
 
 
 def start_std(sde: VESDE, start: str) -> float:

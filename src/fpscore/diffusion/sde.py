@@ -13,14 +13,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fpscore.config import schema_default
+
 
 @dataclass(frozen=True)
 class VESDE:
-    """sigma: diffusion base (> 1); eps: first time level; n_times: number of time levels N."""
+    """sigma: diffusion base (> 1); eps: first time level; n_times: number of time levels N
+    (defaults: the schema's, config section ``scores``)."""
 
-    sigma: float = 5.0
-    eps: float = 1e-3
-    n_times: int = 20
+    sigma: float = schema_default("scores.sigma")
+    eps: float = schema_default("scores.eps")
+    n_times: int = schema_default("scores.n_times")
 
     def __post_init__(self):
         if not (isinstance(self.sigma, (int, float)) and math.isfinite(self.sigma) and self.sigma > 1):

@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fpscore.config import schema_default
 from fpscore.diffusion.evaluation import Evaluator
 from fpscore.fileio import atomic_outputs
+from fpscore.names import EVAL_SCHEDULES, STOP_RULES
 
-STOP_RULES = ("target_ssim", "budget", "steps")
-EVAL_SCHEDULES = ("uniform", "geometric")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 LOG_COLUMNS = ("step", "train_seconds", "eval_seconds", "loss", "ssim")
 LOG_EVERY_STEPS = 10
@@ -55,23 +55,23 @@ RESUMABLE_KEYS = ("checkpoint_every_seconds", "time_cap_seconds")
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The config section `learn.train` (threads aside).
+    """The config section `learn.train` (threads and times aside; defaults: the schema's).
 
     ema_warmup: EMA decay min(ema_decay, (1 + k) / (10 + k)) at update k (``EMA``);
     eval_schedule: uniform | geometric (see the module docstring).
     """
 
-    batch_size: int = 32
-    lr: float = 5e-4
-    grad_clip: float = 1.0
-    ema_decay: float = 0.0
-    seed: int = 0
-    eval_every_seconds: float = 10.0
-    eval_samples: int = 2
-    checkpoint_every_seconds: float = 120.0
-    time_cap_seconds: float = 300.0
-    ema_warmup: bool = False
-    eval_schedule: str = "uniform"
+    batch_size: int = schema_default("learn.train.batch_size")
+    lr: float = schema_default("learn.train.lr")
+    grad_clip: float = schema_default("learn.train.grad_clip")
+    ema_decay: float = schema_default("learn.train.ema_decay")
+    seed: int = schema_default("learn.train.seed")
+    eval_every_seconds: float = schema_default("learn.train.eval_every_seconds")
+    eval_samples: int = schema_default("learn.train.eval_samples")
+    checkpoint_every_seconds: float = schema_default("learn.train.checkpoint_every_seconds")
+    time_cap_seconds: float = schema_default("learn.train.time_cap_seconds")
+    ema_warmup: bool = schema_default("learn.train.ema_warmup")
+    eval_schedule: str = schema_default("learn.train.eval_schedule")
 
     def __post_init__(self):
         checks = {

@@ -11,13 +11,15 @@ method passes 999 t, DDPM its integer step), so both use the same network.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-TIME_EMBEDDINGS = ("sinusoidal", "linear")
+from fpscore.config import schema_default
+from fpscore.names import TIME_EMBEDDINGS
+
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,12 @@ class UNetConfig:
 
     in_channels: int = 1
     resolution: int = 32
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = field(default=(1, 2, 2))
-    num_res_blocks: int = 1
-    attn_resolutions: tuple[int, ...] = field(default=(8,))
-    dropout: float = 0.0
-    time_embedding: str = "sinusoidal"
+    base_channels: int = schema_default("learn.unet.base_channels")
+    channel_mults: tuple[int, ...] = tuple(schema_default("learn.unet.channel_mults"))
+    num_res_blocks: int = schema_default("learn.unet.num_res_blocks")
+    attn_resolutions: tuple[int, ...] = tuple(schema_default("learn.unet.attn_resolutions"))
+    dropout: float = schema_default("learn.unet.dropout")
+    time_embedding: str = schema_default("learn.unet.time_embedding")
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
