@@ -3,8 +3,8 @@
 Runs the workflow's score step for one image set in a scratch working directory,
 first once to build its inputs (the prepared images), then again for every core
 count with the score rules forced to rerun, and prints the wall times side by
-side with the speedup over the first core count.  Target (issue 6): at least
-1.7x on 2 cores for the builtin face set.
+side with the speedup over the first core count.  Target: at least 1.7x on 2 cores
+for the builtin face set.
 
     python benchmarks/scaling_benchmark.py                  # 64 faces, 64x64, ksp, 8 shards; cores 1 2
     python benchmarks/scaling_benchmark.py --cores 1 2 4 --repeat 3 --shard-size 4

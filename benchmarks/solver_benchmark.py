@@ -8,14 +8,13 @@ channel, ms per linear solve, mean Krylov iterations, outer iterations, the larg
 true residual, max |m - m_spsolve-Picard|, and the speed-up over spsolve with Picard (the
 paper's reference, ``speedup``) and over ksp with Picard at the schema's default settings
 (today's default, ``speedup_ksp``): wall clock per channel, the initial density and the
-projection's seed solves included (``speedup_cpu``: CPU seconds, steadier on a shared
-machine). Issue 3's targets for the fastest solver: >= 12x at 32x32, 15x at 64x64, 30x at
-128x128; issue 12's for the fastest CPU path: >= 40x at 32x32, >= 90x at 128x128.
+projection's seed solves included (``speedup_cpu``: CPU seconds, steadier on a loaded
+machine). Targets of the fastest CPU path: >= 40x spsolve-Picard at 32x32, >= 90x at 128x128.
 
     python benchmarks/solver_benchmark.py --sets photos faces --sizes 32 64
     python benchmarks/solver_benchmark.py --sizes 128 --spsolve-images 2     # spsolve on 2 images only
     python benchmarks/solver_benchmark.py --quick                             # photos, 32x32, a few solvers
-    python benchmarks/solver_benchmark.py --only "newton|batched|ksp default"  # issue 12's rows
+    python benchmarks/solver_benchmark.py --only "newton|batched|ksp default"  # Newton and batched rows
     python benchmarks/solver_benchmark.py --sizes 32 --repeat 3               # best of 3 runs per solver
 
 With --spsolve-images k, spsolve (slow at 128x128) solves only the first k images;

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from fpscore.fileio import atomic_outputs, file_digest
+from fpscore.fileio import atomic_outputs, file_digest, read_npz_arrays
 from fpscore.names import ARCHIVE_FILENAMES, DATASETS
 
 BUILTIN = ("photos", "faces")
@@ -568,13 +568,49 @@ def write_dataset(images: np.ndarray, names: np.ndarray, manifest: dict, out: st
         Path(tmp_manifest).write_text(json.dumps(manifest, indent=1))
 
 
-def load_dataset(path: str | Path) -> tuple[np.ndarray, list[str]]:
-    """Read images.npz written by this stage: (images N x C x H x W float32, names)."""
-    path = Path(path)
+def check_images(images) -> np.ndarray:
+    """``images`` if it is (N, C, H, H) finite real values in [0, 1] (dtype kept), else a ValueError
+    saying what is wrong."""
+    arr = np.asarray(images)
+    if arr.ndim != 4 or 0 in arr.shape:
+        raise ValueError(f"images: expected a non-empty array N x C x H x W, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ValueError(f"images: expected real numbers, got dtype {arr.dtype}")
+    H, W = arr.shape[2:]
+    if H != W:
+        raise ValueError(f"images: expected square images (H == W; METHOD.md §4 pairs I_ij with I_ji), got {H} x {W}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        n = np.argwhere(bad)[0]
+        raise ValueError(f"images: {int(bad.sum())} NaN/inf pixel value(s), first at image {n[0]}, "
+                         f"channel {n[1]}, pixel ({n[2]}, {n[3]})")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"images: expected pixel values in [0, 1], got range [{lo:.6g}, {hi:.6g}]")
+    return arr
+
+
+def read_images(path) -> tuple[np.ndarray, np.ndarray]:
+    """images (N, C, H, W, as stored: float32) and names (N) from an images.npz of the data stage,
+    validated; every error names the file. The one reader of images.npz."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return npz["images"], [str(n) for n in npz["names"]]
-    except FileNotFoundError:
-        raise DataError(f"dataset file {path} does not exist; run `fpscore data` or the prepare_data rule") from None
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path} is not a dataset file with keys images and names ({err})") from None
+        arrays = read_npz_arrays(path, "images file", ("images", "names"))
+    except ValueError as err:
+        if "missing key" in str(err):
+            raise ValueError(f"{err}; expected 'images' (N x C x H x W) and 'names' (N)") from None
+        raise
+    images, names = arrays["images"], arrays["names"]
+    try:
+        images = check_images(images)
+    except ValueError as err:
+        raise ValueError(f"images file {path}: {err}") from None
+    names = np.asarray(names).astype(str)
+    if names.shape != (images.shape[0],):
+        raise ValueError(f"images file {path}: 'names' has shape {names.shape}, expected ({images.shape[0]},)")
+    return images, names
+
+
+def load_dataset(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """``read_images`` with the names as a list."""
+    images, names = read_images(path)
+    return images, names.tolist()

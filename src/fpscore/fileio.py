@@ -4,9 +4,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 
 @contextmanager
@@ -44,3 +47,32 @@ def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 2
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def open_npz(path, what: str):
+    """np.load of an .npz (allow_pickle=False) whose failures name the file: a missing file
+    is FileNotFoundError, anything that is not a readable .npz a ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{what} {path}: not an .npz archive (a single .npy array)")
+    return f
+
+
+def read_npz_arrays(path, what: str, keys) -> dict:
+    """The arrays ``keys`` of an .npz, loaded; ValueError naming the file and the missing keys,
+    or the file when it (or a member) is unreadable or truncated."""
+    with open_npz(path, what) as f:
+        missing = [k for k in keys if k not in f.files]
+        if missing:
+            raise ValueError(f"{what} {path}: missing key(s) {', '.join(missing)} "
+                             f"(found: {', '.join(f.files) or 'none'})")
+        try:
+            return {k: f[k] for k in keys}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from fpscore.fileio import atomic_outputs
+from fpscore.data import check_images, read_images  # noqa: F401  (read_images: the one images.npz reader)
+from fpscore.fileio import atomic_outputs, open_npz, read_npz_arrays  # noqa: F401
 from fpscore.fokker_planck.assembly import FPSystem
 from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
@@ -35,25 +36,8 @@ class ScoreSet:
 
 
 def validate_images(images) -> np.ndarray:
-    """(N, C, H, H) finite values in [0, 1] as float64, or a ValueError saying what is wrong."""
-    arr = np.asarray(images)
-    if arr.ndim != 4 or 0 in arr.shape:
-        raise ValueError(f"images: expected a non-empty array N x C x H x W, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"images: expected real numbers, got dtype {arr.dtype}")
-    H, W = arr.shape[2:]
-    if H != W:
-        raise ValueError(f"images: expected square images (H == W; METHOD.md §4 pairs I_ij with I_ji), got {H} x {W}")
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        n = np.argwhere(bad)[0]
-        raise ValueError(f"images: {int(bad.sum())} NaN/inf pixel value(s), first at image {n[0]}, "
-                         f"channel {n[1]}, pixel ({n[2]}, {n[3]})")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"images: expected pixel values in [0, 1], got range [{lo:.6g}, {hi:.6g}]")
-    return arr
+    """(N, C, H, H) finite values in [0, 1] as float64 (``fpscore.data.check_images``)."""
+    return check_images(images).astype(np.float64)
 
 
 def channel_driver(nonlinear: str):
@@ -135,54 +119,6 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
 
 # ---- files -------------------------------------------------------------------------------------
 SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged")
-
-
-def open_npz(path, what: str):
-    """np.load of an .npz (allow_pickle=False) whose failures name the file: a missing file
-    is FileNotFoundError, anything that is not a readable .npz a ValueError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise ValueError(f"{what} {path}: not an .npz archive (a single .npy array)")
-    return f
-
-
-def read_npz_arrays(path, what: str, keys) -> dict:
-    """The arrays ``keys`` of an .npz, loaded; ValueError naming the file and the missing keys,
-    or the file when it (or a member) is unreadable or truncated."""
-    with open_npz(path, what) as f:
-        missing = [k for k in keys if k not in f.files]
-        if missing:
-            raise ValueError(f"{what} {path}: missing key(s) {', '.join(missing)} "
-                             f"(found: {', '.join(f.files) or 'none'})")
-        try:
-            return {k: f[k] for k in keys}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise ValueError(f"{what} {path}: not a readable .npz ({err})") from None
-
-
-def read_images(path) -> tuple[np.ndarray, np.ndarray]:
-    """images (N, C, H, W) and names (N) from an images.npz of the data stage, validated."""
-    try:
-        arrays = read_npz_arrays(path, "images file", ("images", "names"))
-    except ValueError as err:
-        if "missing key" in str(err):
-            raise ValueError(f"{err}; expected 'images' (N x C x H x W) and 'names' (N)") from None
-        raise
-    images, names = arrays["images"], arrays["names"]
-    try:
-        images = validate_images(images)
-    except ValueError as err:
-        raise ValueError(f"images file {path}: {err}") from None
-    names = np.asarray(names).astype(str)
-    if names.shape != (images.shape[0],):
-        raise ValueError(f"images file {path}: 'names' has shape {names.shape}, expected ({images.shape[0]},)")
-    return images, names
 
 
 def write_npz(path, arrays: dict) -> None:

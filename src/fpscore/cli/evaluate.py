@@ -125,21 +125,9 @@ def _read_csv(path: str | Path, what: str) -> "pd.DataFrame":
 
 
 def _npz(path: str | Path, keys: tuple[str, ...], what: str) -> dict:
-    import zipfile
+    from fpscore.fileio import read_npz_arrays
 
-    import numpy as np
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in keys if k not in npz.files]
-            if missing:
-                raise ValueError(f"{what} {path}: missing key(s) {missing}; it holds {npz.files}")
-            return {k: npz[k] for k in keys}
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{what} {path}: not a readable .npz file ({err})") from None
+    return read_npz_arrays(path, what, keys)
 
 
 def aligned(what: str, **lists: list | None) -> list[tuple]:

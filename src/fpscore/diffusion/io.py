@@ -40,16 +40,13 @@ def select(n_available: int, indices: Sequence[int] | None, count: int | None, w
 
 
 def load_images(path: str | Path, indices: Sequence[int] | None = None, count: int | None = None):
-    """(images n x C x H x W float32 in [0, 1], names, selected indices) from images.npz."""
-    from fpscore.data import load_dataset
+    """(images n x C x H x W float32 in [0, 1], names, selected indices) from images.npz (validated by
+    ``fpscore.data.read_images``)."""
+    from fpscore.data import read_images
 
-    images, names = load_dataset(path)
-    if images.ndim != 4:
-        raise ValueError(f"{path}: key images must be N x C x H x W, got shape {images.shape}")
-    if not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
-        raise ValueError(f"{path}: images must be finite values in [0, 1]")
+    images, names = read_images(path)
     chosen = select(images.shape[0], indices, count, str(path))
-    return images[chosen].astype(np.float32), [names[i] for i in chosen], chosen
+    return images[chosen].astype(np.float32), [str(names[i]) for i in chosen], chosen
 
 
 def load_scores(path: str | Path, names: Sequence[str], image_shape: tuple, indices: Sequence[int]):
