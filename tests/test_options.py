@@ -21,7 +21,7 @@ from fpscore.options import Group, add_group, command_line, command_text, config
 
 REPO = cfg.REPO_ROOT
 # Keys only the workflow reads (which sets, sizes, solvers and experiments to run): no option.
-WORKFLOW_KEYS = ("data.datasets", "data.resolutions", "scores.benchmark_solvers", "scores.per_dataset.",
+WORKFLOW_KEYS = ("data.datasets", "data.resolutions", "data.dataset_resolutions.", "scores.benchmark_solvers", "scores.per_dataset.",
                  "learn.dsm.train", "experiments.")
 CONFIGS = ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"]
 

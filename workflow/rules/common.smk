@@ -18,11 +18,15 @@ from fpscore.options import command_line, command_text
 CONDA_ENV = "../../envs/conda.yaml"
 
 DATASETS = config["data"]["datasets"]
-RESOLUTIONS = config["data"]["resolutions"]
+
+
+def resolutions_of(dataset):
+    """The image sizes of a dataset: data.dataset_resolutions.<dataset>, else data.resolutions."""
+    return config["data"]["dataset_resolutions"].get(dataset) or config["data"]["resolutions"]
 
 
 def data_targets():
-    return expand("results/data/{dataset}/{res}/images.npz", dataset=DATASETS, res=RESOLUTIONS)
+    return [f"results/data/{d}/{r}/images.npz" for d in DATASETS for r in resolutions_of(d)]
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -233,9 +237,9 @@ def timed_cpus(wildcards, threads):
 SOLVE_SIZES = config["experiments"]["solver_sizes"]
 # spsolve is the reference every reduction and score error is measured against.
 T2_SOLVERS = ["spsolve"] + [s for s in config["scores"]["benchmark_solvers"] if s != "spsolve"]
-SOLVE_RUNS = [(d, r, s) for d in DATASETS for r in SOLVE_SIZES for s in T2_SOLVERS]
+SOLVE_RUNS = [(d, r, s) for d in DATASETS for r in SOLVE_SIZES if r in resolutions_of(d) for s in T2_SOLVERS]
 SOLVE_LOGS = [f"results/scores/{d}/{r}/{s}/solve_log.csv" for d, r, s in SOLVE_RUNS]
-PROJECTION_RUNS = [(d, r) for d in DATASETS for r in SOLVE_SIZES]
+PROJECTION_RUNS = [(d, r) for d in DATASETS for r in SOLVE_SIZES if r in resolutions_of(d)]
 # Figure f4_budget_{res} shows the first budget experiment at that resolution.
 BUDGET_AT = {str(experiment(name)["resolution"]): name for name in reversed(BUDGET)}
 DENOISE_RUNS = [(name, method) for name in DENOISE for method in COMPARED]

@@ -112,7 +112,7 @@ rule t1_time_to_ssim:
 rule t2_solvers:
     input:
         logs=SOLVE_LOGS,
-        errors=expand("results/metrics/scores/{dataset}/{res}/score_error.csv", dataset=DATASETS, res=SOLVE_SIZES),
+        errors=[f"results/metrics/scores/{d}/{r}/score_error.csv" for d, r in PROJECTION_RUNS],
     output:
         csv=report("results/tables/t2_solvers.csv", caption="../report/t2_solvers.rst", category="Tables"),
         md="results/tables/t2_solvers.md",

@@ -19,8 +19,12 @@ from fpscore.diffusion.losses import (DSM_TIMES, PARAMETERIZATIONS, TIME_SAMPLIN
                                       ours_loss, score_from_net)
 from fpscore.diffusion.sampling import SAMPLERS, STARTS, SampleResult, ode_sample, start_std
 from fpscore.diffusion.sde import VESDE
+from fpscore.config import schema_default
 from fpscore.names import DDPM_SAMPLERS, METHODS
 
+
+
+SAMPLER_KEYS = ("method", "rtol", "atol", "heun_steps", "denoise", "start")  # of learn.sampler: the ODE's
 
 
 class _FlowMethod:
@@ -32,12 +36,16 @@ class _FlowMethod:
 
     name = ""
 
-    def __init__(self, sde: VESDE, sampler: dict, device: str | torch.device = "cpu", parameterization: str = "edm"):
+    def __init__(self, sde: VESDE, sampler: dict, device: str | torch.device = "cpu", parameterization: str = "edm",
+                 times: str = "levels", allowed_times: tuple[str, ...] = TIME_SAMPLINGS):
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        if times not in allowed_times:
+            raise ValueError(f"{self.name} times: expected one of {allowed_times}, got {times!r}")
         self.sde, self.device, self.parameterization = sde, torch.device(device), parameterization
-        self.sampler = {"method": "rk45", "rtol": 1e-3, "atol": 1e-3, "heun_steps": 50, "denoise": True,
-                        "start": "lambda1", **sampler}
+        self.time_sampling = times
+        defaults = schema_default("learn.sampler")  # the keys not given: the schema's
+        self.sampler = {**{k: defaults[k] for k in SAMPLER_KEYS}, **sampler}
         if self.sampler["method"] not in SAMPLERS:
             raise ValueError(f"sampler.method: expected one of {SAMPLERS}, got {self.sampler['method']!r}")
         if self.sampler["start"] not in STARTS:
@@ -84,7 +92,7 @@ class _FlowMethod:
 
     def describe(self) -> dict:
         return {"method": self.name, "sde": self.sde.as_dict(), "sampler": dict(self.sampler),
-                "parameterization": self.parameterization}
+                "parameterization": self.parameterization, "times": self.time_sampling}
 
 
 class OursMethod(_FlowMethod):
@@ -99,10 +107,7 @@ class OursMethod(_FlowMethod):
 
     def __init__(self, sde: VESDE, sampler: dict, trajectories: np.ndarray | None = None,
                  device: str | torch.device = "cpu", parameterization: str = "edm", times: str = "levels"):
-        super().__init__(sde, sampler, device, parameterization)
-        if times not in TIME_SAMPLINGS:
-            raise ValueError(f"train times: expected one of {TIME_SAMPLINGS}, got {times!r}")
-        self.time_sampling = times
+        super().__init__(sde, sampler, device, parameterization, times, TIME_SAMPLINGS)
         self.trajectories = None
         if trajectories is not None:
             if trajectories.ndim != 5 or trajectories.shape[1] != sde.n_times:
@@ -114,10 +119,6 @@ class OursMethod(_FlowMethod):
             raise RuntimeError("OursMethod was built without trajectories: it can sample but not train")
         return ours_loss(net, self.trajectories, self.times, self.sde, batch, generator, self.parameterization,
                          self.time_sampling)
-
-    def describe(self) -> dict:
-        return {**super().describe(), "times": self.time_sampling}
-
 
 class DSMMethod(_FlowMethod):
     """Denoising score matching on the images themselves: ours without the score embedding.
@@ -134,10 +135,7 @@ class DSMMethod(_FlowMethod):
 
     def __init__(self, sde: VESDE, sampler: dict, images: np.ndarray | None = None,
                  device: str | torch.device = "cpu", parameterization: str = "edm", times: str = "uniform"):
-        super().__init__(sde, sampler, device, parameterization)
-        if times not in DSM_TIMES:
-            raise ValueError(f"dsm times: expected one of {DSM_TIMES}, got {times!r}")
-        self.time_sampling = times
+        super().__init__(sde, sampler, device, parameterization, times, DSM_TIMES)
         self.data = None
         if images is not None:
             images = np.asarray(images, dtype=np.float32)
@@ -151,10 +149,6 @@ class DSMMethod(_FlowMethod):
         levels = None if self.time_sampling == "uniform" else self.times
         sampling = "levels" if self.time_sampling == "uniform" else self.time_sampling
         return dsm_loss(net, self.data, self.sde, batch, generator, self.parameterization, levels, sampling)
-
-    def describe(self) -> dict:
-        return {**super().describe(), "times": self.time_sampling}
-
 
 class DDPMMethod:
     """Epsilon prediction on images mapped to [-1, 1]; ancestral (or DDIM) sampling.

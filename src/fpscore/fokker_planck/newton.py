@@ -19,7 +19,7 @@ import numpy as np
 
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
-from fpscore.fokker_planck.step import ChannelResult, check_grid, linear_step, per_level
+from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
 from fpscore.solvers.base import Solver, SolverError, vnorm
 
 
@@ -42,16 +42,10 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
                          drift: np.ndarray | None = None, source: np.ndarray | None = None,
                          image: int = 0, channel: int = 0) -> ChannelResult:
     """Per-level Newton for one channel from m^0 (H x W); arguments as ``picard.solve_channel``."""
-    m0, times, g = check_grid(m0, times, g)
-    shape = m0.shape
-    T = times.size
-    drift = per_level("drift", drift, T, shape)
-    source = per_level("source", source, T, shape)
-    if system is None:
-        system = FPSystem(*shape)
-    elif system.shape != shape:
-        raise ValueError(f"system is for {system.shape}, image channel is {shape}")
-    dts = np.diff(times)
+    inputs = driver_inputs(m0, times, g, drift, source, system)
+    m0, times, g, dts, drift, source, system = (inputs.m0, inputs.times, inputs.g, inputs.dts, inputs.drift,
+                                                inputs.source, inputs.system)
+    shape, T = m0.shape, times.size
     m = np.empty((T, m0.size))
     m[0] = m0.reshape(-1)
     rows: list[dict] = []

@@ -16,7 +16,7 @@ import numpy as np
 
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
-from fpscore.fokker_planck.step import ChannelResult, check_grid, linear_step, per_level
+from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
 from fpscore.solvers.base import Solver, SolverError, vnorm
 
 __all__ = ["ChannelResult", "solve_channel"]
@@ -44,16 +44,10 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
     manufactured-solution tests). ``system`` (FPSystem of this size) is reused
     when given.
     """
-    m0, times, g = check_grid(m0, times, g)
-    shape = m0.shape
-    T = times.size
-    drift = per_level("drift", drift, T, shape)
-    source = per_level("source", source, T, shape)
-    if system is None:
-        system = FPSystem(*shape)
-    elif system.shape != shape:
-        raise ValueError(f"system is for {system.shape}, image channel is {shape}")
-    dts = np.diff(times)
+    inputs = driver_inputs(m0, times, g, drift, source, system)
+    m0, times, g, dts, drift, source, system = (inputs.m0, inputs.times, inputs.g, inputs.dts, inputs.drift,
+                                                inputs.source, inputs.system)
+    shape, T = m0.shape, times.size
 
     n_unknowns = m0.size
     m_old = np.broadcast_to(m0.reshape(-1), (T, n_unknowns)).copy()  # m^{(0)}, one flat row per level

@@ -103,3 +103,31 @@ def check_grid(m0: np.ndarray, times: np.ndarray, g: np.ndarray) -> tuple[np.nda
     if times.size < 2 or g.shape != times.shape or np.any(np.diff(times) <= 0):
         raise ValueError(f"times/g: expected increasing times and g of equal length >= 2, got {times.shape}, {g.shape}")
     return m0, times, g
+
+
+@dataclass
+class DriverInputs:
+    """What both nonlinear drivers start from, checked: m^0, the time grid and its steps, the
+    per-level drift and source (or None) and the FPSystem of this size."""
+
+    m0: np.ndarray
+    times: np.ndarray
+    g: np.ndarray
+    dts: np.ndarray
+    drift: np.ndarray | None
+    source: np.ndarray | None
+    system: object
+
+
+def driver_inputs(m0, times, g, drift, source, system) -> DriverInputs:
+    """Check a driver's arguments and build (or check) its FPSystem."""
+    from fpscore.fokker_planck.assembly import FPSystem
+
+    m0, times, g = check_grid(m0, times, g)
+    T, shape = times.size, m0.shape
+    if system is None:
+        system = FPSystem(*shape)
+    elif system.shape != shape:
+        raise ValueError(f"system is for {system.shape}, image channel is {shape}")
+    return DriverInputs(m0, times, g, np.diff(times), per_level("drift", drift, T, shape),
+                        per_level("source", source, T, shape), system)
