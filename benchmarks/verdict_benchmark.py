@@ -462,7 +462,8 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="tables and figures from the saved runs")
     ap.add_argument("--smoke", action="store_true", help="a tiny end-to-end check (16x16, seconds-long caps)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="results/benchmarks/verdict")
+    ap.add_argument("--out", default="benchmarks/results/verdict",
+                    help="where runs/*.json, the tables and figures go (tracked by git, so a later session resumes)")
     args = ap.parse_args()
     out = Path(args.out)
     if args.list:
