@@ -32,10 +32,12 @@ DDPM_SAMPLER = Group("learn.ddpm", prefix="ddpm-", keys=("sampler", "ddim_steps"
 SAMPLE_GROUPS = (SAMPLE_COUNTS, SEED)  # and THREADS, and overrides of SAMPLER, DDPM_SAMPLER (absent unless given)
 
 
-def _device(name: str, threads: int):
+def _device(args):
+    """The torch device of --device, with --threads (checked against learn.train.threads) set."""
     import torch
 
-    torch.set_num_threads(threads)
+    name = args.device
+    torch.set_num_threads(group_values(args, THREADS)["threads"])
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
@@ -161,7 +163,7 @@ def run_train(args: argparse.Namespace) -> int:
     if stop.kind == "budget" and stop.budget_seconds > settings.time_cap_seconds:
         raise ValueError(f"--budget-seconds {stop.budget_seconds:g} exceeds --time-cap {settings.time_cap_seconds:g}: "
                          "raise learn.train.time_cap_seconds above every budget")
-    device = _device(args.device, args.threads)
+    device = _device(args)
     images, names, chosen = load_images(args.images, args.indices, args.count)
     c, h, w = images.shape[1:]
     if h != w:
@@ -204,7 +206,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.sampler_n_samples < 1:
         raise ValueError(f"--sampler-n-samples: expected a positive number of samples, got {args.sampler_n_samples}")
-    device = _device(args.device, args.threads)
+    device = _device(args)
     net, method, shape, _ = load_model(args.model, device)
     # options given on the command line override what model.pt recorded
     overrides = group_values(args, SAMPLER if method.name in ("ours", "dsm") else DDPM_SAMPLER)
