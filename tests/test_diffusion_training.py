@@ -90,7 +90,8 @@ def test_interrupted_run_resumes_to_the_same_state(tmp_path, ema_warmup):
     assert [r["step"] for r in resumed.log] == [r["step"] for r in full.log]
 
 
-def test_checkpoint_of_other_settings_is_ignored(tmp_path):
+def _interrupted_at_step_2(tmp_path):
+    """A tiny run stopped by an error at step 2, its checkpoint left behind."""
     img, method, net = tiny_setup(n_times=4)
     method.sampler.update(method="heun", heun_steps=2)
     ckpt = tmp_path / "model.pt.ckpt"
@@ -103,6 +104,11 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
     with pytest.raises(RuntimeError):
         train(method, net, img, settings, StopRule("steps", max_steps=5), checkpoint_path=ckpt, progress=False,
               callback=stop_at_2)
+    return img, method, net, settings, ckpt
+
+
+def test_checkpoint_of_other_settings_is_ignored(tmp_path):
+    img, method, net, settings, ckpt = _interrupted_at_step_2(tmp_path)
     other = TrainSettings(batch_size=4, lr=1e-2, eval_every_seconds=1e9, checkpoint_every_seconds=0.0)
     result = train(method, net, img, other, StopRule("steps", max_steps=3), checkpoint_path=ckpt, progress=False)
     assert result.summary["resumed_from_step"] == 0 and result.summary["steps"] == 3
@@ -207,18 +213,7 @@ def test_every_setting_enters_the_checkpoint_fingerprint():
 def test_checkpoint_of_another_evaluator_or_time_sampling_is_ignored(tmp_path):
     from fpscore.diffusion.evaluation import Evaluator
 
-    img, method, net = tiny_setup(n_times=4)
-    method.sampler.update(method="heun", heun_steps=2)
-    ckpt = tmp_path / "model.pt.ckpt"
-
-    def stop_at_2(step, state):
-        if step == 2:
-            raise RuntimeError("stop")
-
-    settings = TrainSettings(batch_size=4, eval_every_seconds=1e9, checkpoint_every_seconds=0.0)
-    with pytest.raises(RuntimeError):
-        train(method, net, img, settings, StopRule("steps", max_steps=5), checkpoint_path=ckpt, progress=False,
-              callback=stop_at_2)
+    img, method, net, settings, ckpt = _interrupted_at_step_2(tmp_path)
     other = Evaluator("noisy_copy", 2, 1, "clip", 0.506)
     result = train(method, net, img, settings, StopRule("steps", max_steps=3), checkpoint_path=ckpt,
                    progress=False, evaluator=other)
