@@ -40,7 +40,7 @@ import yaml
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
-TARGET = "results/scores/{dataset}/{res}/{solver}/scores.npz"
+TARGET = "results/scores/{dataset}/{res}/{solver}/scores"
 SCORE_RULES = ("scores_prepare", "scores_shard", "scores_merge")
 
 

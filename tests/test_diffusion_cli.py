@@ -24,7 +24,8 @@ def inputs(tmp_path):
     params = json.dumps({"fp": {"sigma": 5.0, "eps": 1e-3, "n_times": 5}, "solver": {"solver": "spsolve"}})
     np.savez(tmp_path / "scores.npz", m=np.zeros((3, 1, 5, 8, 8), np.float32),
              scores=0.01 * rng.standard_normal((3, 1, 5, 8, 8)).astype(np.float32), times=sde.times(),
-             g=sde.g(sde.times()), names=names, params=np.array(params))
+             g=sde.g(sde.times()), names=names, params=np.array(params),
+             picard_iterations=np.full((3, 1), 2), converged=np.ones((3, 1), bool))
     pd.DataFrame({"image": [0, 0, 1, 2], "channel": 0, "assemble_seconds": [0.5, 0.25, 9.0, 9.0],
                   "solve_seconds": [1.0, 0.25, 9.0, 9.0]}).to_csv(tmp_path / "solve_log.csv", index=False)
     return tmp_path

@@ -8,7 +8,7 @@ import pytest
 from fpscore.data import load_dataset, prepare
 from fpscore.fokker_planck.params import FPParams
 from fpscore.score_store import merge_shards_to_dir, read_scores
-from fpscore.scores import compute_scores, merge_shards, read_images, score_arrays, write_npz
+from fpscore.scores import compute_scores, read_images, score_arrays, write_npz
 from fpscore.solvers import make_solver
 
 PARAMS = FPParams(n_times=4, kde_bins=64)
@@ -64,9 +64,6 @@ def test_merge_equals_the_in_memory_result_and_reads_memory_mapped(images, shard
     np.testing.assert_array_equal(got["names"], names)
     batch = np.sort(np.random.default_rng(1).choice(N_IMAGES, 32, replace=False))
     np.testing.assert_array_equal(np.asarray(got["scores"][batch]), whole.scores[batch])  # a lazy batch read
-    in_memory = merge_shards(paths, N_IMAGES)  # the single-file path agrees
-    for key, value in in_memory.items():
-        np.testing.assert_array_equal(got[key], value)
 
 
 def test_merge_checks_coverage_and_names(shards, tmp_path):
@@ -82,8 +79,7 @@ def test_bad_and_truncated_files_are_named(shards, tmp_path):
     paths, names, _ = shards
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"this is not an npz file" * 4)
-    for reader in (read_images, read_scores, lambda p: merge_shards([p], 1),
-                   lambda p: merge_shards_to_dir([p], 1, tmp_path / "o")):
+    for reader in (read_images, read_scores, lambda p: merge_shards_to_dir([p], 1, tmp_path / "o")):
         with pytest.raises(ValueError, match=f"{bad}: not a readable"):
             reader(bad)
     with pytest.raises(Exception, match=str(bad)):  # the data stage's reader (DataError)
@@ -98,3 +94,33 @@ def test_bad_and_truncated_files_are_named(shards, tmp_path):
     m.write_bytes(m.read_bytes()[:-100])
     with pytest.raises(ValueError, match=f"scores file {m}: not a readable .npy"):
         read_scores(out)
+
+
+def test_training_reads_batches_of_the_merged_set_lazily(images, shards, monkeypatch):
+    """The merged directory through the learning step's reader: the scores stay memory-mapped, a
+    set over RESIDENT_BYTES is embedded per batch, and the loss equals the one of the whole set."""
+    torch = pytest.importorskip("torch")
+    from fpscore.diffusion import embedding
+    from fpscore.diffusion.io import load_scores
+    from fpscore.diffusion.losses import ours_loss
+    from fpscore.diffusion.unet import UNet, UNetConfig
+
+    paths, names, folder = shards
+    out = merge_shards_to_dir(paths, N_IMAGES, folder / "for_training", names=names)
+    scores, times, g, sde = load_scores(out, list(names), (1, 8, 8), range(N_IMAGES))
+    assert isinstance(scores, np.memmap)
+    monkeypatch.setattr(embedding, "RESIDENT_BYTES", 1024)
+    lazy = embedding.trajectories_of(images, scores, times, g)
+    assert isinstance(lazy, embedding.LazyTrajectories) and lazy.shape == (N_IMAGES, 4, 1, 8, 8)
+    whole = embedding.embed_scores(images, np.asarray(scores), times, g)
+    idx = torch.tensor([5, 239, 5, 0])
+    np.testing.assert_array_equal(lazy[idx].numpy(), whole[idx.numpy()])
+    net = UNet(UNetConfig(in_channels=1, resolution=8, base_channels=8, channel_mults=(1,), num_res_blocks=1,
+                          attn_resolutions=()))
+    times_t = torch.as_tensor(times, dtype=torch.float32)
+    for sampling in ("levels", "jittered"):
+        losses = [ours_loss(net, traj, times_t, sde, 8, torch.Generator().manual_seed(3), sampling=sampling)
+                  for traj in (lazy, torch.as_tensor(whole))]
+        assert losses[0].item() == losses[1].item()
+    selected, *_ = load_scores(out, list(names), (1, 8, 8), [3, 1])  # a subset: only those images read
+    assert not isinstance(selected, np.memmap) and selected.shape == (2, 1, 4, 8, 8)

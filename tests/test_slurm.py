@@ -31,7 +31,7 @@ CONFIGS = [REPO / "tests" / "configs" / "tiny.yaml", REPO / "tests" / "configs" 
 # What the miniature run builds: data, the sharded scores of 4 faces (2 shards),
 # and a tiny training + sampling run (budget_faces16_n2 of tests/configs/tiny.yaml).
 DATA = "results/data/faces/16/images.npz"
-SCORES = "results/scores/faces/16/ksp/scores.npz"
+SCORES = "results/scores/faces/16/ksp/scores"
 SAMPLES = "results/samples/budget_faces16_n2/ours/samples.npz"
 TARGETS = [DATA, SCORES, SAMPLES]
 COMPARED = [DATA, SCORES]  # deterministic; training stops on a wall-clock budget
@@ -128,6 +128,9 @@ def cluster(request, tmp_path_factory):
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file or of a directory of .npy files (a score set)."""
+    if path.is_dir():
+        return {f.stem: np.load(f, allow_pickle=False) for f in sorted(path.glob("*.npy"))}
     with np.load(path, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 

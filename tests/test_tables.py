@@ -307,7 +307,9 @@ def test_score_error_command(tmp_path):
     for solver, scale in (("spsolve", 1.0), ("projection", 1.001)):
         path = tmp_path / "photos" / "4" / solver / "scores.npz"
         path.parent.mkdir(parents=True)
-        np.savez(path, scores=ref * np.float32(scale))
+        np.savez(path, m=ref, scores=ref * np.float32(scale), times=np.linspace(1e-3, 1, 3), g=np.ones(3),
+                 names=np.array(["a", "b"]), params=np.array("{}"), picard_iterations=np.ones((2, 1), int),
+                 converged=np.ones((2, 1), bool))
         paths.append(str(path))
     out = tmp_path / "err.csv"
     assert main(["score-error", "--scores", *paths, "--solvers", "spsolve", "projection", "--dataset", "photos",

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from fpscore.data import check_images, read_images  # noqa: F401  (read_images: the one images.npz reader)
-from fpscore.fileio import atomic_outputs, open_npz, read_npz_arrays  # noqa: F401
+from fpscore.fileio import atomic_outputs
 from fpscore.fokker_planck.assembly import FPSystem
 from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
@@ -161,31 +160,3 @@ def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dic
     return arrays
 
 
-def merge_shards(shard_paths, n_images: int) -> dict:
-    """Concatenate shard files (each with 'indices') into the arrays of one scores file
-    covering images 0..n_images-1 exactly once, in order; parameters must agree."""
-    parts = []
-    for p in shard_paths:
-        with open_npz(p, "shard") as f:
-            files = list(f.files)
-        parts.append((str(p), read_npz_arrays(p, "shard", files + [k for k in (*SCORE_KEYS, "indices")
-                                                                    if k not in files])))
-    if not parts:
-        raise ValueError("merge: no shard files given")
-    ref_path, ref = parts[0]
-    for p, part in parts[1:]:
-        for key in ("params", "times", "g"):
-            if not np.array_equal(part[key], ref[key]):
-                raise ValueError(f"merge: shard {p} differs from {ref_path} in {key!r}")
-    indices = np.concatenate([part["indices"] for _, part in parts])
-    order = np.argsort(indices, kind="stable")
-    if not np.array_equal(indices[order], np.arange(n_images)):
-        missing = sorted(set(range(n_images)) - set(indices.tolist()))
-        dup = sorted({int(i) for i in indices if (indices == i).sum() > 1})
-        raise ValueError(f"merge: shards do not cover images 0..{n_images - 1} exactly once "
-                         f"(missing {missing[:10]}, duplicated {dup[:10]}, out of range "
-                         f"{sorted(int(i) for i in indices if not 0 <= i < n_images)[:10]})")
-    out = {k: ref[k] for k in ("times", "g", "params")}
-    for key in ("m", "scores", "names", "picard_iterations", "converged"):
-        out[key] = np.concatenate([part[key] for _, part in parts])[order]
-    return {k: out[k] for k in SCORE_KEYS}

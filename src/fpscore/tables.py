@@ -181,20 +181,20 @@ def t2_solvers(log: pd.DataFrame, score_errors: pd.DataFrame | None = None) -> p
 def score_errors(reference: np.ndarray, candidates: dict[str, np.ndarray]) -> pd.DataFrame:
     """Relative L2 error of each solver's scores against the reference (spsolve) scores.
 
-    Arrays are N x C x T x H x W; score_rel_error = ||s - s_ref|| / ||s_ref|| over
-    everything, max_image_rel_error the worst single image.
+    Arrays are N x C x T x H x W (memory-mapped ones are read one image at a time);
+    score_rel_error = ||s - s_ref|| / ||s_ref|| over everything, max_image_rel_error the
+    worst single image.
     """
-    reference = np.asarray(reference, dtype=np.float64)
-    ref_norm = np.sqrt((reference ** 2).reshape(len(reference), -1).sum(axis=1))
+    ref_norm2 = np.array([np.square(np.asarray(r, dtype=np.float64)).sum() for r in reference])
     rows = []
     for solver, scores in candidates.items():
-        scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != reference.shape:
             raise ValueError(f"scores of solver {solver!r} have shape {scores.shape}, "
                              f"reference has {reference.shape}")
-        err = np.sqrt(((scores - reference) ** 2).reshape(len(reference), -1).sum(axis=1))
-        total = float(np.sqrt((err ** 2).sum()) / np.sqrt((ref_norm ** 2).sum()))
-        per_image = err / np.where(ref_norm > 0, ref_norm, np.inf)
+        err2 = np.array([np.square(np.asarray(s, dtype=np.float64) - np.asarray(r, dtype=np.float64)).sum()
+                         for s, r in zip(scores, reference)])
+        total = float(np.sqrt(err2.sum() / ref_norm2.sum()))
+        per_image = np.sqrt(err2) / np.where(ref_norm2 > 0, np.sqrt(ref_norm2), np.inf)
         rows.append(dict(solver=solver, score_rel_error=total, max_image_rel_error=float(per_image.max())))
     return pd.DataFrame(rows, columns=["solver", "score_rel_error", "max_image_rel_error"])
 

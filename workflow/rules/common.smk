@@ -162,7 +162,7 @@ COMPARED = ["ours", "ddpm"] + (["dsm"] if config["learn"]["dsm"]["train"] else [
 
 
 def learn_scores(name):
-    """Input function: scores.npz / solve_log.csv of the configured solver (our method only)."""
+    """Input function: the score directory / solve_log.csv of the configured solver (our method only)."""
 
     def files(wildcards):
         if wildcards.method != "ours":

@@ -31,7 +31,7 @@ localrules:
 
 rule score_error:
     input:
-        expand("results/scores/{{dataset}}/{{res}}/{solver}/scores.npz", solver=T2_SOLVERS),
+        expand("results/scores/{{dataset}}/{{res}}/{solver}/scores", solver=T2_SOLVERS),
     output:
         "results/metrics/scores/{dataset}/{res}/score_error.csv",
     params:

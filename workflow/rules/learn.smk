@@ -8,7 +8,7 @@
 rule train:
     input:
         images=experiment_images,
-        scores=learn_scores("scores.npz"),
+        scores=learn_scores("scores"),
         solve_log=learn_scores("solve_log.csv"),
     output:
         model="results/train/{experiment}/{method}/model.pt",

@@ -1,6 +1,7 @@
 # Score pre-computation (METHOD.md sections 2-6), sharded: every shard of
-# `scores.shard_size` images is a job; the merge writes the one scores file the
-# rest of the workflow reads (byte-identical whatever the shard size). For the
+# `scores.shard_size` images is a job; the merge writes the one score directory the
+# rest of the workflow reads (memory-mapped .npy files, fpscore.score_store; written one
+# shard at a time, byte-identical whatever the shard size). For the
 # projection solver the seed work is its own job that every shard depends on.
 # OPENBLAS_NUM_THREADS=1: numpy's threaded BLAS spins against PETSc on few cores.
 
@@ -57,7 +58,7 @@ rule scores_merge:
         logs=shard_files("csv"),
         prepare_log=projection_file("prepare_log.csv"),
     output:
-        scores="results/scores/{dataset}/{res}/{solver}/scores.npz",
+        scores=directory("results/scores/{dataset}/{res}/{solver}/scores"),
         log="results/scores/{dataset}/{res}/{solver}/solve_log.csv",
     params:
         prepare_log=optional_option("--prepare-log", "prepare_log"),

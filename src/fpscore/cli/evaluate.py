@@ -162,9 +162,10 @@ def _solve_logs(args) -> "pd.DataFrame":
 # ---- metrics ---------------------------------------------------------------------------------
 
 def run_score_error(args) -> int:
+    from fpscore.score_store import read_scores
     from fpscore.tables import REFERENCE_SOLVER, score_errors
 
-    by_solver = {solver: _npz(path, ("scores",), "scores file")["scores"]
+    by_solver = {solver: read_scores(path)["scores"]
                  for path, solver in aligned("score-error", scores=args.scores, solvers=args.solvers)}
     if REFERENCE_SOLVER not in by_solver:
         raise ValueError(f"--solvers must include {REFERENCE_SOLVER}, the reference (got {sorted(by_solver)})")
@@ -453,7 +454,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_ssim)
 
     p = subparsers.add_parser("score-error", help="relative L2 error of each solver's scores vs spsolve")
-    p.add_argument("--scores", nargs="+", required=True, help="scores.npz of each solver, spsolve included")
+    p.add_argument("--scores", nargs="+", required=True, help="the score set (directory or .npz) of each solver, spsolve included")
     p.add_argument("--solvers", nargs="+", required=True, choices=SOLVERS, help="the solver of each scores file")
     p.add_argument("--dataset", required=True, help="the dataset of the scores (a label of the output)")
     p.add_argument("--resolution", required=True, type=int, help="their image size (a label of the output)")

@@ -68,8 +68,8 @@ def register(subparsers) -> None:
                               description=__doc__.splitlines()[0])
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--images", required=True, help="images.npz of the data step")
-    p.add_argument("--scores", help="scores.npz of the score step (method ours)")
-    p.add_argument("--solve-log", help="solve_log.csv beside scores.npz: adds the pre-computation time (ours)")
+    p.add_argument("--scores", help="the score set of the score step, a directory or .npz (method ours)")
+    p.add_argument("--solve-log", help="solve_log.csv of the score set: adds the pre-computation time (ours)")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--indices", type=int, nargs="+", help="train on these image indices")
     sel.add_argument("--count", type=int, help="train on the first COUNT images (default: all)")
@@ -118,7 +118,7 @@ def register(subparsers) -> None:
 def build_method(args, images: np.ndarray, chosen: list[int], device):
     """The training method and its data fingerprint from the parsed options."""
     from fpscore.diffusion.ddpm import DDPMSchedule
-    from fpscore.diffusion.embedding import embed_scores
+    from fpscore.diffusion.embedding import LazyTrajectories, trajectories_of
     from fpscore.diffusion.io import load_scores
     from fpscore.diffusion.methods import DDPMMethod, DSMMethod, OursMethod
     from fpscore.diffusion.sde import VESDE
@@ -128,15 +128,16 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
 
     if args.method == "ours":
         if not args.scores:
-            raise ValueError("--method ours needs --scores (scores.npz of the score step)")
+            raise ValueError("--method ours needs --scores (the score set of the score step)")
         from fpscore.data import load_dataset
 
         all_names = load_dataset(args.images)[1]
         scores, times, g, sde = load_scores(args.scores, all_names, images.shape[1:], chosen)
-        traj = embed_scores(images, scores, times, g)
+        traj = trajectories_of(images, scores, times, g, device)
         method = OursMethod(sde, sampler, traj, device=device, parameterization=args.parameterization,
                             times=group_values(args, TIMES)["times"])
-        return method, fingerprint(traj)
+        lazy = isinstance(traj, LazyTrajectories)
+        return method, fingerprint(*((images, scores, times, g) if lazy else (traj,)))
     if args.method == "dsm":
         sde = VESDE(**group_values(args, SDE))
         method = DSMMethod(sde, sampler, images, device=device, parameterization=args.parameterization,

@@ -5,7 +5,7 @@
     fpscore scores-prepare --images images.npz --solver projection --out prepared.npz --log prepare_log.csv
     fpscore scores ... --solver projection --prepared prepared.npz
     fpscore scores-merge --images images.npz --shards s0.npz s1.npz --logs s0.csv s1.csv \\
-        [--prepare-log prepare_log.csv] --out scores.npz --log solve_log.csv
+        [--prepare-log prepare_log.csv] --out scores/ --log solve_log.csv
 
 Every numerical parameter (METHOD.md §1-5) and solver setting is an option whose
 default is the schema default (config section ``scores``). Outputs are written
@@ -102,16 +102,15 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    import numpy as np
+    """Merge shard files into one score directory (``fpscore.score_store``: memory-mapped .npy
+    files, one shard in memory at a time) and their logs into one solve log."""
     import pandas as pd
 
-    from fpscore.scores import merge_shards, read_images, write_log, write_npz
+    from fpscore.score_store import merge_shards_to_dir
+    from fpscore.scores import read_images, write_log
     from fpscore.solvers.base import LOG_COLUMNS
 
     images, names = read_images(args.images)
-    arrays = merge_shards(args.shards, images.shape[0])
-    if not np.array_equal(arrays["names"], names):
-        raise ValueError(f"merge: image names of the shards differ from {args.images}")
     frames = []
     for p in ([args.prepare_log] if args.prepare_log else []) + list(args.logs):
         try:
@@ -121,7 +120,7 @@ def run_merge(args: argparse.Namespace) -> int:
         if list(frames[-1].columns) != list(LOG_COLUMNS):
             raise ValueError(f"merge: solve log {p} has columns {list(frames[-1].columns)}, expected {list(LOG_COLUMNS)}")
     log = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LOG_COLUMNS))
-    write_npz(args.out, arrays)
+    merge_shards_to_dir(args.shards, images.shape[0], args.out, names=names)
     write_log(args.log, log.to_dict("records"))
     print(f"fpscore scores-merge: {len(args.shards)} shard(s), {images.shape[0]} image(s) -> {args.out}, {args.log}")
     return 0
@@ -153,11 +152,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_config_options(q)
     q.set_defaults(func=run_prepare)
 
-    r = subparsers.add_parser("scores-merge", help="merge shard score files into one scores file")
+    r = subparsers.add_parser("scores-merge", help="merge shard score files into one score directory")
     r.add_argument("--images", required=True, help="images.npz the shards were computed from")
     r.add_argument("--shards", nargs="+", required=True, help="shard .npz files")
     r.add_argument("--logs", nargs="*", default=[], help="shard solve logs (.csv)")
     r.add_argument("--prepare-log", default=None, help="solve log of scores-prepare, put first")
-    r.add_argument("--out", required=True, help="merged scores .npz")
+    r.add_argument("--out", required=True, help="the score directory to write (m.npy, scores.npy, ...; "
+                   "fpscore.score_store)")
     r.add_argument("--log", required=True, help="merged solve log .csv")
     r.set_defaults(func=run_merge)

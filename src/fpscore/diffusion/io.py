@@ -1,8 +1,8 @@
 """Files of the learning step: training inputs, the pre-computation time, model.pt, logs.
 
 Inputs: images.npz (images N x C x H x W in [0, 1], names) of the data step and
-scores.npz (m, scores N x C x T x H x W, times, g: T, params: JSON) plus
-solve_log.csv of the score step. Every output is written whole or not at all
+the score set (a directory of .npy files or a .npz: m, scores N x C x T x H x W, times,
+g: T, params: JSON; ``fpscore.score_store``) plus solve_log.csv of the score step. Every output is written whole or not at all
 (fpscore.fileio.atomic_outputs: a temporary file beside it, then a rename).
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -52,41 +51,42 @@ def load_images(path: str | Path, indices: Sequence[int] | None = None, count: i
 def load_scores(path: str | Path, names: Sequence[str], image_shape: tuple, indices: Sequence[int]):
     """(scores n x C x T x H x W, times, g, sde) of the selected images, checked against the images.
 
-    names: the names of ALL images of images.npz (the scores file must cover the same set, in order).
+    path: a score directory (``fpscore.score_store``) or a scores .npz file; names: the names of
+    ALL images of images.npz (the score set must cover the same set, in order). When every image
+    is selected, in order, the scores of a directory stay memory-mapped (nothing is loaded until
+    a batch indexes them); otherwise only the selected images are read.
     """
+    from fpscore.score_store import read_scores
+
     n_images = len(names)
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("scores", "times", "g") if k not in npz.files]
-            if missing:
-                raise ValueError(f"{path}: missing key(s) {missing}; expected scores, times, g (and m, params)")
-            scores, times, g = npz["scores"], npz["times"].astype(np.float64), npz["g"].astype(np.float64)
-            params = json.loads(str(npz["params"])) if "params" in npz.files else {}
-            score_names = [str(n) for n in npz["names"]] if "names" in npz.files else None
+        arrays = read_scores(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"scores file {path} does not exist; run `fpscore scores` or the scores rule") \
-            from None
-    except (OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable scores .npz file ({err})") from None
+        raise FileNotFoundError(f"scores {path} do not exist; run `fpscore scores` or the scores rule") from None
+    scores, times, g = arrays["scores"], arrays["times"].astype(np.float64), arrays["g"].astype(np.float64)
+    params = json.loads(str(arrays["params"]))
     c, h, w = image_shape
-    if scores.ndim != 5 or scores.shape[0] != n_images or scores.shape[1] != c or scores.shape[3:] != (h, w):
+    if scores.shape[0] != n_images or scores.shape[1] != c or scores.shape[3:] != (h, w):
         raise ValueError(f"{path}: scores of shape {scores.shape} do not match the images: expected "
                          f"({n_images}, {c}, T, {h}, {w}) (N x C x T x H x W)")
-    if score_names is not None and score_names != list(names):
+    score_names = [str(n) for n in arrays["names"]]
+    if score_names != list(names):
         raise ValueError(f"{path}: image names {score_names[:3]}... differ from those of the images file "
                          f"{list(names)[:3]}...: the scores belong to another image set")
-    if times.shape != (scores.shape[2],) or g.shape != times.shape:
-        raise ValueError(f"{path}: times {times.shape} and g {g.shape} must both have T = {scores.shape[2]} values")
-    if not np.isfinite(scores).all():
-        raise ValueError(f"{path}: scores hold NaN or inf values")
+    indices = list(indices)
+    if indices != list(range(n_images)):
+        scores = np.asarray(scores[indices])
+    for start in range(0, scores.shape[0], 256):  # in blocks: a memory-mapped set is never loaded whole
+        if not np.isfinite(scores[start:start + 256]).all():
+            raise ValueError(f"{path}: scores hold NaN or inf values (image(s) {start}..{start + 255})")
     fp = params.get("fp", params) if isinstance(params, dict) else {}
     sigma = float(fp["sigma"]) if "sigma" in fp else float(g[-1] ** (1 / times[-1]))
     sde = VESDE(sigma=sigma, eps=float(times[0]), n_times=int(times.size))
     if not (np.allclose(times, sde.times(), rtol=1e-9, atol=1e-12) and np.allclose(g, sde.g(times), rtol=1e-6)):
         raise ValueError(f"{path}: times and g are not t_n = linspace(eps, 1, N) and g = sigma**t with "
                          f"sigma = {sigma}, as METHOD.md section 1 defines them")
-    return scores[list(indices)], times, g, sde
+    return scores, times, g, sde
 
 
 def precompute_seconds(solve_log: str | Path, indices: Sequence[int]) -> float:

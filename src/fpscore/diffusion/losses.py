@@ -128,7 +128,8 @@ def draw_times(batch: int, times: torch.Tensor, sampling: str,
 
 def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, batch: int,
               generator: torch.Generator, parameterization: str = "edm", sampling: str = "levels") -> torch.Tensor:
-    """Section 8 loss on a batch drawn from the embedded trajectories N x T x C x H x W (on net's device).
+    """Section 8 loss on a batch drawn from the embedded trajectories N x T x C x H x W (on net's device):
+    a tensor, or a ``fpscore.diffusion.embedding.LazyTrajectories`` that embeds the drawn images.
 
     times: the T time levels t_n (float tensor on the same device);
     sampling: levels | jittered (``TIME_SAMPLINGS``, see the module docstring).
@@ -140,8 +141,9 @@ def ours_loss(net, trajectories: torch.Tensor, times: torch.Tensor, sde: VESDE, 
     z = torch.randn((batch, *trajectories.shape[2:]), generator=generator).to(device)
     lam = sde.marginal_std(t).reshape(-1, 1, 1, 1)
     g2 = (sde.g(t) ** 2).reshape(-1)
-    x_n = trajectories[idx, levels] if sampling == "levels" else jittered_embedding(trajectories, times, sde, idx,
-                                                                                     levels, t)
+    drawn = trajectories[idx]                      # b x T x C x H x W (lazily embedded for a large set)
+    rows = torch.arange(batch, device=device)
+    x_n = drawn[rows, levels] if sampling == "levels" else jittered_embedding(drawn, times, sde, rows, levels, t)
     residual = lam * score_from_net(net, x_n + lam * z, t, sde, parameterization) + z
     return (residual.square().flatten(1).sum(1) / (2 * g2)).mean()
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fpscore.diffusion.ddpm import DDPMSchedule, ancestral_sample, ddim_sample
+from fpscore.diffusion.embedding import LazyTrajectories
 from fpscore.diffusion.losses import (DSM_TIMES, PARAMETERIZATIONS, TIME_SAMPLINGS, ddpm_loss, dsm_loss,
                                       ours_loss, score_from_net)
 from fpscore.diffusion.sampling import SAMPLERS, STARTS, SampleResult, ode_sample, start_std
@@ -98,7 +99,8 @@ class _FlowMethod:
 class OursMethod(_FlowMethod):
     """Score embedding + section 8 loss + probability-flow ODE sampling.
 
-    trajectories: N x T x C x H x W embedded images (None when only sampling);
+    trajectories: N x T x C x H x W embedded images, an array or a
+    ``fpscore.diffusion.embedding.LazyTrajectories`` (None when only sampling);
     sampler, parameterization: see ``_FlowMethod``;
     times: levels | jittered, how training times are drawn (``fpscore.diffusion.losses``).
     """
@@ -112,7 +114,8 @@ class OursMethod(_FlowMethod):
         if trajectories is not None:
             if trajectories.ndim != 5 or trajectories.shape[1] != sde.n_times:
                 raise ValueError(f"trajectories: expected N x {sde.n_times} x C x H x W, got {trajectories.shape}")
-            self.trajectories = torch.as_tensor(trajectories, dtype=torch.float32, device=self.device)
+            self.trajectories = trajectories if isinstance(trajectories, LazyTrajectories) else \
+                torch.as_tensor(trajectories, dtype=torch.float32, device=self.device)
 
     def loss(self, net, batch: int, generator: torch.Generator) -> torch.Tensor:
         if self.trajectories is None:

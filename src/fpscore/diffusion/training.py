@@ -194,9 +194,11 @@ def fingerprint(*parts) -> str:
     """SHA-256 of JSON-able parts and arrays: identifies a training trajectory for resuming."""
     h = hashlib.sha256()
     for part in parts:
-        if isinstance(part, np.ndarray):
+        if isinstance(part, np.ndarray):  # in blocks of rows: the bytes of the whole, never all in memory
             h.update(str((part.shape, part.dtype)).encode())
-            h.update(np.ascontiguousarray(part).tobytes())
+            rows = part.reshape(1, -1) if part.ndim == 0 else part
+            for start in range(0, len(rows), 256):
+                h.update(np.ascontiguousarray(rows[start:start + 256]).tobytes())
         else:
             h.update(json.dumps(part, sort_keys=True, default=str).encode())
     return h.hexdigest()
