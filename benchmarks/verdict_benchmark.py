@@ -320,9 +320,12 @@ def write_runs_csv(out: Path) -> None:
         pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
 
 
-def time_or_cap(r: dict, t: str) -> tuple[float, bool]:
+def time_or_cap(r: dict, t: str, precompute: bool = False) -> tuple[float, bool]:
+    """(training seconds to target t, reached); the cap where unreached. precompute: add ours' score
+    pre-computation seconds (the paper's Table 1 counts them)."""
     c = r["crossings"].get(t)
-    return (c["hit"], True) if c and c["reached"] else (r["cap"], False)
+    extra = r.get("precompute_seconds", 0.0) if precompute else 0.0
+    return (c["hit"] + extra, True) if c and c["reached"] else (r["cap"] + extra, False)
 
 
 def fmt_time(values: list[tuple[float, bool]]) -> str:
@@ -335,33 +338,53 @@ def fmt_time(values: list[tuple[float, bool]]) -> str:
     return f"{f(med)} [{f(lo)}, {f(hi)}]"
 
 
-def paired_ratio(num: list[dict], den: list[dict], t: str) -> str:
-    """Median [min, max] over paired runs (same image and seed) of time_num / time_den; a pair with an
-    unreached run is a bound (cap used); the text says how many pairs are bounds."""
+@dataclass
+class Ratios:
+    """Paired ratios time_num / time_den (same image and seed) and what bounds them."""
+
+    values: list            # one per usable pair
+    lower: int = 0          # pairs where only the denominator reached: the ratio is a lower bound
+    upper: int = 0          # only the numerator reached: an upper bound
+    undefined: int = 0      # neither reached
+    at_zero: int = 0        # the denominator met the target at time 0
+
+    def text(self) -> str:
+        notes = [f"{self.lower} lower bound(s)" if self.lower else "",
+                 f"{self.upper} upper bound(s)" if self.upper else "",
+                 f"{self.undefined} neither reached" if self.undefined else "",
+                 f"{self.at_zero} with the denominator at the target at time 0" if self.at_zero else ""]
+        note = ", ".join(x for x in notes if x)
+        if not self.values:
+            return f"n/a ({note})" if note else "n/a"
+        v = np.array(self.values)
+        return f"{np.median(v):.2f}x [{v.min():.2f}, {v.max():.2f}] n={len(v)}" + (f" ({note})" if note else "")
+
+
+def paired_ratios(num: list[dict], den: list[dict], t: str, precompute: bool = False) -> Ratios:
+    """time_num / time_den over paired runs (same image and seed); a pair with an unreached run is a bound
+    (its cap used). precompute: ours' pre-computation seconds included (``time_or_cap``)."""
     by = {(r["dataset"], r["image"], r["seed"]): r for r in den}
-    vals, lower, upper, undefined, at_zero = [], 0, 0, 0, 0
+    out = Ratios([])
     for r in num:
         d = by.get((r["dataset"], r["image"], r["seed"]))
         if d is None:
             continue
-        (a, ra), (b, rb) = time_or_cap(r, t), time_or_cap(d, t)
+        (a, ra), (b, rb) = time_or_cap(r, t, precompute), time_or_cap(d, t, precompute)
         if not ra and not rb:
-            undefined += 1
+            out.undefined += 1
             continue
         if rb and b == 0:  # the denominator met the target before training: no ratio
-            at_zero += 1
+            out.at_zero += 1
             continue
-        vals.append(a / b)
-        lower += (not ra) and rb
-        upper += ra and (not rb)
-    notes = [f"{lower} lower bound(s)" if lower else "", f"{upper} upper bound(s)" if upper else "",
-             f"{undefined} neither reached" if undefined else "",
-             f"{at_zero} with the denominator at the target at time 0" if at_zero else ""]
-    note = ", ".join(x for x in notes if x)
-    if not vals:
-        return f"n/a ({note})" if note else "n/a"
-    v = np.array(vals)
-    return f"{np.median(v):.2f}x [{v.min():.2f}, {v.max():.2f}] n={len(v)}" + (f" ({note})" if note else "")
+        out.values.append(a / b)
+        out.lower += (not ra) and rb
+        out.upper += ra and (not rb)
+    return out
+
+
+def paired_ratio(num: list[dict], den: list[dict], t: str) -> str:
+    """Median [min, max] over paired runs of time_num / time_den, with how many pairs are bounds."""
+    return paired_ratios(num, den, t).text()
 
 
 def report(out: Path) -> None:

@@ -1,0 +1,47 @@
+"""The README's verdict table is the one the saved verdict-benchmark runs give, and its verdict rule
+reads paired time-to-target intervals as documented."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import verdict_table  # noqa: E402
+
+
+def _run(method, seed, prev, hit, cap=120.0, pre=0.0):
+    reached = hit is not None
+    return {"size": 32, "recipe": "default", "protocol": "generate", "method": method, "dataset": "photos",
+            "image": "camera", "seed": seed, "cap": cap, "precompute_seconds": pre,
+            "crossings": {"0.9": {"reached": reached, "hit": hit, "prev": prev, "step": 1 if reached else None}},
+            "evaluations": []}
+
+
+def test_readme_table_matches_the_saved_runs():
+    assert verdict_table.main(["--check", str(REPO / "README.md")]) == 0
+
+
+def test_outcomes_compare_intervals_and_count_pre_computation():
+    ours = [_run("ours", 0, 10.0, 20.0, pre=0.5), _run("ours", 1, 10.0, 20.0), _run("ours", 2, 30.0, 40.0),
+            _run("ours", 3, None, None)]
+    ddpm = [_run("ddpm", 0, 20.0, 30.0), _run("ddpm", 1, 15.0, 25.0), _run("ddpm", 2, 10.0, 20.0),
+            _run("ddpm", 3, None, None, cap=240.0)]
+    # seed 0: ours (10.5, 20.5] overlaps (20, 30] only because of the pre-computation -> tied
+    assert verdict_table.outcomes(ddpm, ours, "0.9") == {"faster": 0, "slower": 1, "tied": 2, "neither": 1}
+    ddpm[0] = _run("ddpm", 0, 21.0, 30.0)
+    ddpm[1] = _run("ddpm", 1, None, None, cap=240.0)  # not reached: ours (reached at 20) is faster
+    assert verdict_table.outcomes(ddpm, ours, "0.9") == {"faster": 2, "slower": 1, "tied": 0, "neither": 1}
+
+
+@pytest.mark.parametrize("count, word", [
+    ({"faster": 3, "slower": 0, "tied": 0, "neither": 1}, "confirmed"),
+    ({"faster": 0, "slower": 2, "tied": 0, "neither": 0}, "contradicted"),
+    ({"faster": 2, "slower": 0, "tied": 1, "neither": 0}, "not confirmed"),
+    ({"faster": 0, "slower": 0, "tied": 0, "neither": 4}, "not testable"),
+    ({"faster": 0, "slower": 0, "tied": 0, "neither": 0}, "not measured yet"),
+])
+def test_direction_words(count, word):
+    assert verdict_table.direction(count, "speed-up").removeprefix("speed-up ").startswith(word)
