@@ -100,6 +100,35 @@ def test_name_lists_equal_the_schema_enums():
         assert tuple(node["enum"]) == expected, path
 
 
+@pytest.mark.parametrize("factory, section, renamed", [
+    ("fpscore.solvers:make_solver", "scores", {}),
+    ("fpscore.solvers.ksp:KspSolver", "scores", {"options": "ksp_options"}),
+    ("fpscore.solvers.projection:ProjectionSolver", "scores.projection", {}),
+    ("fpscore.solvers.batched:BatchedSolver", "scores.batched", {}),
+])
+def test_solver_defaults_are_the_schema_defaults(factory, section, renamed):
+    """A solver built in Python without a setting gets the schema's default, as the CLI does."""
+    import importlib
+    import inspect
+
+    module, name = factory.split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    checked = 0
+    for arg, p in params.items():
+        key = renamed.get(arg, arg)
+        for path in (f"{section}.{key}", f"scores.{key}"):
+            try:
+                expected = cfg.schema_default(path)
+            except KeyError:
+                continue
+            if isinstance(expected, dict):  # a settings section (None: the constructor's schema defaults)
+                break
+            assert p.default == expected, f"{factory}({arg}=...) defaults to {p.default!r}, schema {path}: {expected!r}"
+            checked += 1
+            break
+    assert checked >= 3, f"{factory}: only {checked} argument(s) matched a schema key"
+
+
 @pytest.mark.parametrize("config_file", CONFIGS)
 def test_rule_command_lines_parse_back_to_the_config(config_file):
     """Every option a rule passes, parsed by `fpscore`, gives back the config's value of every key."""

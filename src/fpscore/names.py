@@ -23,6 +23,10 @@ SSIM_MODES = ("clip", "minmax")
 PROTOCOLS = ("generate", "noisy_copy")  # Table 1's evaluation protocols
 EVAL_SCHEDULES = ("uniform", "geometric")
 DEVICES = ("auto", "cpu", "cuda")
+SEED_CHOICES = ("first", "medoid")  # the projection solver's seed images
+PROJECTION_VARIANTS = ("guess", "pc", "both")
+PROJECTION_BASES = ("krylov", "solutions", "both")
+GUESS_METHODS = ("minres", "galerkin")
 STOP_RULES = ("target_ssim", "budget", "steps")
 
 # Schema keys whose enum must equal a name list (key path -> names); "[]" marks the items of a list.
@@ -32,6 +36,10 @@ SCHEMA_ENUMS = {
     "scores.benchmark_solvers[]": SOLVERS,
     "scores.nonlinear": NONLINEAR,
     "scores.batched.device": DEVICES,
+    "scores.projection.seed_choice": SEED_CHOICES,
+    "scores.projection.variant": PROJECTION_VARIANTS,
+    "scores.projection.basis": PROJECTION_BASES,
+    "scores.projection.guess": GUESS_METHODS,
     "learn.parameterization": PARAMETERIZATIONS,
     "learn.sampler.method": SAMPLERS,
     "learn.ddpm.sampler": DDPM_SAMPLERS,

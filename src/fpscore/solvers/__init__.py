@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from fpscore.config import schema_default
 from fpscore.names import SOLVERS as SOLVER_NAMES
 from fpscore.solvers.base import LOG_COLUMNS, SolveContext, Solver, SolverError, SolveStats
 
 __all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver", "SolverError", "make_solver"]
 
 
-def make_solver(name: str, *, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = False,
-                extrapolate: bool = True, projection: dict[str, Any] | None = None,
+def make_solver(name: str, *, rtol: float = schema_default("scores.rtol"),
+                ksp_options: str = schema_default("scores.ksp_options"),
+                warm_start: bool = schema_default("scores.warm_start"),
+                extrapolate: bool = schema_default("scores.extrapolate"), projection: dict[str, Any] | None = None,
                 batched: dict[str, Any] | None = None) -> Solver:
-    """Build a solver by name with its settings (config section ``scores``).
+    """Build a solver by name with its settings (config section ``scores``; defaults: the schema's).
 
     ``ksp_options``, ``warm_start`` and ``extrapolate`` apply to ``ksp`` and to the
     Krylov part of ``projection``; ``projection`` holds n_seeds, seed_choice, rank, variant;

@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fpscore.config import schema_default
+
 if TYPE_CHECKING:  # pragma: no cover
     from fpscore.fokker_planck.assembly import FPSystem
     from fpscore.fokker_planck.params import FPParams
@@ -159,7 +161,7 @@ class Solver(ABC):
 
     name: str = "base"
 
-    def __init__(self, rtol: float = 1e-10):
+    def __init__(self, rtol: float = schema_default("scores.rtol")):
         if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
             raise ValueError(f"rtol: expected a relative residual in (0, 1), got {rtol!r}")
         self.rtol = float(rtol)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from fpscore.config import schema_default
+
 from fpscore.fokker_planck.step import check_solution, log_row
 from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats
 from fpscore.solvers.batched_ops import (Stencil, bicgstab, check_tolerance, relative_residual,
@@ -45,6 +47,9 @@ class SetResult:
     rows: list[dict]
 
 
+_BATCHED = schema_default("scores.batched")
+
+
 class BatchedSolver(Solver):
     """The batched engine (module docstring). ``device`` auto|cpu|cuda; ``threads``: torch
     CPU threads while solving (None: torch's setting); ``batch_size``: channels solved
@@ -53,8 +58,9 @@ class BatchedSolver(Solver):
 
     name = "batched"
 
-    def __init__(self, rtol: float = 1e-10, device: str = "auto", threads: int | None = None,
-                 batch_size: int = 256, max_it: int = 40):
+    def __init__(self, rtol: float = schema_default("scores.rtol"), device: str = _BATCHED["device"],
+                 threads: int | None = _BATCHED["threads"], batch_size: int = _BATCHED["batch_size"],
+                 max_it: int = _BATCHED["max_it"]):
         super().__init__(rtol)
         check_tolerance(rtol)
         resolve_device(device)  # fail early on a bad name or a missing GPU

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from fpscore.config import schema_default
 from fpscore.solvers.direct import direct_solve
 from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, true_relative_residual
 
@@ -96,8 +97,10 @@ class KspSolver(Solver):
 
     name = "ksp"
 
-    def __init__(self, rtol: float = 1e-10, options: str = "", warm_start: bool = False,
-                 prefix: str = DEFAULT_PREFIX, extrapolate: bool = True):
+    def __init__(self, rtol: float = schema_default("scores.rtol"),
+                 options: str = schema_default("scores.ksp_options"),
+                 warm_start: bool = schema_default("scores.warm_start"), prefix: str = DEFAULT_PREFIX,
+                 extrapolate: bool = schema_default("scores.extrapolate")):
         super().__init__(rtol)
         self.options = options
         self.parsed = parse_options(options)

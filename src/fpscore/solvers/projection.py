@@ -14,18 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from fpscore.config import schema_default
 from fpscore.fileio import atomic_outputs
+from fpscore.names import GUESS_METHODS, PROJECTION_BASES as BASES, PROJECTION_VARIANTS as VARIANTS, SEED_CHOICES
 from fpscore.solvers.base import SolverError, SolveStats, true_relative_residual, vnorm
 from fpscore.solvers.ksp import KspSolver
 from fpscore.solvers.seed_pc import SeedSubspacePC
-from fpscore.solvers.subspace import (GUESS_METHODS, compress_basis, projected_guess, relative_residual_norm,
-                                      solve_normal)
-from fpscore.solvers.seeds import SEED_CHOICES, nearest_seed, select_seeds
+from fpscore.solvers.subspace import compress_basis, projected_guess, relative_residual_norm, solve_normal
+from fpscore.solvers.seeds import nearest_seed, select_seeds
 
 # --------------------------------------------------------------------------- the solver
-
-VARIANTS = ("guess", "pc", "both")
-BASES = ("krylov", "solutions", "both")
 _PC_DOTTED = f"{SeedSubspacePC.__module__}.SeedSubspacePC"
 _PREPARED_VERSION = 1
 
@@ -83,6 +81,9 @@ def _check_int(key: str, value, minimum: int) -> int:
     return int(value)
 
 
+_PROJECTION = schema_default("scores.projection")  # the constructor's defaults
+
+
 class ProjectionSolver(KspSolver):
     """Cross-matrix Krylov projection (METHOD.md §6) on top of the ``ksp`` solver.
 
@@ -117,9 +118,13 @@ class ProjectionSolver(KspSolver):
 
     name = "projection"
 
-    def __init__(self, rtol: float = 1e-10, ksp_options: str = "", warm_start: bool = True, n_seeds: int = 1,
-                 seed_choice: str = "medoid", rank: int = 8, variant: str = "guess", basis: str = "solutions",
-                 guess: str = "minres", history: int = 1, lag: int = 0, extrapolate: bool = True):
+    def __init__(self, rtol: float = schema_default("scores.rtol"),
+                 ksp_options: str = schema_default("scores.ksp_options"),
+                 warm_start: bool = schema_default("scores.warm_start"), n_seeds: int = _PROJECTION["n_seeds"],
+                 seed_choice: str = _PROJECTION["seed_choice"], rank: int = _PROJECTION["rank"],
+                 variant: str = _PROJECTION["variant"], basis: str = _PROJECTION["basis"],
+                 guess: str = _PROJECTION["guess"], history: int = _PROJECTION["history"],
+                 lag: int = _PROJECTION["lag"], extrapolate: bool = schema_default("scores.extrapolate")):
         _check_choice("variant", variant, VARIANTS)
         _check_choice("basis", basis, BASES)
         _check_choice("seed_choice", seed_choice, SEED_CHOICES)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SEED_CHOICES = ("first", "medoid")
+from fpscore.names import SEED_CHOICES
 
 
 def _flatten(images: np.ndarray) -> np.ndarray:

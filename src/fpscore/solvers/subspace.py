@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from fpscore.names import GUESS_METHODS
 from fpscore.solvers.base import vnorm
-
-GUESS_METHODS = ("minres", "galerkin")
 
 
 def compress_basis(vectors: np.ndarray, rank: int, rtol: float = 1e-10) -> np.ndarray:
