@@ -51,6 +51,7 @@ wildcard_constraints:
     dataset=names.wildcard_pattern(names.DATASETS),
     res=r"[1-9][0-9]*",
     solver=names.wildcard_pattern(names.SOLVERS),
+    stage=r"scores|scores_subset",
     method=names.wildcard_pattern(names.METHODS),
     experiment=r"[a-z]+_[A-Za-z0-9_.]+",
 

@@ -374,6 +374,24 @@ def test_cli_writes_npz_and_manifest(tmp_path):
     assert json.loads(man.read_text())["indices"] == [0, 1, 2]
 
 
+def test_data_subset_keeps_the_first_images(tmp_path, capsys):
+    src, man = tmp_path / "images.npz", tmp_path / "manifest.json"
+    assert main(["data", "--dataset", "faces", "--resolution", "8", "--out", str(src), "--manifest", str(man),
+                 "--count", "4", "--indices"]) == 0
+    images, names = data.load_dataset(src)
+    for count, kept in ((3, 3), (10, 4)):  # more than the set: all of it
+        out, out_man = tmp_path / f"s{count}" / "images.npz", tmp_path / f"s{count}" / "manifest.json"
+        assert main(["data-subset", "--images", str(src), "--count", str(count), "--out", str(out),
+                     "--manifest", str(out_man)]) == 0
+        sub, sub_names = data.load_dataset(out)
+        np.testing.assert_array_equal(sub, images[:kept])
+        assert sub_names == names[:kept] and json.loads(out_man.read_text())["count"] == kept
+    assert main(["data-subset", "--images", str(src), "--count", "0", "--out", str(tmp_path / "z.npz"),
+                 "--manifest", str(tmp_path / "z.json")]) == 2
+    assert "--count: expected a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "z.npz").exists()
+
+
 def test_cli_errors(tmp_path, capsys):
     args = ["--out", str(tmp_path / "x.npz"), "--manifest", str(tmp_path / "x.json")]
     assert main(["data", "--dataset", "faces", "--resolution", "-4", *args]) == 2

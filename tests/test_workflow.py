@@ -38,6 +38,22 @@ def test_single_figure_schedules_only_its_ancestors(tmp_path):
     assert not rules & {"train", "sample", "t1_time_to_ssim", "f4_budget", "all"}, rules
 
 
+def test_solver_comparison_on_a_subset(tmp_path):
+    """experiments.solver_images: every solver on the first images (results/scores_subset), the
+    production scores with scores.solver alone on the whole set."""
+    subset = tmp_path / "subset.yaml"
+    subset.write_text("experiments:\n  solver_images: 1\n")
+    cmd = [SNAKEMAKE, "results/tables/t2_solvers.csv", "-n", "-p", "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(TINY), str(subset)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "fpscore data-subset" in out and "--count 1" in out
+    t2 = re.search(r"fpscore table t2 .*", out).group(0)
+    assert "results/scores_subset/" in t2 and "results/scores/" not in t2
+    assert not re.search(r"results/scores/\w+/\d+/spsolve", out)  # spsolve only on the subset
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny_workflow")

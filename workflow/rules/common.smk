@@ -72,16 +72,34 @@ def n_images(dataset):
     return len(section.get("indices") or []) or int(section["count"])
 
 
-def n_shards(dataset):
-    return max(1, math.ceil(n_images(dataset) / config["scores"]["shard_size"]))
+# The solver comparison runs on the first experiments.solver_images images of each set (stage
+# scores_subset) or, when that is null, shares the production scores of the whole set (stage scores).
+SOLVER_IMAGES = config["experiments"].get("solver_images")  # null: not filled in
+COMPARE_STAGE = "scores" if SOLVER_IMAGES is None else "scores_subset"
+
+
+def images_of(stage, dataset, res):
+    """The images file a score stage computes: the whole set, or the comparison's subset of it."""
+    folder = f"results/data/{dataset}/{res}"
+    return f"{folder}/images.npz" if stage == "scores" else f"{folder}/solver_subset/images.npz"
+
+
+def stage_images(wildcards):
+    """Input function: the images of a score job's stage."""
+    return images_of(wildcards.stage, wildcards.dataset, wildcards.res)
+
+
+def n_shards(dataset, stage="scores"):
+    count = n_images(dataset) if stage == "scores" else min(SOLVER_IMAGES, n_images(dataset))
+    return max(1, math.ceil(count / config["scores"]["shard_size"]))
 
 
 def shard_files(suffix):
     """Input function: every shard file (`suffix` npz or csv) of a (dataset, res, solver)."""
 
     def files(wildcards):
-        stem = f"results/scores/{wildcards.dataset}/{wildcards.res}/{wildcards.solver}/shards"
-        return [f"{stem}/{i}.{suffix}" for i in range(n_shards(wildcards.dataset))]
+        stem = f"results/{wildcards.stage}/{wildcards.dataset}/{wildcards.res}/{wildcards.solver}/shards"
+        return [f"{stem}/{i}.{suffix}" for i in range(n_shards(wildcards.dataset, wildcards.stage))]
 
     return files
 
@@ -92,7 +110,7 @@ def projection_file(name):
     def files(wildcards):
         if wildcards.solver != "projection":
             return []
-        return f"results/scores/{wildcards.dataset}/{wildcards.res}/projection/{name}"
+        return f"results/{wildcards.stage}/{wildcards.dataset}/{wildcards.res}/projection/{name}"
 
     return files
 
@@ -238,7 +256,7 @@ SOLVE_SIZES = config["experiments"]["solver_sizes"]
 # spsolve is the reference every reduction and score error is measured against.
 T2_SOLVERS = ["spsolve"] + [s for s in config["scores"]["benchmark_solvers"] if s != "spsolve"]
 SOLVE_RUNS = [(d, r, s) for d in DATASETS for r in SOLVE_SIZES if r in resolutions_of(d) for s in T2_SOLVERS]
-SOLVE_LOGS = [f"results/scores/{d}/{r}/{s}/solve_log.csv" for d, r, s in SOLVE_RUNS]
+SOLVE_LOGS = [f"results/{COMPARE_STAGE}/{d}/{r}/{s}/solve_log.csv" for d, r, s in SOLVE_RUNS]
 PROJECTION_RUNS = [(d, r) for d in DATASETS for r in SOLVE_SIZES if r in resolutions_of(d)]
 # Figure f4_budget_{res} shows the first budget experiment at that resolution.
 BUDGET_AT = {str(experiment(name)["resolution"]): name for name in reversed(BUDGET)}

@@ -37,6 +37,24 @@ rule download_celeba:
         "fpscore download --dataset celeba --url {params.url:q} --md5 {params.md5:q} --out {output:q} > {log:q} 2>&1"
 
 
+# The solver comparison's images when experiments.solver_images is set (common.smk, COMPARE_STAGE).
+rule solver_subset:
+    input:
+        "results/data/{dataset}/{res}/images.npz",
+    output:
+        images="results/data/{dataset}/{res}/solver_subset/images.npz",
+        manifest="results/data/{dataset}/{res}/solver_subset/manifest.json",
+    params:
+        images=SOLVER_IMAGES,
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/data/{dataset}_{res}_solver_subset.log",
+    shell:
+        "fpscore data-subset --images {input:q} --count {params.images} --out {output.images:q} "
+        "--manifest {output.manifest:q} > {log:q} 2>&1"
+
+
 rule prepare_data:
     input:
         archive=prepare_archive,

@@ -31,7 +31,7 @@ localrules:
 
 rule score_error:
     input:
-        expand("results/scores/{{dataset}}/{{res}}/{solver}/scores", solver=T2_SOLVERS),
+        expand("results/{stage}/{{dataset}}/{{res}}/{solver}/scores", stage=COMPARE_STAGE, solver=T2_SOLVERS),
     output:
         "results/metrics/scores/{dataset}/{res}/score_error.csv",
     params:
@@ -278,9 +278,9 @@ rule f7_picard:
 
 rule f8_projection_residual:
     input:
-        logs=[f"results/scores/{d}/{r}/projection/solve_log.csv" for d, r in PROJECTION_RUNS],
-        prepared=[f"results/scores/{d}/{r}/projection/prepared.npz" for d, r in PROJECTION_RUNS],
-        images=[f"results/data/{d}/{r}/images.npz" for d, r in PROJECTION_RUNS],
+        logs=[f"results/{COMPARE_STAGE}/{d}/{r}/projection/solve_log.csv" for d, r in PROJECTION_RUNS],
+        prepared=[f"results/{COMPARE_STAGE}/{d}/{r}/projection/prepared.npz" for d, r in PROJECTION_RUNS],
+        images=[images_of(COMPARE_STAGE, d, r) for d, r in PROJECTION_RUNS],
     output:
         png=report("results/figures/f8_projection_residual.png", caption="../report/f8_projection_residual.rst",
                    category="Figures"),

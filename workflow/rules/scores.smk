@@ -3,19 +3,21 @@
 # rest of the workflow reads (memory-mapped .npy files, fpscore.score_store; written one
 # shard at a time, byte-identical whatever the shard size). For the
 # projection solver the seed work is its own job that every shard depends on.
+# Stage {stage}: scores = the whole set (what training reads), scores_subset = the first
+# experiments.solver_images images, for the solver comparison (common.smk, COMPARE_STAGE).
 # OPENBLAS_NUM_THREADS=1: numpy's threaded BLAS spins against PETSc on few cores.
 
 
 rule scores_prepare:
     input:
-        images="results/data/{dataset}/{res}/images.npz",
+        images=stage_images,
     output:
-        prepared="results/scores/{dataset}/{res}/projection/prepared.npz",
-        log="results/scores/{dataset}/{res}/projection/prepare_log.csv",
+        prepared="results/{stage}/{dataset}/{res}/projection/prepared.npz",
+        log="results/{stage}/{dataset}/{res}/projection/prepare_log.csv",
     params:
         options=scores_options,
     log:
-        "results/logs/scores/{dataset}_{res}_projection_prepare.log",
+        "results/logs/{stage}/{dataset}_{res}_projection_prepare.log",
     threads: 1
     resources:
         timed_cpus=timed_cpus,
@@ -28,16 +30,16 @@ rule scores_prepare:
 
 rule scores_shard:
     input:
-        images="results/data/{dataset}/{res}/images.npz",
+        images=stage_images,
         prepared=projection_file("prepared.npz"),
     output:
-        scores=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.npz"),
-        log=temp("results/scores/{dataset}/{res}/{solver}/shards/{shard}.csv"),
+        scores=temp("results/{stage}/{dataset}/{res}/{solver}/shards/{shard}.npz"),
+        log=temp("results/{stage}/{dataset}/{res}/{solver}/shards/{shard}.csv"),
     params:
         options=scores_options,
         prepared=optional_option("--prepared", "prepared"),
     log:
-        "results/logs/scores/{dataset}_{res}_{solver}_shard{shard}.log",
+        "results/logs/{stage}/{dataset}_{res}_{solver}_shard{shard}.log",
     wildcard_constraints:
         shard=r"[0-9]+",
     threads: 1
@@ -53,17 +55,17 @@ rule scores_shard:
 
 rule scores_merge:
     input:
-        images="results/data/{dataset}/{res}/images.npz",
+        images=stage_images,
         shards=shard_files("npz"),
         logs=shard_files("csv"),
         prepare_log=projection_file("prepare_log.csv"),
     output:
-        scores=directory("results/scores/{dataset}/{res}/{solver}/scores"),
-        log="results/scores/{dataset}/{res}/{solver}/solve_log.csv",
+        scores=directory("results/{stage}/{dataset}/{res}/{solver}/scores"),
+        log="results/{stage}/{dataset}/{res}/{solver}/solve_log.csv",
     params:
         prepare_log=optional_option("--prepare-log", "prepare_log"),
     log:
-        "results/logs/scores/{dataset}_{res}_{solver}_merge.log",
+        "results/logs/{stage}/{dataset}_{res}_{solver}_merge.log",
     conda:
         CONDA_ENV
     shell:

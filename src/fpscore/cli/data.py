@@ -68,6 +68,21 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_subset(args: argparse.Namespace) -> int:
+    """The first --count images of an images file (all when it has fewer), with a manifest saying so."""
+    from fpscore import data
+
+    if args.count < 1:
+        raise ValueError(f"--count: expected a positive number of images, got {args.count}")
+    images, names = data.read_images(args.images)
+    keep = min(args.count, images.shape[0])
+    manifest = {"source": str(args.images), "selection": f"the first {keep} of {images.shape[0]} images",
+                "count": keep, "names": [str(n) for n in names[:keep]]}
+    data.write_dataset(images[:keep], names[:keep], manifest, args.out, args.manifest)
+    print(f"wrote {args.out}: the first {keep} of the {images.shape[0]} images of {args.images}")
+    return 0
+
+
 def _add_dataset_options(parser, keys=None) -> None:
     """One option per key of the sections data.<dataset> (all keys, or ``keys``), default None:
     the command fills in the default of the dataset it runs for."""
@@ -97,6 +112,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_dataset_options(p.add_argument_group("dataset options (default: the schema default of "
                                               "data.<dataset>.<key>)"))
     p.set_defaults(func=run_data)
+
+    s = subparsers.add_parser("data-subset", help="the first images of an images.npz (the solver comparison's set)")
+    s.add_argument("--images", required=True, type=Path, help="images.npz to take the images from")
+    s.add_argument("--count", required=True, type=int, help="how many of its first images (all, when it has fewer)")
+    s.add_argument("--out", required=True, type=Path, help="images.npz to write")
+    s.add_argument("--manifest", required=True, type=Path, help="manifest.json to write")
+    s.set_defaults(func=run_subset)
 
     d = subparsers.add_parser("download", help="download and verify a dataset archive (cifar10, celeba)")
     d.add_argument("--dataset", required=True, choices=list(ARCHIVE_FILENAMES))
