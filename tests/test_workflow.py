@@ -82,7 +82,10 @@ def test_tiny_config_compares_dsm_too(finished_run):
     # tests/configs/tiny.yaml sets learn.dsm.train: T1 and T4 include the like-for-like baseline
     tables = finished_run / "results" / "tables"
     t1 = pd.read_csv(tables / "t1_time_to_ssim.csv", keep_default_na=False)
-    assert len(t1) == 1 and t1["dsm_s"].notna().all() and t1["dsm_s"].gt(0).all()
+    assert len(t1) == 2 and t1["dsm_s"].notna().all() and t1["dsm_s"].gt(0).all()
+    assert sorted(t1["protocol"]) == ["generate", "noisy_copy"]  # one experiment of each of Table 1's protocols
+    noisy = t1[t1["protocol"] == "noisy_copy"].iloc[0]
+    assert noisy["experiment"].endswith("_noisy0.5") and noisy["ssim_mode"] == "clip"
     row = t1.iloc[0]
     summary = json.loads((finished_run / "results" / "train" / row["experiment"] / "dsm" / "train_log.json")
                          .read_text())
