@@ -187,7 +187,8 @@ def minmax_ceilings() -> str:
 
 
 def table(runs: list[dict]) -> str:
-    head = ["Claim", "Paper", "Authors' recipe", "Project's recipe", "Like-for-like control", "Verdict"]
+    head = ["Claim", "Paper", "Authors' recipe", "Project's recipe", "Like-for-like control (project's recipe)",
+            "Verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row(runs, c)) + " |" for c in CLAIMS]
     per_part: dict = {}
