@@ -3,8 +3,8 @@
 Builds a CIFAR-10-sized stand-in set (default 2,000 of the 50,000 images; 3 x 32 x 32) from
 random 32 x 32 crops and horizontal flips of the builtin photos (colour, at 96 x 96) and
 faces (grey, copied to 3 channels, at 64 x 64); computes the scores shard by shard, each
-shard in its own process (a workflow job: the batched engine, ``--nonlinear`` driver, one
-torch thread), writes the shard files, merges them into the memory-mapped score directory
+shard in its own process (a workflow job: ``--solver`` and ``--nonlinear``, default the
+schema's, one thread), writes the shard files, merges them into the memory-mapped score directory
 (``fpscore.score_store``), reads one training batch back, and prints: channels per second,
 the peak resident memory of every shard job and of the merge (getrusage), the output size,
 and the extrapolation to the full set on ``--cores`` cores (wall time scales with
@@ -35,7 +35,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from fpscore.config import schema_default  # noqa: E402
+from fpscore.names import NONLINEAR  # noqa: E402
+
 FULL_SET = 50_000
+SOLVER_OPTIONS = {"ksp": {}, "spsolve": {}, "batched": {"batched": {"device": "cpu", "threads": 1}}}
 
 
 def stand_in_set(n: int, seed: int = 0) -> np.ndarray:
@@ -56,8 +60,8 @@ def stand_in_set(n: int, seed: int = 0) -> np.ndarray:
 
 
 def shard_job(task) -> dict:
-    """One shard in its own process: scores with the batched engine, written as a shard file."""
-    path, images_path, start, stop, nonlinear = task
+    """One shard in its own process: scores with ``solver``, written as a shard file."""
+    path, images_path, start, stop, nonlinear, solver = task
     import torch
 
     from fpscore.fokker_planck.params import FPParams
@@ -71,7 +75,7 @@ def shard_job(task) -> dict:
     with warnings.catch_warnings():  # non-converged channels are counted below, not printed
         warnings.simplefilter("ignore", RuntimeWarning)
         res = compute_scores(np.asarray(images), FPParams(nonlinear=nonlinear),
-                             make_solver("batched", batched=dict(device="cpu", threads=1)), progress=False,
+                             make_solver(solver, **SOLVER_OPTIONS.get(solver, {})), progress=False,
                              image_indices=idx, dtype=np.float32)
     solve_s = time.perf_counter() - t0
     write_npz(path, score_arrays(res, np.array([f"img{i}" for i in idx]), json.dumps({"nonlinear": nonlinear}),
@@ -88,7 +92,9 @@ def main(argv=None) -> int:
     p.add_argument("--shard-size", type=int, default=250, help="images per shard job (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="shard jobs at once (default %(default)s)")
     p.add_argument("--cores", type=int, default=2, help="cores of the extrapolation (default %(default)s)")
-    p.add_argument("--nonlinear", default="newton", choices=["newton", "picard"])
+    p.add_argument("--nonlinear", default=schema_default("scores.nonlinear"), choices=NONLINEAR)
+    p.add_argument("--solver", default=schema_default("scores.solver"), choices=sorted(SOLVER_OPTIONS),
+                   help="the shard jobs' solver (default: the schema's scores.solver, %(default)s)")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     p.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = p.parse_args(argv)
@@ -103,7 +109,7 @@ def main(argv=None) -> int:
         images = stand_in_set(args.images)
         np.save(work / "images.npy", images)
         tasks = [(work / f"shard{i}.npz", work / "images.npy", s, min(s + args.shard_size, args.images),
-                  args.nonlinear) for i, s in enumerate(range(0, args.images, args.shard_size))]
+                  args.nonlinear, args.solver) for i, s in enumerate(range(0, args.images, args.shard_size))]
         t0 = time.perf_counter()
         with mp.get_context("fork").Pool(args.workers, maxtasksperchild=1) as pool:
             jobs = pool.map(shard_job, tasks, chunksize=1)
@@ -120,7 +126,7 @@ def main(argv=None) -> int:
         full_s = per_job * FULL_SET / args.cores
         out = {
             "images": args.images, "channels": channels, "shard_size": args.shard_size, "workers": args.workers,
-            "nonlinear": args.nonlinear, "shards_wall_s": shards_s, "merge_s": merge_s,
+            "nonlinear": args.nonlinear, "solver": args.solver, "shards_wall_s": shards_s, "merge_s": merge_s,
             "channels_per_s": channels / shards_s, "channels_per_job_s": 3 / per_job,
             "job_peak_mb_max": max(j["peak_mb"] for j in jobs), "merge_peak_mb": merge_peak,
             "output_bytes": size, "output_bytes_full": size / args.images * FULL_SET,

@@ -17,7 +17,7 @@ finite.
 from __future__ import annotations
 
 import numpy as np
-from numpy.fft import irfft2, rfft2  # numpy's pocketfft: scipy.fft would add ~0.1 s to every score job's start
+from numpy.fft import fft, ifft, irfft, rfft  # numpy's pocketfft: scipy.fft would add ~0.1 s to every score job's start
 
 _TRUNCATE_STD = 8.0
 _SPECTRAL_CUTOFF = 40.0  # exp(-40) ~ 4e-18: kernel transform values below this are taken as zero
@@ -57,19 +57,21 @@ def kde_density(x: np.ndarray, y: np.ndarray, bins: int = 256) -> np.ndarray:
     # L >= B + 8 sigma / delta per axis keeps wrapped contributions below exp(-32) of the peak.
     reach = np.ceil(_TRUNCATE_STD * np.sqrt(np.diag(cov)) / delta).astype(int)
     L = [fast_length(bins + int(r)) for r in reach]
-    spec = rfft2(counts.reshape(bins, bins), s=L)
     # The kernel's transform is below exp(-_SPECTRAL_CUTOFF) outside |w| <= k_max (smallest eigenvalue
-    # bound): those frequencies are set to zero, not multiplied (same result to rounding, ~25% faster).
+    # bound): those frequencies are taken as zero. rfft2 / irfft2 split into one-dimensional transforms
+    # that skip them: the column transforms run on the kept band of columns only, the inverse row
+    # transforms on the B rows that are read back (the same values to rounding, ~1.5x faster).
     k_max = np.sqrt(2.0 * _SPECTRAL_CUTOFF / np.linalg.eigvalsh(cov)[0])
     kx = 2 * np.pi * np.fft.fftfreq(L[0], d=delta)
     ky = 2 * np.pi * np.fft.rfftfreq(L[1], d=delta)
-    rows, cols = np.flatnonzero(np.abs(kx) <= k_max), np.flatnonzero(ky <= k_max)
-    kx, ky = kx[rows, None], ky[None, cols]
+    ky = ky[: np.count_nonzero(ky <= k_max)]  # rfftfreq is increasing: the band is a leading block
+    spec = rfft(counts.reshape(bins, bins), n=L[1], axis=1)[:, :ky.size]
+    spec = fft(spec, n=L[0], axis=0)
+    kx, ky = kx[:, None], ky[None, :]
     kernel = np.exp(-0.5 * (cov[0, 0] * kx**2 + 2 * cov[0, 1] * kx * ky + cov[1, 1] * ky**2)) / (delta * delta * n)
-    band = spec[np.ix_(rows, cols)] * kernel
-    spec[:] = 0.0
-    spec[np.ix_(rows, cols)] = band
-    grid = irfft2(spec, s=L)[:bins, :bins]
+    kernel[np.abs(kx[:, 0]) > k_max] = 0.0
+    spec = ifft(spec * kernel, axis=0)[:bins]
+    grid = irfft(spec, n=L[1], axis=1)[:, :bins]
     # Bilinear interpolation back to the points.
     return ((1 - wx) * (1 - wy) * grid[ix, iy] + (1 - wx) * wy * grid[ix, iy + 1]
             + wx * (1 - wy) * grid[ix + 1, iy] + wx * wy * grid[ix + 1, iy + 1])
