@@ -100,3 +100,41 @@ def test_newton_not_converging_is_a_warning_and_a_flag(images32):
                                    max_iter=1)
     assert not res.converged and res.solves == params.n_times - 1
     assert not any(row["converged"] for row in res.rows)
+
+
+def test_newton_done_closed_form():
+    from fpscore.fokker_planck.newton import newton_done
+
+    tol = 1e-10
+    # change: stop only once the last change is below tol
+    assert not newton_done(1e-6, 1e-3, tol, "change") and newton_done(5e-11, 1e-3, tol, "change")
+    # predicted: change^3 / previous^2 (quadratic convergence): 1e-6^3 / 1e-3^2 = 1e-12 < tol
+    assert newton_done(1e-6, 1e-3, tol, "predicted")
+    assert not newton_done(1e-4, 5.7e-2, tol, "predicted")  # 3.1e-10: one more solve
+    assert not newton_done(1e-3, np.inf, tol, "predicted")  # the first iteration: the change alone
+    np.testing.assert_array_equal(newton_done(np.array([1e-6, 1e-4, 1e-11]), np.array([1e-3, 1e-2, np.inf]), tol,
+                                              "predicted"), [True, False, True])
+    with pytest.raises(ValueError, match="newton_stop: expected one of change, predicted, got 'never'"):
+        newton_done(1e-3, 1e-2, tol, "never")
+    with pytest.raises(ValueError, match="newton_stop: expected one of change, predicted, got 'never'"):
+        FPParams(newton_stop="never")
+
+
+@pytest.mark.parametrize("solver", ["spsolve", "ksp", "batched"])
+def test_newton_predicted_stop_same_m_fewer_solves(images32, picard32, solver):
+    """The predicted test stops one solve earlier per level and reaches the same fixed point."""
+    if solver == "ksp":
+        pytest.importorskip("petsc4py")
+    if solver == "batched":
+        pytest.importorskip("torch")
+    kwargs = {"batched": {"device": "cpu", "threads": 1}} if solver == "batched" else {}
+    change = compute_scores(images32, FPParams(nonlinear="newton", newton_stop="change"),
+                            make_solver(solver, **kwargs), progress=False)
+    predicted = compute_scores(images32, FPParams(nonlinear="newton", newton_stop="predicted"),
+                               make_solver(solver, **kwargs), progress=False)
+    _check(predicted, picard32)
+    # within newton_tol in the relative 2-norm per level: max-norm <= 1e-10 * sqrt(32 * 32) * max abs(m)
+    assert np.abs(predicted.m - change.m).max() < 1e-10 * 32 * np.abs(change.m).max()
+    levels = PARAMS.n_times - 1
+    assert np.all(predicted.solves <= change.solves - levels // 2)  # at least one solve fewer on most levels
+    assert len(predicted.log) == int(predicted.solves.sum())

@@ -11,6 +11,7 @@ DATASETS = ("photos", "faces", "cifar10", "celeba")
 ARCHIVE_FILENAMES = {"cifar10": "cifar-10-python.tar.gz", "celeba": "img_align_celeba.zip"}  # downloaded sets
 SOLVERS = ("spsolve", "ksp", "projection", "batched")
 NONLINEAR = ("picard", "newton")  # Algorithm 1 sweeps (§5), per-level Newton (§5b)
+NEWTON_STOPS = ("change", "predicted")  # Newton's stopping test: the last change, the predicted next change
 METHODS = ("ours", "dsm", "ddpm")
 PARAMETERIZATIONS = ("edm", "eps", "raw")  # raw: the authors' (output = score)
 TIME_EMBEDDINGS = ("sinusoidal", "linear")
@@ -35,6 +36,7 @@ SCHEMA_ENUMS = {
     "scores.solver": SOLVERS,
     "scores.benchmark_solvers[]": SOLVERS,
     "scores.nonlinear": NONLINEAR,
+    "scores.newton_stop": NEWTON_STOPS,
     "scores.batched.device": DEVICES,
     "scores.projection.seed_choice": SEED_CHOICES,
     "scores.projection.variant": PROJECTION_VARIANTS,

@@ -93,8 +93,8 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
                         g=g, picard_iterations=res.iterations, converged=res.converged, log=log + res.rows,
                         solves=res.solves)
     drive = channel_driver(params.nonlinear)
-    tol, max_iter = ((params.picard_tol, params.picard_max_iter) if params.nonlinear == "picard"
-                     else (params.newton_tol, params.newton_max_iter))
+    stopping = (dict(tol=params.picard_tol, max_iter=params.picard_max_iter) if params.nonlinear == "picard"
+                else dict(tol=params.newton_tol, max_iter=params.newton_max_iter, stop=params.newton_stop))
     m = np.empty((N, C, T, H, W), dtype=dtype)
     s = np.empty_like(m)
     iters = np.zeros((N, C), dtype=int)
@@ -105,7 +105,7 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
         for a in tqdm(range(N), desc=f"scores ({solver.name})", unit="image", disable=not progress):
             for c in range(C):
                 m0 = initial_log_density(imgs[a, c], bins=params.kde_bins, floor=params.kde_floor)
-                res = drive(m0, times, g, params.dh, solver, tol=tol, max_iter=max_iter, system=system,
+                res = drive(m0, times, g, params.dh, solver, **stopping, system=system,
                             image=int(labels[a]), channel=c)
                 m[a, c], s[a, c] = res.m, res.s
                 iters[a, c], conv[a, c], solves[a, c] = res.iterations, res.converged, res.solves

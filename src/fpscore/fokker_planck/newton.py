@@ -5,7 +5,8 @@ At level n the implicit-Euler equation
 is solved by Newton's linearisation (D m)^2 ~ 2 s~ (D m) - s~^2, s~ = D_h x^{(j)}:
 A_N = I - dt g^2/2 Lap_h + dt diag(f - g^2 s~) D_h (the pattern of A), b_N = m^{n-1} - dt D_h f
 - dt g^2/2 s~^2, from x^{(0)} = m^0 (n = 1) or 2 m^{n-1} - m^{n-2}, until the relative change
-is below ``tol``. Each linear solve goes through ``linear_step`` (one log row; its
+is below ``tol`` (``newton_done``: or, with stop="predicted", the change that quadratic
+convergence predicts for the next iteration). Each linear solve goes through ``linear_step`` (one log row; its
 ``picard_iter`` column holds the Newton iteration at that level). A level that does not
 converge within ``max_iter`` is a RuntimeWarning plus converged=False in its rows.
 """
@@ -23,6 +24,25 @@ from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
 from fpscore.solvers.base import Solver, SolverError, vnorm
 
 
+def newton_done(change, previous, tol: float, stop: str):
+    """Whether a level's Newton iteration stops (scalars or arrays, one per system).
+
+    stop="change" (METHOD.md §5b): the last relative change is below ``tol``; the solve that
+    shows it only confirms convergence (its iterate moves by less than ``tol``). stop="predicted":
+    the change the next iteration would make, change^3 / previous^2 under quadratic convergence
+    (e_{j+1} ~ C e_j^2 with C ~ change / previous^2), is below ``tol`` — the same test one
+    solve earlier; ``previous`` is inf at the first iteration, where only the change counts.
+    """
+    change = np.asarray(change, dtype=float)
+    if stop == "change":
+        return change < tol
+    if stop != "predicted":
+        raise ValueError(f"newton_stop: expected one of change, predicted, got {stop!r}")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        predicted = np.where(np.isfinite(previous), change * (change / previous) ** 2, np.inf)
+    return (change < tol) | (predicted < tol)
+
+
 def newton_system(system: FPSystem, x: np.ndarray, m_prev: np.ndarray, g: float, dt: float, h: float,
                   drift: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray:
     """Fill ``system`` with A_N of the iterate x (H, W) and return b_N (flat)."""
@@ -38,10 +58,11 @@ def newton_system(system: FPSystem, x: np.ndarray, m_prev: np.ndarray, g: float,
 
 
 def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, solver: Solver, *,
-                         tol: float, max_iter: int, system: FPSystem | None = None,
+                         tol: float, max_iter: int, stop: str = "change", system: FPSystem | None = None,
                          drift: np.ndarray | None = None, source: np.ndarray | None = None,
                          image: int = 0, channel: int = 0) -> ChannelResult:
-    """Per-level Newton for one channel from m^0 (H x W); arguments as ``picard.solve_channel``."""
+    """Per-level Newton for one channel from m^0 (H x W); arguments as ``picard.solve_channel``;
+    ``stop``: the stopping test of ``newton_done``."""
     inputs = driver_inputs(m0, times, g, drift, source, system)
     m0, times, g, dts, drift, source, system = (inputs.m0, inputs.times, inputs.g, inputs.dts, inputs.drift,
                                                 inputs.source, inputs.system)
@@ -53,7 +74,7 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
     tiny = np.finfo(float).tiny
     for n in range(1, T):
         x = m[0].copy() if n == 1 else 2.0 * m[n - 1] - m[n - 2]
-        level_rows, change, j = [], np.inf, 0
+        level_rows, change, previous, j = [], np.inf, np.inf, 0
         for j in range(1, max_iter + 1):
             t0 = time.perf_counter()
             b = newton_system(system, x.reshape(shape), m[n - 1], g[n], dts[n - 1], h,
@@ -64,12 +85,12 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
                                      prev_level2=m[n - 2] if n > 1 else None, nonlinear="newton",
                                      assemble_seconds=t1 - t0)
             level_rows.append(row)
-            change = vnorm(x_new - x) / max(vnorm(x), tiny)
+            previous, change = change, vnorm(x_new - x) / max(vnorm(x), tiny)
             x = x_new
             if not math.isfinite(change):
                 raise SolverError(f"solver {solver.name} produced non-finite values in image {image}, channel "
                                   f"{channel}, Newton iteration {j}, time level {n}")
-            if change < tol:
+            if newton_done(change, previous, tol, stop):
                 break
         else:
             converged = False

@@ -8,7 +8,7 @@ import numpy as np
 
 from fpscore.config import schema_default
 from fpscore.diffusion.sde import VESDE
-from fpscore.names import NONLINEAR
+from fpscore.names import NEWTON_STOPS, NONLINEAR
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class FPParams:
     nonlinear: str = schema_default("scores.nonlinear")
     newton_tol: float = schema_default("scores.newton_tol")
     newton_max_iter: int = schema_default("scores.newton_max_iter")
+    newton_stop: str = schema_default("scores.newton_stop")
 
     def __post_init__(self):
         checks = {
@@ -47,13 +48,14 @@ class FPParams:
             "nonlinear": self.nonlinear in NONLINEAR,
             "newton_tol": 0 < self.newton_tol < 1,
             "newton_max_iter": isinstance(self.newton_max_iter, (int, np.integer)) and self.newton_max_iter >= 1,
+            "newton_stop": self.newton_stop in NEWTON_STOPS,
         }
         expected = {
             "sigma": "a finite number > 1", "eps": "a number in (0, 1)", "n_times": "an integer >= 2",
             "dh": "a finite number > 0", "kde_bins": "an integer >= 8", "kde_floor": "a number in (0, 1)",
             "picard_tol": "a number in (0, 1)", "picard_max_iter": "an integer >= 1", "rtol": "a number in (0, 1)",
             "nonlinear": f"one of {', '.join(NONLINEAR)}", "newton_tol": "a number in (0, 1)",
-            "newton_max_iter": "an integer >= 1",
+            "newton_max_iter": "an integer >= 1", "newton_stop": f"one of {', '.join(NEWTON_STOPS)}",
         }
         for key, ok in checks.items():
             if not ok:

@@ -25,6 +25,7 @@ import numpy as np
 
 from fpscore.config import schema_default
 
+from fpscore.fokker_planck.newton import newton_done
 from fpscore.fokker_planck.step import check_solution, log_row
 from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats
 from fpscore.solvers.batched_ops import (Stencil, bicgstab, check_tolerance, relative_residual,
@@ -229,6 +230,7 @@ class _Run:
             f, dtdf = self._drift_terms(n)
             g2, dt = self.g[n] ** 2, self.dts[n - 1]
             active = np.arange(k)
+            previous = np.full(k, np.inf)  # the last change of every system (newton_done)
             first_row = len(self.rows)
             for j in range(1, p.newton_max_iter + 1):
                 t0 = time.perf_counter()
@@ -249,7 +251,9 @@ class _Run:
                 x[active] = x_new
                 solves[active] += 1
                 most[active] = np.maximum(most[active], j)
-                active = active[change >= p.newton_tol]
+                done = newton_done(change, previous[active], p.newton_tol, p.newton_stop)
+                previous[active] = change
+                active = active[~done]
                 if len(active) == 0:
                     break
             if len(active):
