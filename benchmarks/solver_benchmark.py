@@ -37,6 +37,7 @@ import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -59,8 +60,8 @@ RANKS = (1, 2, 4, 8, 16, 32)
 
 
 def solver_configs(ksp_default: str, warm_default: bool = True) -> list[tuple[str, str, dict, str]]:
-    """(label, solver name, make_solver keyword arguments, nonlinear driver) of every solver compared;
-    projections use the configured KSP options (``ksp_default``) unless their label names others."""
+    """(label, solver name, make_solver keyword arguments, nonlinear driver) of every solver compared
+    (the driver "newton predicted" is Newton with newton_stop="predicted"); projections use the configured KSP options (``ksp_default``) unless their label names others."""
     ksp = [
         ("gmres+ilu", GMRES_ILU), ("bcgs+ilu", "-ksp_type bcgs -pc_type ilu"),
         ("fgmres+sor", "-ksp_type fgmres -ksp_gmres_restart 30 -pc_type sor"),
@@ -106,11 +107,14 @@ def solver_configs(ksp_default: str, warm_default: bool = True) -> list[tuple[st
         ("ksp gmres+ilu warm newton", "ksp", dict(ksp_options=GMRES_ILU, warm_start=True), "newton"),
         proj("guess r8 medoid cold (paper) newton", warm=False, nonlinear="newton"),
         proj("guess r2 warm newton", rank=2, nonlinear="newton"),
+        (f"{KSP_DEFAULT} newton predicted", "ksp", dict(ksp_options=ksp_default, warm_start=warm_default),
+         "newton predicted"),
+        proj("guess r2 warm newton predicted", rank=2, nonlinear="newton predicted"),
     ]
     # the batched engine (METHOD.md 5c): one process thread, CPU; CUDA where torch sees a GPU
     devices = ["cpu"] + (["cuda"] if _cuda() else [])
     for dev in devices:
-        for nonlinear in ("newton", "picard"):
+        for nonlinear in ("newton", "newton predicted", "picard"):
             out.append((f"batched {dev} {nonlinear}", "batched", dict(batched=dict(device=dev, threads=1)),
                         nonlinear))
     return out
@@ -126,7 +130,8 @@ def _cuda() -> bool:
 
 KSP_DEFAULT = "ksp default"
 QUICK = ("spsolve", KSP_DEFAULT, "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)",
-         "projection guess r8 warm", "spsolve newton", f"{KSP_DEFAULT} newton", "batched cpu newton")
+         "projection guess r8 warm", "spsolve newton", f"{KSP_DEFAULT} newton", f"{KSP_DEFAULT} newton predicted",
+         "batched cpu newton")
 
 
 def load_set(name: str, size: int) -> np.ndarray:
@@ -141,19 +146,22 @@ def fp_params() -> tuple[FPParams, str, bool]:
     (one source of truth)."""
     sc = schema_defaults()["scores"]
     keys = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol",
-            "newton_tol", "newton_max_iter")
+            "newton_tol", "newton_max_iter", "newton_stop")
     return (FPParams(**{k: sc[k] for k in keys if k in sc}), sc.get("ksp_options", GMRES_ILU),
             bool(sc.get("warm_start", True)))
 
 
 def run_one(images: np.ndarray, params: FPParams, name: str, kwargs: dict, nonlinear: str = "picard"):
-    """Scores of the set with one solver: (result, log DataFrame, wall s, cpu s, seeds, error)."""
+    """Scores of the set with one solver: (result, log DataFrame, wall s, cpu s, seeds, error).
+    ``nonlinear``: "picard", "newton" or "newton predicted" (the newton_stop test after the space)."""
+    nonlinear, _, stop = nonlinear.partition(" ")
+    params = replace(params, nonlinear=nonlinear, newton_stop=stop or params.newton_stop)
     solver = make_solver(name, rtol=params.rtol, **kwargs)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         with solver, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = compute_scores(images, params, solver, progress=False, nonlinear=nonlinear)
+            result = compute_scores(images, params, solver, progress=False)
     except Exception as err:  # noqa: BLE001 - reported in the table, the benchmark goes on
         return None, None, np.nan, np.nan, None, f"{type(err).__name__}: {err}"[:300]
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -306,8 +314,9 @@ REFERENCES = ("spsolve", KSP_DEFAULT)  # run first, in this order: the ratios di
 README_ROWS = ("spsolve", "ksp preonly+lu (direct)", "ksp gmres+ilu cold", "ksp gmres+ilu warm", "ksp gmres+ilu guess pod",
                "ksp fgmres+sor warm plain", "ksp fgmres+sor warm", "projection guess r8 medoid cold (paper)",
                "projection pc r8 warm", "projection guess r2 warm", KSP_DEFAULT, "spsolve newton",
-               f"{KSP_DEFAULT} newton", "projection guess r2 warm newton", "batched cpu newton", "batched cpu picard",
-               "batched cuda newton")
+               f"{KSP_DEFAULT} newton", f"{KSP_DEFAULT} newton predicted", "projection guess r2 warm newton",
+               "projection guess r2 warm newton predicted", "batched cpu newton", "batched cpu newton predicted",
+               "batched cpu picard", "batched cuda newton", "batched cuda newton predicted")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
