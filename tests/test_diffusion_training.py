@@ -57,30 +57,31 @@ def test_ddpm_tiny_run_lowers_loss():
     assert result.summary["eval_sampler"] == "ddim-10"
 
 
-def run_steps(tmp_path, steps, callback=None, ema_warmup=False):
+def run_steps(tmp_path, steps, callback=None, ema_warmup=False, lr_warmup_steps=0):
     img, method, net = tiny_setup(n_times=4)
     settings = TrainSettings(batch_size=4, lr=1e-3, ema_decay=0.9, eval_every_seconds=1e9,
-                             checkpoint_every_seconds=0.0, ema_warmup=ema_warmup)
+                             checkpoint_every_seconds=0.0, ema_warmup=ema_warmup, lr_warmup_steps=lr_warmup_steps)
     method.sampler.update(method="heun", heun_steps=2)
     result = train(method, net, img, settings, StopRule("steps", max_steps=steps),
                    checkpoint_path=tmp_path / "model.pt.ckpt", progress=False, callback=callback)
     return result
 
 
-@pytest.mark.parametrize("ema_warmup", [False, True])
-def test_interrupted_run_resumes_to_the_same_state(tmp_path, ema_warmup):
+@pytest.mark.parametrize("ema_warmup,lr_warmup_steps", [(False, 0), (True, 0), (True, 20)])
+def test_interrupted_run_resumes_to_the_same_state(tmp_path, ema_warmup, lr_warmup_steps):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    full = run_steps(tmp_path / "a", 10, ema_warmup=ema_warmup)
+    warmups = dict(ema_warmup=ema_warmup, lr_warmup_steps=lr_warmup_steps)
+    full = run_steps(tmp_path / "a", 10, **warmups)
 
     def interrupt(step, state):
         if step == 5:
             raise KeyboardInterrupt("simulated interruption")
 
     with pytest.raises(KeyboardInterrupt):
-        run_steps(tmp_path / "b", 10, callback=interrupt, ema_warmup=ema_warmup)
+        run_steps(tmp_path / "b", 10, callback=interrupt, **warmups)
     assert (tmp_path / "b" / "model.pt.ckpt").exists()
-    resumed = run_steps(tmp_path / "b", 10, ema_warmup=ema_warmup)
+    resumed = run_steps(tmp_path / "b", 10, **warmups)
     assert resumed.summary["resumed_from_step"] == 5
     assert resumed.summary["steps"] == full.summary["steps"] == 10
     assert optimizer_state_equal(full.optimizer_state, resumed.optimizer_state)
@@ -155,6 +156,24 @@ def test_ema_warmup_follows_the_closed_form():
         assert float(ema.model.weight) == pytest.approx(expected, rel=1e-6)
     assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(10 ** 6) == 0.999
     assert EMA(net, 0.999, warmup=False).decay_at(0) == 0.999
+
+
+def test_lr_warmup_closed_form_and_first_step():
+    from fpscore.diffusion.training import warmup_lr
+
+    assert [warmup_lr(1e-3, 4, k) for k in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert warmup_lr(1e-3, 0, 0) == 1e-3
+    # Adam's first update moves every parameter with a clear gradient by about lr: lr / 10 under a warm-up of 10
+    moved = {}
+    for steps in (0, 10):
+        img, method, net = tiny_setup(n_times=4)
+        init = [p.detach().clone() for p in net.parameters()]
+        settings = TrainSettings(batch_size=4, lr=1e-3, grad_clip=0.0, lr_warmup_steps=steps, eval_every_seconds=1e9)
+        train(method, net, img, settings, StopRule("steps", max_steps=1), progress=False)
+        moved[steps] = max(float((p.detach() - p0).abs().max()) for p, p0 in zip(net.parameters(), init))
+    assert moved[0] == pytest.approx(1e-3, rel=1e-3) and moved[10] == pytest.approx(1e-4, rel=1e-3)
+    with pytest.raises(ValueError, match="train.lr_warmup_steps: expected an integer >= 0"):
+        TrainSettings(lr_warmup_steps=-1)
 
 
 @pytest.mark.parametrize("warmup", [True, False])

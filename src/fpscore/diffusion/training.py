@@ -16,8 +16,8 @@ checkpoint time; both clocks are logged. Training and evaluation seconds are wal
 (``clock="wall"``) or the process's CPU time (``clock="cpu"``: steadier than wall time on a
 shared CPU machine, meaningless on a GPU); the summary names the clock.
 
-Adam (constant learning rate: no warm-up) with optional gradient clipping and EMA; seeded
-numpy / torch generators. A resumable checkpoint (model, optimizer, EMA, RNG states, the
+Adam (a constant learning rate, after an optional linear warm-up) with optional gradient
+clipping and EMA; seeded numpy / torch generators. A resumable checkpoint (model, optimizer, EMA, RNG states, the
 TrainState) is written every ``checkpoint_every_seconds`` of wall time, on SIGINT/SIGTERM and
 on an error at a step boundary, and picked up by a rerun whose fingerprint matches: every
 TrainSettings field but those in ``RESUMABLE_KEYS`` (so a new setting can never let a resume
@@ -58,11 +58,13 @@ class TrainSettings:
     """The config section `learn.train` (threads and times aside; defaults: the schema's).
 
     ema_warmup: EMA decay min(ema_decay, (1 + k) / (10 + k)) at update k (``EMA``);
+    lr_warmup_steps: learning rate lr * min(1, (k + 1) / lr_warmup_steps) at update k (``warmup_lr``);
     eval_schedule: uniform | geometric (see the module docstring).
     """
 
     batch_size: int = schema_default("learn.train.batch_size")
     lr: float = schema_default("learn.train.lr")
+    lr_warmup_steps: int = schema_default("learn.train.lr_warmup_steps")
     grad_clip: float = schema_default("learn.train.grad_clip")
     ema_decay: float = schema_default("learn.train.ema_decay")
     seed: int = schema_default("learn.train.seed")
@@ -77,6 +79,8 @@ class TrainSettings:
         checks = {
             "batch_size": (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1, "an integer >= 1"),
             "lr": (self.lr > 0, "a number > 0"),
+            "lr_warmup_steps": (isinstance(self.lr_warmup_steps, (int, np.integer)) and self.lr_warmup_steps >= 0,
+                                "an integer >= 0 (0 disables)"),
             "grad_clip": (self.grad_clip >= 0, "a number >= 0 (0 disables)"),
             "ema_decay": (0 <= self.ema_decay < 1, "a number in [0, 1) (0 disables)"),
             "eval_every_seconds": (self.eval_every_seconds > 0, "a number > 0"),
@@ -235,6 +239,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def warmup_lr(lr: float, warmup_steps: int, step: int) -> float:
+    """The learning rate of update ``step`` (0-based) under a linear warm-up of ``warmup_steps`` (0: none)."""
+    return lr if warmup_steps <= 0 else lr * min(1.0, (step + 1) / warmup_steps)
+
+
 def default_evaluator(settings: TrainSettings) -> Evaluator:
     """Today's evaluation: generate `eval_samples` samples (seed + 1), SSIM of clipped samples to the closest image."""
     return Evaluator("generate", settings.eval_samples, settings.seed + 1, "clip")
@@ -357,6 +366,9 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         loss = method.loss(net, settings.batch_size, batch_gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if settings.lr_warmup_steps:
+            for group in opt.param_groups:
+                group["lr"] = warmup_lr(settings.lr, settings.lr_warmup_steps, st.step)
         if settings.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
         opt.step()
