@@ -3,7 +3,8 @@
 Methods ours, ours_zero (ours' time levels, zero scores), dsm (denoising score matching on
 the image, continuous times, otherwise = ours) and DDPM (epsilon prediction, T = 1000), each
 trained on ONE image until its evaluation reaches SSIM 0.99 or its cap, under two recipes
-(RECIPES: the project's default, edm; the authors' as a whole, raw, METHOD.md section 8b) and
+(``recipes``: the project's default, edm; the authors' as a whole, raw, METHOD.md section 8b;
+part 7: the authors' with DDPM's learning-rate warm-up of their DDPM code) and
 both protocols of Table 1 (generate, noisy_copy with std 0.506), on 3 images (2 builtin
 photos, 1 builtin face) x 3 seeds at 32 x 32, and 1 face x 2 seeds at 64 x 64 (target 0.90).
 
@@ -65,11 +66,14 @@ class Recipe:
     ema_flow: float            # EMA decay of ours / ours_zero / dsm (0: none)
     ema_ddpm: float            # EMA decay of DDPM
     faces_sde: tuple | None    # (sigma, n_times, picard_tol) or None for the schema's
+    lr_warmup_ddpm: int = 0    # DDPM's linear learning-rate warm-up steps (0: none)
 
 
 def recipes(defaults: dict) -> dict[str, Recipe]:
     learn = defaults["learn"]
     tr, smp = learn["train"], learn["sampler"]
+    authors = Recipe("raw", "linear", "jittered", None, 8e-5, 0.0, "rk45", "unit", False, "minmax", 0.0, 0.9999,
+                     (2.0, 10, 1e-6))
     return {
         # The project's default (edm, sinusoidal, levels, schema batch / lr / clip / sampler), with the
         # same warmed-up EMA for every method (a fair DDPM).
@@ -78,9 +82,16 @@ def recipes(defaults: dict) -> dict[str, Recipe]:
         # The authors' code (METHOD.md 8b): raw, linear time embedding, jittered times, batch = N, Adam lr 8e-5
         # (CIFAR-10; faces: 1e-4 is theirs for CelebA, kept at 8e-5 here for one recipe), no clipping, no EMA for
         # ours, RK45 from N(0, 1), no final denoising, min-max SSIM; their DDPM baseline with a warmed-up EMA.
-        "authors": Recipe("raw", "linear", "jittered", None, 8e-5, 0.0, "rk45", "unit", False, "minmax",
-                          0.0, 0.9999, (2.0, 10, 1e-6)),
+        "authors": authors,
+        # The same, with DDPM trained as the authors' DDPM code trains it: a linear learning-rate warm-up of
+        # 5000 steps, longer than these runs (and than theirs). Only DDPM is run: the other methods' settings
+        # equal the authors' recipe, so their runs are shared (SHARED_RUNS).
+        "authors-warmup": replace(authors, lr_warmup_ddpm=5000),
     }
+
+
+#: recipe -> the recipe whose runs stand in for the methods it does not run (identical settings for them)
+SHARED_RUNS = {"authors-warmup": "authors"}
 
 
 @dataclass(frozen=True)
@@ -112,10 +123,11 @@ class Part:
     cap_ddpm: float
     eval_every: float             # cap of the geometric evaluation spacing (flow methods)
     eval_every_ddpm: float
+    methods: tuple = METHODS
 
-    def runs(self, methods=METHODS) -> list[Run]:
+    def runs(self) -> list[Run]:
         return [Run(self.size, d, i, self.recipe, p, m, s)
-                for (d, i), p, s, m in itertools.product(self.images, self.protocols, self.seeds, methods)]
+                for (d, i), p, s, m in itertools.product(self.images, self.protocols, self.seeds, self.methods)]
 
 
 IMAGES_32 = (("photos", "astronaut"), ("photos", "camera"), ("faces", "0"))
@@ -127,6 +139,8 @@ PARTS = {
     "4": Part(32, IMAGES_32, (0, 1, 2), "authors", ("noisy_copy",), TARGETS, 120.0, 240.0, 10.0, 20.0),
     "5": Part(64, IMAGES_64, (0, 1), "default", PROTOCOLS_RUN, (0.90,), 300.0, 600.0, 20.0, 40.0),
     "6": Part(64, IMAGES_64, (0, 1), "authors", PROTOCOLS_RUN, (0.90,), 300.0, 600.0, 20.0, 40.0),
+    "7": Part(32, IMAGES_32, (0, 1, 2), "authors-warmup", ("noisy_copy",), TARGETS, 120.0, 240.0, 10.0, 20.0,
+              ("ddpm",)),
 }
 #: What the caps cut, printed with every plan.
 CUTS = [
@@ -249,6 +263,7 @@ def build(run: Run, part: Part, recipe: Recipe, defaults: dict, image: np.ndarra
     ddpm = run.method == "ddpm"
     settings = TrainSettings(
         batch_size=recipe.batch or sde.n_times, lr=recipe.lr, grad_clip=recipe.grad_clip,
+        lr_warmup_steps=recipe.lr_warmup_ddpm if ddpm else 0,
         ema_decay=recipe.ema_ddpm if ddpm else recipe.ema_flow, ema_warmup=True, seed=run.seed,
         eval_every_seconds=part.eval_every_ddpm if ddpm else part.eval_every, eval_samples=learn["train"]["eval_samples"],
         checkpoint_every_seconds=60.0, time_cap_seconds=part.cap_ddpm if ddpm else part.cap_flow,
@@ -287,7 +302,7 @@ def execute(run: Run, part: Part, recipe: Recipe, defaults: dict, out: Path) -> 
                   train_seconds=s["train_seconds"], eval_seconds=s["eval_seconds"], best_ssim=s["best_ssim"],
                   final_ssim=s["final_ssim"], eval_sampler=s["eval_sampler"], ssim_mode=s["ssim_mode"],
                   protocol_recorded=s["eval_protocol"], noise_std=s["noise_std"], batch_size=settings.batch_size,
-                  lr=settings.lr, grad_clip=settings.grad_clip, ema_decay=settings.ema_decay,
+                  lr=settings.lr, lr_warmup_steps=settings.lr_warmup_steps, grad_clip=settings.grad_clip, ema_decay=settings.ema_decay,
                   parameterization=getattr(method, "parameterization", "ddpm-eps"),
                   sigma=extra["sigma"], n_times=extra["n_times"], picard_tol=extra["picard_tol"],
                   load_before=load0, load_after=os.getloadavg()[0], wall_seconds=time.perf_counter() - wall0,
@@ -398,6 +413,9 @@ def report(out: Path) -> None:
     groups: dict = {}
     for r in runs:
         groups.setdefault((r["size"], r["recipe"], r["protocol"]), {}).setdefault(r["method"], []).append(r)
+    for (size, recipe, protocol), by_method in groups.items():  # the methods a recipe shares with another
+        for m, rs in groups.get((size, SHARED_RUNS.get(recipe), protocol), {}).items():
+            by_method.setdefault(m, rs)
     rows, lines = [], []
     for (size, recipe, protocol), by_method in sorted(groups.items()):
         targets = next(iter(by_method.values()))[0]["targets"]
@@ -465,10 +483,11 @@ def figure(runs: list[dict], out: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 def plan(parts: dict) -> None:
     for name, p in parts.items():
-        n = len(p.runs())
-        flow, ddpm = n * 3 // 4, n // 4
+        runs = p.runs()
+        n, ddpm = len(runs), sum(r.method == "ddpm" for r in runs)
+        flow = n - ddpm
         print(f"part {name}: {p.size}x{p.size} {p.recipe} {'+'.join(p.protocols)}, {len(p.images)} image(s) x "
-              f"{len(p.seeds)} seed(s) x {len(METHODS)} methods = {n} runs, targets {p.targets}; caps flow "
+              f"{len(p.seeds)} seed(s) x {len(p.methods)} method(s) = {n} runs, targets {p.targets}; caps flow "
               f"{p.cap_flow:.0f} s, DDPM {p.cap_ddpm:.0f} s; worst case about "
               f"{(flow * p.cap_flow * 1.4 + ddpm * (p.cap_ddpm * 1.3 + 75)) / 3600:.1f} h CPU")
     print("cuts:\n  " + "\n  ".join(CUTS))
