@@ -45,3 +45,15 @@ def test_outcomes_compare_intervals_and_count_pre_computation():
 ])
 def test_direction_words(count, word):
     assert verdict_table.direction(count, "speed-up").removeprefix("speed-up ").startswith(word)
+
+
+def test_warmup_claim_pairs_warmup_ddpm_with_the_authors_ours():
+    def run(recipe, method, seed, prev, hit):
+        return _run(method, seed, prev, hit) | {"recipe": recipe, "protocol": "noisy_copy"}
+
+    runs = [run("authors", "ours", 0, 10.0, 20.0), run("authors", "ddpm", 0, 5.0, 8.0),
+            run("authors-warmup", "ddpm", 0, 30.0, 40.0)]
+    claim = next(c for c in verdict_table.CLAIMS if c.ddpm_recipe == "authors-warmup" and c.target == "0.9")
+    cells = verdict_table.row(runs, claim)
+    assert cells[2].startswith("ddpm/ours 2.00x") and cells[3] == "not run"  # 40 / 20, not 8 / 20
+    assert "speed-up confirmed: ours faster in 1" in cells[5]
