@@ -165,3 +165,27 @@ def test_projection_prepared_shards_byte_identical(tmp_path, images_file):
 
 def test_too_many_seeds(tmp_path, images_file, capsys):
     _bad(tmp_path, images_file, ["--solver", "projection", "--n-seeds", "5"], "larger than the set", capsys)
+
+
+def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
+    from fpscore.scores import merge_logs
+    from fpscore.solvers.base import LOG_COLUMNS
+
+    header = ",".join(LOG_COLUMNS)
+    row = ",".join(str(i) for i in range(len(LOG_COLUMNS)))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(f"{header}\n{row}\n{row}\n")
+    b.write_text(f"{header}\n")  # an empty shard (past the end of the set)
+    out = tmp_path / "merged.csv"
+    assert merge_logs([a, b, a], out) == 4
+    assert out.read_text() == f"{header}\n" + f"{row}\n" * 4
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"image,channel\n{row}\n")
+    with pytest.raises(ValueError, match=r"solve log .*bad.csv has columns \['image', 'channel'\]"):
+        merge_logs([a, bad], tmp_path / "m2.csv")
+    bad.write_text(f"{header}\n{row}\n1,2\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 3: 2 fields"):
+        merge_logs([bad], tmp_path / "m3.csv")
+    with pytest.raises(ValueError, match=r"cannot read solve log .*missing.csv"):
+        merge_logs([tmp_path / "missing.csv"], tmp_path / "m4.csv")
+    assert not any((tmp_path / f"m{i}.csv").exists() for i in (2, 3, 4))

@@ -147,6 +147,36 @@ def write_log(path, rows: list[dict]) -> None:
             writer.writerows([cell(row.get(key)) for key in LOG_COLUMNS] for row in rows)
 
 
+def merge_logs(paths, out) -> int:
+    """Concatenate solve logs (CSV with the LOG_COLUMNS header) into ``out``, atomically, one row in
+    memory at a time (a 50,000-image set has millions of rows); returns the row count. A file that
+    cannot be read, has another header or a row of the wrong length is a ValueError naming it."""
+    import csv
+
+    rows = 0
+    with atomic_outputs(out) as (tmp,):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(LOG_COLUMNS)
+            for path in paths:
+                try:
+                    with open(path, newline="") as src:
+                        reader = csv.reader(src)
+                        header = next(reader, None)
+                        if header != list(LOG_COLUMNS):
+                            raise ValueError(f"merge: solve log {path} has columns {header}, expected "
+                                             f"{list(LOG_COLUMNS)}")
+                        for row in reader:
+                            if len(row) != len(LOG_COLUMNS):
+                                raise ValueError(f"merge: solve log {path}, line {reader.line_num}: {len(row)} "
+                                                 f"fields, expected {len(LOG_COLUMNS)}")
+                            writer.writerow(row)
+                            rows += 1
+                except (OSError, UnicodeDecodeError, csv.Error) as err:
+                    raise ValueError(f"merge: cannot read solve log {path}: {err}") from None
+    return rows
+
+
 def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dict:
     """The contents of a scores file (float32 m and scores); ``indices`` marks a shard."""
     arrays = {

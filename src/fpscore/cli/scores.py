@@ -103,25 +103,15 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge shard files into one score directory (``fpscore.score_store``: memory-mapped .npy
-    files, one shard in memory at a time) and their logs into one solve log."""
-    import pandas as pd
-
+    files, one shard in memory at a time) and their logs into one solve log (streamed)."""
+    from fpscore.fileio import atomic_outputs
     from fpscore.score_store import merge_shards_to_dir
-    from fpscore.scores import read_images, write_log
-    from fpscore.solvers.base import LOG_COLUMNS
+    from fpscore.scores import merge_logs, read_images
 
     images, names = read_images(args.images)
-    frames = []
-    for p in ([args.prepare_log] if args.prepare_log else []) + list(args.logs):
-        try:
-            frames.append(pd.read_csv(p))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            raise ValueError(f"merge: cannot read solve log {p}: {err}") from None
-        if list(frames[-1].columns) != list(LOG_COLUMNS):
-            raise ValueError(f"merge: solve log {p} has columns {list(frames[-1].columns)}, expected {list(LOG_COLUMNS)}")
-    log = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LOG_COLUMNS))
-    merge_shards_to_dir(args.shards, images.shape[0], args.out, names=names)
-    write_log(args.log, log.to_dict("records"))
+    with atomic_outputs(args.log) as (log,):  # no merged log is left behind when the scores fail
+        merge_logs(([args.prepare_log] if args.prepare_log else []) + list(args.logs), log)
+        merge_shards_to_dir(args.shards, images.shape[0], args.out, names=names)
     print(f"fpscore scores-merge: {len(args.shards)} shard(s), {images.shape[0]} image(s) -> {args.out}, {args.log}")
     return 0
 
