@@ -12,8 +12,18 @@ images / cores, the measured per-job rate held fixed; the machine's other load i
 modelled). Channels whose fixed point diverges (low-contrast crops, as the "moon" photo)
 are counted, flagged in the files and cost up to newton_max_iter solves per level.
 
+With ``--workflow`` the same stand-in set goes through the workflow itself instead: written as
+a CIFAR-10 archive (the python version's format and layout, its md5 in the config), then
+``snakemake --cores N`` runs download check -> prepare_data -> scores_shard jobs ->
+scores_merge on it, for real, whatever the size (no extrapolation). It prints the wall time
+of the data step and of the score jobs, channels per second, the largest resident memory of
+any process of the run (getrusage of the children: the largest job, or snakemake itself), the
+output size and the solve-log rows. With ``--archive PATH`` the real cifar-10-python.tar.gz
+is used instead of the stand-in.
+
     python benchmarks/cifar_scale_benchmark.py                       # 2,000 images, shards of 250
     python benchmarks/cifar_scale_benchmark.py --images 500 --workers 2 --shard-size 125
+    python benchmarks/cifar_scale_benchmark.py --workflow --images 50000 --shard-size 500 --cores 2
 """
 from __future__ import annotations
 
@@ -23,11 +33,16 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
+import pickle  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -57,6 +72,77 @@ def stand_in_set(n: int, seed: int = 0) -> np.ndarray:
         crop = img[:, a:a + 32, b:b + 32]
         out[k] = crop[:, :, ::-1] if rng.random() < 0.5 else crop
     return out
+
+
+def write_cifar_archive(images: np.ndarray, path: Path) -> str:
+    """``images`` (n, 3, 32, 32) in [0, 1] as cifar-10-python.tar.gz (uint8 rows, 5 training batches, a
+    1-image test batch); returns the archive's md5."""
+    rows = np.round(np.clip(images, 0, 1) * 255).astype(np.uint8).reshape(len(images), 3072)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(tar, name, obj):
+        payload = pickle.dumps(obj, protocol=2)
+        info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        add(tar, "batches.meta", {b"label_names": [f"class{i}".encode() for i in range(10)]})
+        for i, part in enumerate(np.array_split(np.arange(len(rows)), 5), start=1):
+            add(tar, f"data_batch_{i}", {b"data": rows[part], b"labels": [int(k % 10) for k in part]})
+        add(tar, "test_batch", {b"data": rows[:1], b"labels": [0]})
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def workflow_run(args, work: Path) -> dict:
+    """The set through ``snakemake --cores``: the data step, then the score jobs and the merge, each timed."""
+    from fpscore.data import archive_path
+    from fpscore.score_store import read_scores
+
+    repo = Path(__file__).resolve().parents[1]
+    archive = archive_path("cifar10", work / "resources")
+    if args.archive:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.archive, archive)
+        md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    else:
+        md5 = write_cifar_archive(stand_in_set(args.images), archive)
+    overlay = work / "scale.yaml"
+    overlay.write_text(json.dumps({  # JSON is YAML
+        "data": {"datasets": ["cifar10"], "resolutions": [32], "resources_dir": str(work / "resources"),
+                 "cifar10": {"count": args.images, "indices": [], "md5": md5, "split": "train", "classes": []}},
+        "scores": {"shard_size": args.shard_size, "solver": args.solver, "nonlinear": args.nonlinear,
+                   "benchmark_solvers": []}}))
+    snakemake = Path(sys.executable).with_name("snakemake")
+    base = [str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(work), "--cores", str(args.cores),
+            "--configfile", str(repo / "config" / "config.yaml"), str(overlay)]
+    times = {}
+    for step, target in (("data", "results/data/cifar10/32/images.npz"),
+                         ("scores", f"results/scores/cifar10/32/{args.solver}/scores")):
+        t0 = time.perf_counter()
+        done = subprocess.run([*base[:1], target, *base[1:]], capture_output=True, text=True)
+        times[step] = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise SystemExit(f"snakemake {target} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+        print(f"{step}: {times[step]:.1f} s", flush=True)
+    out = work / "results" / "scores" / "cifar10" / "32" / args.solver
+    got = read_scores(out / "scores")
+    batch = np.asarray(got["scores"][np.sort(np.random.default_rng(0).choice(args.images, min(128, args.images),
+                                                                            replace=False))])
+    with open(out / "solve_log.csv") as f:
+        log_rows = sum(1 for _ in f) - 1
+    channels = 3 * args.images
+    return {
+        "images": args.images, "channels": channels, "shard_size": args.shard_size, "cores": args.cores,
+        "solver": args.solver, "nonlinear": args.nonlinear, "archive": str(args.archive or "stand-in"),
+        "data_wall_s": times["data"], "scores_wall_s": times["scores"], "total_wall_s": sum(times.values()),
+        "channels_per_s": channels / times["scores"],
+        "max_process_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "output_bytes": sum(f.stat().st_size for f in (out / "scores").iterdir()),
+        "solve_log_rows": log_rows, "solves_per_channel": log_rows / channels,
+        "channels_not_converged": int((~np.asarray(got["converged"])).sum()),
+        "batch_read_shape": list(batch.shape), "memmapped": isinstance(got["scores"], np.memmap),
+    }
 
 
 def shard_job(task) -> dict:
@@ -95,6 +181,10 @@ def main(argv=None) -> int:
     p.add_argument("--nonlinear", default=schema_default("scores.nonlinear"), choices=NONLINEAR)
     p.add_argument("--solver", default=schema_default("scores.solver"), choices=sorted(SOLVER_OPTIONS),
                    help="the shard jobs' solver (default: the schema's scores.solver, %(default)s)")
+    p.add_argument("--workflow", action="store_true",
+                   help="run the set through snakemake (the workflow's own jobs) instead of a process pool")
+    p.add_argument("--archive", type=Path, default=None,
+                   help="with --workflow: the real cifar-10-python.tar.gz instead of the stand-in")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     p.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = p.parse_args(argv)
@@ -105,6 +195,13 @@ def main(argv=None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fpscore-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.workflow:
+            out = workflow_run(args, work)
+            for k, v in out.items():
+                print(f"{k:>26}: {v:.4g}" if isinstance(v, float) else f"{k:>26}: {v}")
+            if args.json:
+                args.json.write_text(json.dumps({"summary": out}, indent=1))
+            return 0
         t_start = time.perf_counter()
         images = stand_in_set(args.images)
         np.save(work / "images.npy", images)
