@@ -74,11 +74,12 @@ def recipes(defaults: dict) -> dict[str, Recipe]:
     tr, smp = learn["train"], learn["sampler"]
     authors = Recipe("raw", "linear", "jittered", None, 8e-5, 0.0, "rk45", "unit", False, "minmax", 0.0, 0.9999,
                      (2.0, 10, 1e-6))
+    # The project's default (edm, sinusoidal, levels, schema batch / lr / clip / sampler), with the
+    # same warmed-up EMA for every method (a fair DDPM).
+    default = Recipe(learn["parameterization"], "sinusoidal", "levels", tr["batch_size"], tr["lr"],
+                     tr["grad_clip"], smp["method"], "lambda1", smp["denoise"], "clip", 0.999, 0.999, None)
     return {
-        # The project's default (edm, sinusoidal, levels, schema batch / lr / clip / sampler), with the
-        # same warmed-up EMA for every method (a fair DDPM).
-        "default": Recipe(learn["parameterization"], "sinusoidal", "levels", tr["batch_size"], tr["lr"],
-                          tr["grad_clip"], smp["method"], "lambda1", smp["denoise"], "clip", 0.999, 0.999, None),
+        "default": default,
         # The authors' code (METHOD.md 8b): raw, linear time embedding, jittered times, batch = N, Adam lr 8e-5
         # (CIFAR-10; faces: 1e-4 is theirs for CelebA, kept at 8e-5 here for one recipe), no clipping, no EMA for
         # ours, RK45 from N(0, 1), no final denoising, min-max SSIM; their DDPM baseline with a warmed-up EMA.
@@ -87,11 +88,15 @@ def recipes(defaults: dict) -> dict[str, Recipe]:
         # 5000 steps, longer than these runs (and than theirs). Only DDPM is run: the other methods' settings
         # equal the authors' recipe, so their runs are shared (SHARED_RUNS).
         "authors-warmup": replace(authors, lr_warmup_ddpm=5000),
+        # The project's default with the authors' raw parameterisation alone: what the parameterisation
+        # does apart from the rest of their recipe. Only ours and dsm are run; DDPM does not use it, so its
+        # default-recipe runs are shared (SHARED_RUNS).
+        "default-raw": replace(default, parameterization="raw"),
     }
 
 
-#: recipe -> the recipe whose runs stand in for the methods it does not run (identical settings for them)
-SHARED_RUNS = {"authors-warmup": "authors"}
+#: recipe -> (the recipe whose runs stand in, the methods they stand in for: their settings are identical)
+SHARED_RUNS = {"authors-warmup": ("authors", ("ours", "ours_zero", "dsm")), "default-raw": ("default", ("ddpm",))}
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ PARTS = {
     "6": Part(64, IMAGES_64, (0, 1), "authors", PROTOCOLS_RUN, (0.90,), 300.0, 600.0, 20.0, 40.0),
     "7": Part(32, IMAGES_32, (0, 1, 2), "authors-warmup", ("noisy_copy",), TARGETS, 120.0, 240.0, 10.0, 20.0,
               ("ddpm",)),
+    "8": Part(32, IMAGES_32, (0, 1, 2), "default-raw", ("noisy_copy",), TARGETS, 120.0, 240.0, 10.0, 20.0,
+              ("ours", "dsm")),
 }
 #: What the caps cut, printed with every plan.
 CUTS = [
@@ -153,7 +160,7 @@ CUTS = [
     "evaluations: 2 samples each (schema eval_samples); the authors' recipe uses lr 8e-5 for faces too",
     "dsm draws continuous stratified times in both recipes (ours_zero is the one with ours' times); DDPM keeps "
     "its sinusoidal embedding, its DDIM/ancestral samplers and no sampler start / final-denoise options",
-    "not run: the default recipe with raw alone (parameterisation isolated from the rest of the recipe)",
+    "the default recipe with raw alone (part 8): ours and dsm, noisy copy only",
 ]
 
 
@@ -414,8 +421,10 @@ def report(out: Path) -> None:
     for r in runs:
         groups.setdefault((r["size"], r["recipe"], r["protocol"]), {}).setdefault(r["method"], []).append(r)
     for (size, recipe, protocol), by_method in groups.items():  # the methods a recipe shares with another
-        for m, rs in groups.get((size, SHARED_RUNS.get(recipe), protocol), {}).items():
-            by_method.setdefault(m, rs)
+        source, shared = SHARED_RUNS.get(recipe, (None, ()))
+        for m in shared:
+            if m in groups.get((size, source, protocol), {}):
+                by_method.setdefault(m, groups[(size, source, protocol)][m])
     rows, lines = [], []
     for (size, recipe, protocol), by_method in sorted(groups.items()):
         targets = next(iter(by_method.values()))[0]["targets"]

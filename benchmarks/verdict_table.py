@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict_benchmark import IMAGES_32, IMAGES_64, SHARED_RUNS, load_image, paired_ratios, saved_runs  # noqa: E402
+from verdict_benchmark import (IMAGES_32, IMAGES_64, SHARED_RUNS, fmt_time, load_image, paired_ratios,  # noqa: E402
+                               saved_runs, time_or_cap)
 
 BEGIN, END = "<!-- verdict-table:begin -->", "<!-- verdict-table:end -->"
 RECIPE_COLUMNS = (("authors", "authors' recipe"), ("default", "project's recipe"))
@@ -132,7 +133,7 @@ def ddpm_recipe(claim: Claim, recipe: str) -> str | None:
     """The recipe of the DDPM runs paired with ours of ``recipe`` (None: the claim's DDPM is not run there)."""
     if not claim.ddpm_recipe:
         return recipe
-    return claim.ddpm_recipe if SHARED_RUNS.get(claim.ddpm_recipe) == recipe else None
+    return claim.ddpm_recipe if SHARED_RUNS.get(claim.ddpm_recipe, (None,))[0] == recipe else None
 
 
 def budget_cell(runs: list[dict], claim: Claim, recipe: str) -> tuple[str, list[float]]:
@@ -193,6 +194,25 @@ def row(runs: list[dict], claim: Claim) -> list[str]:
     return [claim.text, claim.paper, *cells, control, "; ".join(verdicts) or "not measured yet"]
 
 
+def raw_alone(runs: list[dict]) -> str:
+    """The parameterisation on its own (part 8): ours and dsm under the project's recipe with raw instead
+    of edm, noisy copy, 32x32: time to SSIM 0.90, and the paired ratio raw / edm."""
+    cells = []
+    for m in ("ours", "dsm"):
+        raw, edm = (select(runs, 32, r, "noisy_copy", m) for r in ("default-raw", "default"))
+        if not raw:
+            continue
+        reached = sum(time_or_cap(r, "0.9")[1] for r in raw)
+        ratio = paired_ratios(raw, edm, "0.9")
+        cells.append(f"{m} with raw reached 0.90 in {reached} of {len(raw)} runs, "
+                     f"{fmt_time([time_or_cap(r, '0.9') for r in raw])} s (with edm: "
+                     f"{fmt_time([time_or_cap(r, '0.9') for r in edm])} s), raw / edm {ratio.text()}")
+    if not cells:
+        return ""
+    return ("The parameterisation alone (the project's recipe with the authors' raw instead of edm, noisy copy, "
+            "32×32, clipped SSIM): " + "; ".join(cells) + ".")
+
+
 def minmax_ceilings() -> str:
     """What a perfect sample scores under the authors' min-max SSIM: the training image itself, min-max
     normalised, against the image (below 1 wherever the image does not span [0, 1])."""
@@ -221,7 +241,9 @@ def table(runs: list[dict]) -> str:
         {(r["size"], "DDPM" if r["method"] == "ddpm" else "flow", r["cap"]) for r in runs}))
     pre = [r["precompute_seconds"] for r in runs if r["method"] == "ours"]
     pre_text = f"ours' score pre-computation median {np.median(pre):.2f} s, max {max(pre):.2f} s; " if pre else ""
+    raw = raw_alone(runs)
     lines += ["", f"Saved runs: {len(runs)} ({counts}); caps {caps}; {pre_text}{minmax_ceilings()}"]
+    lines += ["", raw] if raw else []
     return "\n".join(lines)
 
 

@@ -57,3 +57,15 @@ def test_warmup_claim_pairs_warmup_ddpm_with_the_authors_ours():
     cells = verdict_table.row(runs, claim)
     assert cells[2].startswith("ddpm/ours 2.00x") and cells[3] == "not run"  # 40 / 20, not 8 / 20
     assert "speed-up confirmed: ours faster in 1" in cells[5]
+
+
+def test_raw_alone_compares_raw_with_edm_pairwise():
+    def run(recipe, seed, prev, hit):
+        return _run("ours", seed, prev, hit) | {"recipe": recipe, "protocol": "noisy_copy"}
+
+    runs = [run("default-raw", 0, 30.0, 40.0), run("default-raw", 1, None, None), run("default", 0, 10.0, 20.0),
+            run("default", 1, 10.0, 20.0)]
+    text = verdict_table.raw_alone(runs)
+    assert "ours with raw reached 0.90 in 1 of 2 runs" in text
+    assert "raw / edm 4.00x [2.00, 6.00] n=2 (1 lower bound(s))" in text  # median of 40 / 20 and > 120 / 20
+    assert verdict_table.raw_alone([r for r in runs if r["recipe"] == "default"]) == ""
