@@ -61,7 +61,8 @@ RANKS = (1, 2, 4, 8, 16, 32)
 
 def solver_configs(ksp_default: str, warm_default: bool = True) -> list[tuple[str, str, dict, str]]:
     """(label, solver name, make_solver keyword arguments, nonlinear driver) of every solver compared
-    (the driver "newton predicted" is Newton with newton_stop="predicted"); projections use the configured KSP options (``ksp_default``) unless their label names others."""
+    (the driver "newton predicted" is Newton with newton_stop="predicted"); projections use the
+    configured KSP options (``ksp_default``) unless their label names others."""
     ksp = [
         ("gmres+ilu", GMRES_ILU), ("bcgs+ilu", "-ksp_type bcgs -pc_type ilu"),
         ("fgmres+sor", "-ksp_type fgmres -ksp_gmres_restart 30 -pc_type sor"),

@@ -17,11 +17,12 @@ checkpoint time; both clocks are logged. Training and evaluation seconds are wal
 shared CPU machine, meaningless on a GPU); the summary names the clock.
 
 Adam (a constant learning rate, after an optional linear warm-up) with optional gradient
-clipping and EMA; seeded numpy / torch generators. A resumable checkpoint (model, optimizer, EMA, RNG states, the
-TrainState) is written every ``checkpoint_every_seconds`` of wall time, on SIGINT/SIGTERM and
-on an error at a step boundary, and picked up by a rerun whose fingerprint matches: every
-TrainSettings field but those in ``RESUMABLE_KEYS`` (so a new setting can never let a resume
-mix settings), the method, the network, the evaluator and the data.
+clipping and EMA; seeded numpy / torch generators. A resumable checkpoint (model, optimizer,
+EMA, RNG states, the TrainState) is written every ``checkpoint_every_seconds`` of wall time,
+on SIGINT/SIGTERM and on an error at a step boundary, and picked up by a rerun whose
+fingerprint matches: every TrainSettings field but those in ``RESUMABLE_KEYS`` (so a new
+setting can never let a resume mix settings), the method, the network, the evaluator and
+the data.
 """
 from __future__ import annotations
 

@@ -5,10 +5,11 @@ At level n the implicit-Euler equation
 is solved by Newton's linearisation (D m)^2 ~ 2 s~ (D m) - s~^2, s~ = D_h x^{(j)}:
 A_N = I - dt g^2/2 Lap_h + dt diag(f - g^2 s~) D_h (the pattern of A), b_N = m^{n-1} - dt D_h f
 - dt g^2/2 s~^2, from x^{(0)} = m^0 (n = 1) or 2 m^{n-1} - m^{n-2}, until the relative change
-is below ``tol`` (``newton_done``: or, with stop="predicted", the change that quadratic
-convergence predicts for the next iteration). Each linear solve goes through ``linear_step`` (one log row; its
-``picard_iter`` column holds the Newton iteration at that level). A level that does not
-converge within ``max_iter`` is a RuntimeWarning plus converged=False in its rows.
+is below ``tol`` (``newton_done``; with stop="predicted": the change that quadratic
+convergence predicts for the next iteration). Each linear solve goes through
+``linear_step`` (one log row; its ``picard_iter`` column holds the Newton iteration at that
+level). A level that does not converge within ``max_iter`` is a RuntimeWarning plus
+converged=False in its rows.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import warnings
 
 import numpy as np
 
+from fpscore.config import schema_default
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
 from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
+from fpscore.names import NEWTON_STOPS
 from fpscore.solvers.base import Solver, SolverError, vnorm
 
 
@@ -37,7 +40,7 @@ def newton_done(change, previous, tol: float, stop: str):
     if stop == "change":
         return change < tol
     if stop != "predicted":
-        raise ValueError(f"newton_stop: expected one of change, predicted, got {stop!r}")
+        raise ValueError(f"newton_stop: expected one of {', '.join(NEWTON_STOPS)}, got {stop!r}")
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         predicted = np.where(np.isfinite(previous), change * (change / previous) ** 2, np.inf)
     return (change < tol) | (predicted < tol)
@@ -58,7 +61,8 @@ def newton_system(system: FPSystem, x: np.ndarray, m_prev: np.ndarray, g: float,
 
 
 def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, solver: Solver, *,
-                         tol: float, max_iter: int, stop: str = "change", system: FPSystem | None = None,
+                         tol: float, max_iter: int, stop: str = schema_default("scores.newton_stop"),
+                         system: FPSystem | None = None,
                          drift: np.ndarray | None = None, source: np.ndarray | None = None,
                          image: int = 0, channel: int = 0) -> ChannelResult:
     """Per-level Newton for one channel from m^0 (H x W); arguments as ``picard.solve_channel``;
