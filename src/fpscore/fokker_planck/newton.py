@@ -9,7 +9,10 @@ is below ``tol`` (``newton_done``; with stop="predicted": the change that quadra
 convergence predicts for the next iteration). Each linear solve goes through
 ``linear_step`` (one log row; its ``picard_iter`` column holds the Newton iteration at that
 level). A level that does not converge within ``max_iter`` is a RuntimeWarning plus
-converged=False in its rows.
+converged=False in its rows. A linear solve that fails numerically (``SystemFailure``: the
+system at a diverging iterate is too ill-conditioned to reach rtol) or a non-finite change
+ends that level's iteration at its last finite iterate, with the same warning and flag
+(the first breakdown of a channel is reported); the later levels go on from it.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
 from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
 from fpscore.names import NEWTON_STOPS
-from fpscore.solvers.base import Solver, SolverError, vnorm
+from fpscore.solvers.base import Solver, SystemFailure, vnorm
 
 
 def newton_done(change, previous, tol: float, stop: str):
@@ -74,33 +77,44 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
     m = np.empty((T, m0.size))
     m[0] = m0.reshape(-1)
     rows: list[dict] = []
-    converged, worst, most = True, 0.0, 0
+    converged, broke, worst, most = True, False, 0.0, 0
     tiny = np.finfo(float).tiny
     for n in range(1, T):
         x = m[0].copy() if n == 1 else 2.0 * m[n - 1] - m[n - 2]
-        level_rows, change, previous, j = [], np.inf, np.inf, 0
+        level_rows, change, previous, j, failure = [], np.inf, np.inf, 0, None
         for j in range(1, max_iter + 1):
             t0 = time.perf_counter()
             b = newton_system(system, x.reshape(shape), m[n - 1], g[n], dts[n - 1], h,
                               None if drift is None else drift[n], None if source is None else source[n])
             t1 = time.perf_counter()
-            x_new, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=j, time_level=n,
-                                     n_times=T, prev_outer=x, prev_level=m[n - 1],
-                                     prev_level2=m[n - 2] if n > 1 else None, nonlinear="newton",
-                                     assemble_seconds=t1 - t0)
+            try:
+                x_new, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=j,
+                                         time_level=n, n_times=T, prev_outer=x, prev_level=m[n - 1],
+                                         prev_level2=m[n - 2] if n > 1 else None, nonlinear="newton",
+                                         assemble_seconds=t1 - t0)
+            except SystemFailure as err:
+                failure = str(err)
+                break
             level_rows.append(row)
-            previous, change = change, vnorm(x_new - x) / max(vnorm(x), tiny)
-            x = x_new
-            if not math.isfinite(change):
-                raise SolverError(f"solver {solver.name} produced non-finite values in image {image}, channel "
-                                  f"{channel}, Newton iteration {j}, time level {n}")
+            new_change = vnorm(x_new - x) / max(vnorm(x), tiny)
+            if not math.isfinite(new_change):
+                failure = f"solver {solver.name} produced a non-finite iterate (Newton iteration {j})"
+                break
+            previous, change, x = change, new_change, x_new
             if newton_done(change, previous, tol, stop):
                 break
-        else:
+        if failure is not None or not newton_done(change, previous, tol, stop):
             converged = False
-            warnings.warn(f"Newton iteration did not converge for image {image}, channel {channel}, time level {n}: "
-                          f"relative change {change:.3e} >= newton_tol {tol:.1e} after {max_iter} iterations",
-                          RuntimeWarning, stacklevel=2)
+            if failure is None:
+                warnings.warn(f"Newton iteration did not converge for image {image}, channel {channel}, time level "
+                              f"{n}: relative change {change:.3e} >= newton_tol {tol:.1e} after {max_iter} "
+                              "iterations", RuntimeWarning, stacklevel=2)
+            elif not broke:
+                warnings.warn(f"Newton iteration broke down for image {image}, channel {channel}, time level {n}: "
+                              f"{failure}; the level keeps its last finite iterate, the channel is flagged as not "
+                              "converged (its later breakdowns are not reported)", RuntimeWarning, stacklevel=2)
+            broke = broke or failure is not None
+            change = np.inf if failure is not None else change
             for row in level_rows:
                 row["converged"] = False
         m[n] = x

@@ -4,7 +4,9 @@ For k = 1, 2, ...: sweep n = 1..N-1, solving A^{n,(k)} m^{n,(k)} = b^{n,(k)} wit
 A built from the previous iterate's score s~ = D_h m^{n,(k-1)} (m^{n,(0)} = m^0),
 until ||m^(k) - m^(k-1)||_2 / ||m^(k-1)||_2 < tol. Each linear solve is done by a
 ``Solver`` (fpscore.solvers.base) and logged; not converging within max_iter is
-a RuntimeWarning plus converged=False in the log rows, never silent.
+a RuntimeWarning plus converged=False in the log rows, never silent. A linear solve that
+fails numerically (``SystemFailure``) or a non-finite sweep ends the iteration the same way,
+with the last complete sweep as the result.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
 from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
-from fpscore.solvers.base import Solver, SolverError, vnorm
+from fpscore.solvers.base import Solver, SystemFailure, vnorm
 
 __all__ = ["ChannelResult", "solve_channel"]
 
@@ -54,7 +56,7 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
     s_old = d_h(m_old.reshape(T, *shape), h)
     plain_rhs = drift is None and source is None  # then b = m^{n-1}: handed over without a copy
     rows: list[dict] = []
-    converged, change, k = False, np.inf, 0
+    converged, change, k, failure = False, np.inf, 0, None
     for k in range(1, max_iter + 1):
         m = np.empty_like(m_old)
         m[0] = m_old[0]
@@ -70,24 +72,35 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                 b = rhs(m[n - 1], dts[n - 1], h, None if drift is None else drift[n],
                         None if source is None else source[n])
             t1 = time.perf_counter()
-            x, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=k, time_level=n,
-                                 n_times=T, prev_outer=m_old[n], prev_level=m[n - 1],
-                                 prev_outer_prev_level=m_old[n - 1] if k > 1 else None,
-                                 prev_level2=m[n - 2] if n > 1 else None, assemble_seconds=t1 - t0)
+            try:
+                x, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=k, time_level=n,
+                                     n_times=T, prev_outer=m_old[n], prev_level=m[n - 1],
+                                     prev_outer_prev_level=m_old[n - 1] if k > 1 else None,
+                                     prev_level2=m[n - 2] if n > 1 else None, assemble_seconds=t1 - t0)
+            except SystemFailure as err:
+                failure = str(err)
+                break
             m[n] = x
             rows.append(row)
-        change = vnorm(m - m_old) / max(vnorm(m_old), np.finfo(float).tiny)
-        if not math.isfinite(change):  # a solver broke its contract (x with NaN/inf, finite residual)
-            raise SolverError(f"solver {solver.name} produced non-finite values in image {image}, channel "
-                              f"{channel}, Picard iteration {k}")
+        if failure is None:
+            change = vnorm(m - m_old) / max(vnorm(m_old), np.finfo(float).tiny)
+            if not math.isfinite(change):
+                failure = f"solver {solver.name} produced a non-finite iterate (Picard iteration {k})"
+        if failure is not None:
+            change = np.inf
+            break
         s_old = d_h(m.reshape(T, *shape), h)
         m_old = m
         if change < tol:
             converged = True
             break
-    if not converged:
+    if failure is not None:
+        warnings.warn(f"Picard iteration broke down for image {image}, channel {channel}: {failure}; the channel "
+                      f"keeps sweep {k - 1} and is flagged as not converged", RuntimeWarning, stacklevel=2)
+    elif not converged:
         warnings.warn(f"Picard iteration did not converge for image {image}, channel {channel}: relative change "
                       f"{change:.3e} >= tol {tol:.1e} after {max_iter} iterations", RuntimeWarning, stacklevel=2)
+    if not converged:
         for row in rows:
             row["converged"] = False
     return ChannelResult(m=m_old.reshape(T, *shape), s=s_old, iterations=k, converged=converged, change=change,

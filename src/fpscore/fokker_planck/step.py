@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fpscore.solvers.base import SolveContext, Solver, SolverError
+from fpscore.solvers.base import SolveContext, Solver, SystemFailure
 
 #: Slack on the residual a solver reports before the driver rejects it (rounding only).
 RESIDUAL_SLACK = 1.0 + 1e-6
@@ -41,11 +41,11 @@ def where(image: int, channel: int, nonlinear: str, outer_iter: int, time_level:
 
 
 def check_solution(name: str, rtol: float, x: np.ndarray, final_residual: float, place: str) -> None:
-    """SolverError unless the reported true relative residual is <= rtol (NaN fails too)."""
+    """SystemFailure unless the reported true relative residual is <= rtol (NaN fails too)."""
     if not final_residual <= rtol * RESIDUAL_SLACK:
         if not np.all(np.isfinite(x)):
-            raise SolverError(f"solver {name} returned non-finite values ({place})")
-        raise SolverError(f"solver {name} reached relative residual {final_residual:.3e} > rtol {rtol:.1e} "
+            raise SystemFailure(f"solver {name} returned non-finite values ({place})")
+        raise SystemFailure(f"solver {name} reached relative residual {final_residual:.3e} > rtol {rtol:.1e} "
                           f"({place})")
 
 
@@ -67,7 +67,7 @@ def linear_step(solver: Solver, system, b: np.ndarray, *, image: int, channel: i
                 nonlinear: str = "picard", assemble_seconds: float = 0.0) -> tuple[np.ndarray, dict]:
     """Solve system x = b (the system's current values) with ``solver``; returns x and its log row.
 
-    Raises SolverError if the solver's true relative residual misses its rtol.
+    Raises SystemFailure if the solver's true relative residual misses its rtol.
     """
     t1 = time.perf_counter()
     ctx = SolveContext(image, channel, outer_iter, time_level, n_times, system, b, prev_outer, prev_level,

@@ -12,9 +12,10 @@ from typing import Any
 
 from fpscore.config import schema_default
 from fpscore.names import SOLVERS as SOLVER_NAMES
-from fpscore.solvers.base import LOG_COLUMNS, SolveContext, Solver, SolverError, SolveStats
+from fpscore.solvers.base import LOG_COLUMNS, SolveContext, Solver, SolverError, SolveStats, SystemFailure
 
-__all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver", "SolverError", "make_solver"]
+__all__ = ["LOG_COLUMNS", "SOLVER_NAMES", "SolveContext", "SolveStats", "Solver", "SolverError", "SystemFailure",
+           "make_solver"]
 
 
 def make_solver(name: str, *, rtol: float = schema_default("scores.rtol"),

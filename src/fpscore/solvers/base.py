@@ -17,7 +17,7 @@ A x = b and hands it to a ``Solver`` as a ``SolveContext``:
 
 ``solve`` returns ``(x, SolveStats)``; x must reach the TRUE relative residual
 ||b - A x||_2 / ||b||_2 <= ``solver.rtol`` (use ``true_relative_residual`` to
-check; raise ``SolverError`` if it cannot), so every solver gives the same m.
+check; raise ``SystemFailure`` if it cannot), so every solver gives the same m.
 The driver times assembly and ``solve`` itself and writes one log row per call.
 
 Preparation (``fpscore.scores.prepare_solver(images, params, solver)``, run by
@@ -64,6 +64,13 @@ LOG_COLUMNS = (
 
 class SolverError(RuntimeError):
     """A linear solve failed or could not reach the required residual."""
+
+
+class SystemFailure(SolverError):
+    """One system's solution misses rtol or is not finite although the solver ran as configured:
+    a numerical failure of that system (typically an ill-conditioned system at a diverging
+    nonlinear iterate). The nonlinear drivers flag its channel as not converged and go on;
+    every other SolverError (a misconfigured or misused solver) stops the job."""
 
 
 @dataclass(slots=True)

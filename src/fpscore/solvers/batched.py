@@ -10,8 +10,10 @@ started as the other solvers are (Newton: the current iterate; Picard: the extra
 previous iterate). Every system is then held to the same TRUE relative residual rtol as
 the other solvers (one more operator application); a system that misses it is solved
 again from where it stopped (``_ROUNDS`` runs in all), and if it still misses, or broke
-down, it is solved by SuperLU (scipy) with a RuntimeWarning. One log row per channel
-and linear solve (LOG_COLUMNS; seconds apportioned equally over the systems solved
+down, it is solved by SuperLU (scipy) with a RuntimeWarning. A system that SuperLU cannot
+solve to rtol either (``SystemFailure``: ill-conditioned at a diverging iterate) keeps its
+warm start; its channel leaves the iteration flagged as not converged, as in the
+per-channel drivers, while the others go on. One log row per channel and successful linear solve (LOG_COLUMNS; seconds apportioned equally over the systems solved
 together), written by the row and residual code of ``fpscore.fokker_planck.step``.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from fpscore.config import schema_default
 
 from fpscore.fokker_planck.newton import newton_done
 from fpscore.fokker_planck.step import check_solution, log_row
-from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats
+from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, SystemFailure
 from fpscore.solvers.batched_ops import (Stencil, bicgstab, check_tolerance, relative_residual,
                                          resolve_device)
 
@@ -145,7 +147,8 @@ class _Run:
         return self.stencil.set(c, torch.full_like(c, dt / (2.0 * h)), v)
 
     def linear(self, n: int, outer: np.ndarray, sub: np.ndarray, v, b, x0, nonlinear: str, t_assemble: float):
-        """Solve the systems (v, b) of the channels ``sub`` at level n from x0; returns x (k, n)."""
+        """Solve the systems (v, b) of the channels ``sub`` at level n from x0; returns x (k, n) and
+        the failed systems (bool, k): those that keep x0 (``SystemFailure``), without a log row."""
         import torch
 
         solver = self.solver
@@ -167,6 +170,8 @@ class _Run:
             final[todo] = relative_residual(self.stencil, c_todo, xs, bs)
             todo = todo[~(final[todo] <= solver.rtol)]
         x_np = None
+        k = len(sub)
+        failed = np.zeros(k, dtype=bool)
         if len(todo):  # a direct solve (SuperLU) for what BiCGStab could not do
             x_np = x.cpu().numpy()
             final_np = final.cpu().numpy()
@@ -179,20 +184,26 @@ class _Run:
         elapsed = time.perf_counter() - t0
         its_np, init_np, final_np = its.cpu().numpy(), init.cpu().numpy(), final.cpu().numpy()
         x_check = x.cpu().numpy() if x_np is None else x_np
-        k = len(sub)
         for i, a in enumerate(sub):
             place = (f"image {self.images[a]}, channel {self.channels[a]}, {nonlinear.capitalize()} iteration "
                      f"{outer[i]}, time level {n}")
-            check_solution(solver.name, solver.rtol, x_check[i], final_np[i], place)
+            try:
+                check_solution(solver.name, solver.rtol, x_check[i], final_np[i], place)
+            except SystemFailure:
+                failed[i] = True
+                continue
             self.rows.append(log_row(image=int(self.images[a]), channel=int(self.channels[a]),
                                      outer_iter=int(outer[i]), time_level=n, solver=solver.name,
                                      iterations=int(its_np[i]), initial_residual=init_np[i],
                                      final_residual=final_np[i], projection_residual=np.nan,
                                      assemble_seconds=t_assemble / k, solve_seconds=elapsed / k))
-        return x
+        if failed.any():
+            x[torch.as_tensor(failed, device=x.device)] = x0[torch.as_tensor(failed, device=x.device)]
+        return x, failed
 
     def _direct(self, n, v, b, i, sub, outer, nonlinear, x_out, res_out) -> str:
-        """SuperLU solve of system i of this step into x_out[i], res_out[i]; returns where it is."""
+        """SuperLU solve of system i of this step into x_out[i], res_out[i] (NaN when it misses rtol:
+        ``linear`` then counts the system as failed); returns where it is."""
         from fpscore.fokker_planck.assembly import FPSystem
         from fpscore.solvers.direct import direct_solve
 
@@ -203,7 +214,10 @@ class _Run:
         place = (f"image {self.images[a]}, channel {self.channels[a]}, {nonlinear.capitalize()} iteration "
                  f"{outer[i]}, time level {n}")
         self.solver.fallbacks += 1
-        x_out[i], res_out[i], _ = direct_solve(system, b.cpu().numpy(), self.solver.rtol, place)
+        try:
+            x_out[i], res_out[i], _ = direct_solve(system, b.cpu().numpy(), self.solver.rtol, place)
+        except SystemFailure:
+            res_out[i] = np.nan
         return place
 
     # ---- the drivers ------------------------------------------------------------------------
@@ -225,6 +239,7 @@ class _Run:
         most = np.zeros(k, dtype=int)
         conv = np.ones(k, dtype=bool)
         solves = np.zeros(k, dtype=int)
+        broke = np.zeros(k, dtype=bool)  # channels whose iteration broke down at some level
         for n in range(1, T):
             x = m[0].clone() if n == 1 else 2.0 * m[n - 1] - m[n - 2]
             f, dtdf = self._drift_terms(n)
@@ -232,6 +247,7 @@ class _Run:
             active = np.arange(k)
             previous = np.full(k, np.inf)  # the last change of every system (newton_done)
             first_row = len(self.rows)
+            lost = []  # channels of this level that broke down
             for j in range(1, p.newton_max_iter + 1):
                 t0 = time.perf_counter()
                 xa = x[active]
@@ -240,34 +256,49 @@ class _Run:
                 b = m[n - 1][active] - (0.5 * dt * g2) * s * s
                 if dtdf is not None:
                     b = b - dtdf
-                x_new = self.linear(n, np.full(len(active), j), active, v, b, xa, "newton",
-                                    time.perf_counter() - t0)
+                x_new, failed = self.linear(n, np.full(len(active), j), active, v, b, xa, "newton",
+                                            time.perf_counter() - t0)
                 change = (torch.linalg.vector_norm(x_new - xa, dim=1)
                           / torch.linalg.vector_norm(xa, dim=1).clamp_min(np.finfo(float).tiny)).cpu().numpy()
-                if not np.all(np.isfinite(change)):
-                    bad = active[~np.isfinite(change)][0]
-                    raise SolverError(f"batched: non-finite Newton iterate (image {self.images[bad]}, channel "
-                                      f"{self.channels[bad]}, time level {n})")
-                x[active] = x_new
-                solves[active] += 1
+                failed |= ~np.isfinite(change)  # an overflowing iterate breaks down too
+                ok = ~failed
+                x[active[ok]] = x_new[torch.as_tensor(ok, device=x.device)]
+                solves[active[ok]] += 1
                 most[active] = np.maximum(most[active], j)
-                done = newton_done(change, previous[active], p.newton_tol, p.newton_stop)
+                done = newton_done(change, previous[active], p.newton_tol, p.newton_stop) & ok
                 previous[active] = change
-                active = active[~done]
+                lost.extend(active[failed].tolist())
+                active = active[~done & ok]
                 if len(active) == 0:
                     break
+            if lost:
+                fresh = [a for a in lost if not broke[a]]
+                broke[lost] = True
+                if fresh:
+                    warnings.warn(f"Newton iteration broke down for {len(fresh)} channel(s) (first: image "
+                                  f"{self.images[fresh[0]]}, channel {self.channels[fresh[0]]}) at time level {n}: "
+                                  "a linear solve "
+                                  f"missed rtol {self.solver.rtol:.1e} even directly, or the iterate overflowed; "
+                                  "they keep their last finite iterate and are flagged as not converged",
+                                  RuntimeWarning, stacklevel=3)
             if len(active):
-                conv[active] = False
-                lost = set(active.tolist())
-                for row in self.rows[first_row:]:
-                    if (row["image"], row["channel"]) in {(self.images[a], self.channels[a]) for a in lost}:
-                        row["converged"] = False
                 warnings.warn(f"Newton iteration did not converge at time level {n} for {len(active)} channel(s) "
                               f"(first: image {self.images[active[0]]}, channel {self.channels[active[0]]}) after "
                               f"{p.newton_max_iter} iterations (newton_tol {p.newton_tol:.1e})", RuntimeWarning,
                               stacklevel=3)
+            unconverged = np.concatenate([active, np.asarray(lost, dtype=int)])
+            if len(unconverged):
+                conv[unconverged] = False
+                self._flag(first_row, unconverged)
             m[n] = x
         return m.transpose(0, 1).cpu().numpy(), most, conv, solves
+
+    def _flag(self, first_row: int, channels) -> None:
+        """converged=False in the log rows from ``first_row`` on of the batch's ``channels``."""
+        keys = {(self.images[a], self.channels[a]) for a in channels}
+        for row in self.rows[first_row:]:
+            if (row["image"], row["channel"]) in keys:
+                row["converged"] = False
 
     def picard(self, m0):
         """Algorithm 1 for the batch, each channel with its own stopping test."""
@@ -282,10 +313,12 @@ class _Run:
         solves = np.zeros(k, dtype=int)
         rows_of = {a: [] for a in range(k)}
         active = np.arange(k)
+        broke = np.zeros(k, dtype=bool)
         for it in range(1, p.picard_max_iter + 1):
             ka = len(active)
             m = torch.empty((T, ka, npix), dtype=torch.float64, device=m0.device)
             m[0] = m_old[0][active]
+            failed = np.zeros(ka, dtype=bool)  # this sweep's breakdowns (they keep the last sweep)
             for n in range(1, T):
                 t0 = time.perf_counter()
                 f, dtdf = self._drift_terms(n)
@@ -298,28 +331,38 @@ class _Run:
                 else:
                     x0 = m[n - 1] if n == 1 else 2.0 * m[n - 1] - m[n - 2]
                 first = len(self.rows)
-                m[n] = self.linear(n, np.full(ka, it), active, v, b, x0, "picard", time.perf_counter() - t0)
-                for r, a in zip(range(first, len(self.rows)), active):
+                m[n], failed_n = self.linear(n, np.full(ka, it), active, v, b, x0, "picard", time.perf_counter() - t0)
+                failed |= failed_n
+                for r, a in zip(range(first, len(self.rows)), active[~failed_n]):
                     rows_of[a].append(r)
             old = m_old[:, active]
             change = (torch.linalg.vector_norm((m - old).transpose(0, 1).reshape(ka, -1), dim=1)
                       / torch.linalg.vector_norm(old.transpose(0, 1).reshape(ka, -1), dim=1)
                       .clamp_min(np.finfo(float).tiny)).cpu().numpy()
-            if not np.all(np.isfinite(change)):
-                raise SolverError(f"batched: non-finite Picard iterate (image {self.images[active[0]]})")
-            m_old[:, active] = m
-            s_old[:, active] = self.stencil.d(m.reshape(T * ka, npix), self.h).reshape(T, ka, npix)
+            failed |= ~np.isfinite(change)
+            ok = torch.as_tensor(~failed, device=m.device)
+            kept = active[~failed]
+            m_old[:, kept] = m[:, ok]
+            s_old[:, kept] = self.stencil.d(m[:, ok].reshape(-1, npix), self.h).reshape(T, len(kept), npix)
             iters[active] = it
-            solves[active] += T - 1
-            done = change < p.picard_tol
+            solves[kept] += T - 1
+            broke[active[failed]] = True
+            done = (change < p.picard_tol) & ~failed
             conv[active[done]] = True
-            active = active[~done]
+            active = active[~done & ~failed]
             if len(active) == 0:
                 break
+        unconverged = np.flatnonzero(~conv)
+        for a in unconverged:
+            for r in rows_of[a]:
+                self.rows[r]["converged"] = False
+        if broke.any():
+            first = np.flatnonzero(broke)[0]
+            warnings.warn(f"Picard iteration broke down for {int(broke.sum())} channel(s) (first: image "
+                          f"{self.images[first]}, channel {self.channels[first]}): a linear solve missed rtol "
+                          f"{self.solver.rtol:.1e} even directly, or the iterate overflowed; they keep their last "
+                          "complete sweep and are flagged as not converged", RuntimeWarning, stacklevel=3)
         if len(active):
-            for a in active:
-                for r in rows_of[a]:
-                    self.rows[r]["converged"] = False
             warnings.warn(f"Picard iteration did not converge for {len(active)} channel(s) (first: image "
                           f"{self.images[active[0]]}, channel {self.channels[active[0]]}) after "
                           f"{p.picard_max_iter} iterations", RuntimeWarning, stacklevel=3)

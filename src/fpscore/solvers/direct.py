@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import spsolve
 
-from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, true_relative_residual
+from fpscore.solvers.base import SolveContext, Solver, SolveStats, SystemFailure, true_relative_residual
 
 _MAX_REFINEMENTS = 3
 
@@ -21,7 +21,7 @@ def direct_solve(system, b: np.ndarray, rtol: float, where: str = "") -> tuple[n
         res = true_relative_residual(system, x, b)
         solves += 1
     if not res <= rtol:
-        raise SolverError(f"spsolve: relative residual {res:.3e} > rtol {rtol:.1e} after "
+        raise SystemFailure(f"spsolve: relative residual {res:.3e} > rtol {rtol:.1e} after "
                           f"{_MAX_REFINEMENTS} refinements ({where})")
     return x, res, solves
 
