@@ -51,7 +51,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fpscore.config import schema_default  # noqa: E402
-from fpscore.names import NONLINEAR  # noqa: E402
+from fpscore.names import NEWTON_STOPS, NONLINEAR  # noqa: E402
 
 FULL_SET = 50_000
 SOLVER_OPTIONS = {"ksp": {}, "spsolve": {}, "batched": {"batched": {"device": "cpu", "threads": 1}}}
@@ -112,7 +112,7 @@ def workflow_run(args, work: Path) -> dict:
         "data": {"datasets": ["cifar10"], "resolutions": [32], "resources_dir": str(work / "resources"),
                  "cifar10": {"count": args.images, "indices": [], "md5": md5, "split": "train", "classes": []}},
         "scores": {"shard_size": args.shard_size, "solver": args.solver, "nonlinear": args.nonlinear,
-                   "benchmark_solvers": []}}))
+                   "newton_stop": args.newton_stop, "benchmark_solvers": []}}))
     snakemake = Path(sys.executable).with_name("snakemake")
     base = [str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(work), "--cores", str(args.cores),
             "--configfile", str(repo / "config" / "config.yaml"), str(overlay)]
@@ -134,7 +134,8 @@ def workflow_run(args, work: Path) -> dict:
     channels = 3 * args.images
     return {
         "images": args.images, "channels": channels, "shard_size": args.shard_size, "cores": args.cores,
-        "solver": args.solver, "nonlinear": args.nonlinear, "archive": str(args.archive or "stand-in"),
+        "solver": args.solver, "nonlinear": args.nonlinear, "newton_stop": args.newton_stop,
+        "archive": str(args.archive or "stand-in"),
         "data_wall_s": times["data"], "scores_wall_s": times["scores"], "total_wall_s": sum(times.values()),
         "channels_per_s": channels / times["scores"],
         "max_process_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
@@ -179,6 +180,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=1, help="shard jobs at once (default %(default)s)")
     p.add_argument("--cores", type=int, default=2, help="cores of the extrapolation (default %(default)s)")
     p.add_argument("--nonlinear", default=schema_default("scores.nonlinear"), choices=NONLINEAR)
+    p.add_argument("--newton-stop", default=schema_default("scores.newton_stop"), choices=NEWTON_STOPS,
+                   help="with --workflow: scores.newton_stop of the run (default: the schema's, %(default)s)")
     p.add_argument("--solver", default=schema_default("scores.solver"), choices=sorted(SOLVER_OPTIONS),
                    help="the shard jobs' solver (default: the schema's scores.solver, %(default)s)")
     p.add_argument("--workflow", action="store_true",

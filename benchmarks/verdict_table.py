@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_block import replace_block  # noqa: E402
 from verdict_benchmark import (IMAGES_32, IMAGES_64, SHARED_RUNS, fmt_time, load_image, paired_ratios,  # noqa: E402
                                saved_runs, time_or_cap)
 
@@ -247,13 +248,6 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, block: str, path: Path) -> str:
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path}: no verdict table markers {BEGIN} ... {END}")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{block}\n{END}{tail}"
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -265,10 +259,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     block = table(saved_runs(args.runs))
     if args.write:
-        args.write.write_text(replace_block(args.write.read_text(), block, args.write))
+        args.write.write_text(replace_block(args.write.read_text(), block, BEGIN, END, args.write))
     elif args.check:
         text = args.check.read_text()
-        if replace_block(text, block, args.check) != text:
+        if replace_block(text, block, BEGIN, END, args.check) != text:
             print(f"{args.check}: the verdict table differs from the saved runs; rerun with --write", file=sys.stderr)
             return 1
     else:
