@@ -13,8 +13,9 @@ again from where it stopped (``_ROUNDS`` runs in all), and if it still misses, o
 down, it is solved by SuperLU (scipy) with a RuntimeWarning. A system that SuperLU cannot
 solve to rtol either (``SystemFailure``: ill-conditioned at a diverging iterate) keeps its
 warm start; its channel leaves the iteration flagged as not converged, as in the
-per-channel drivers, while the others go on. One log row per channel and successful linear solve (LOG_COLUMNS; seconds apportioned equally over the systems solved
-together), written by the row and residual code of ``fpscore.fokker_planck.step``.
+per-channel drivers, while the others go on. One log row per channel and successful
+linear solve (LOG_COLUMNS; seconds apportioned equally over the systems solved together),
+written by the row and residual code of ``fpscore.fokker_planck.step``.
 """
 from __future__ import annotations
 
@@ -276,9 +277,9 @@ class _Run:
                 broke[lost] = True
                 if fresh:
                     warnings.warn(f"Newton iteration broke down for {len(fresh)} channel(s) (first: image "
-                                  f"{self.images[fresh[0]]}, channel {self.channels[fresh[0]]}) at time level {n}: "
-                                  "a linear solve "
-                                  f"missed rtol {self.solver.rtol:.1e} even directly, or the iterate overflowed; "
+                                  f"{self.images[fresh[0]]}, channel {self.channels[fresh[0]]}) at time level {n}: a "
+                                  f"linear solve missed rtol {self.solver.rtol:.1e} even directly, or the iterate "
+                                  "overflowed; "
                                   "they keep their last finite iterate and are flagged as not converged",
                                   RuntimeWarning, stacklevel=3)
             if len(active):
