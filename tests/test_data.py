@@ -358,7 +358,7 @@ def test_write_is_whole_or_nothing(tmp_path, monkeypatch):
         f.write(b"PK\x03\x04 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez_compressed", half_write)
+    monkeypatch.setattr(np, "savez", half_write)
     with pytest.raises(OSError, match="disk full"):
         data.write_dataset(images, names, {}, tmp_path / "new" / "images.npz", tmp_path / "new" / "manifest.json")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["images.npz", "manifest.json", "new"]
@@ -415,3 +415,44 @@ def test_rule_options_round_trip_through_the_parser(tmp_path):
     args = build_parser().parse_args(["data", "--dataset", "celeba", "--resolution", "32", "--out", "o",
                                       "--manifest", "m", *cli_data.rule_options("celeba", config)])
     assert (args.local_path, args.count, args.indices, args.crop) == ("/data/celeba.zip", 2, [4, 7], 140)
+
+
+def test_a_shard_reads_its_rows_from_a_memory_map(tmp_path, monkeypatch):
+    """write_dataset stores the images uncompressed; read_images(rows=...) maps them and reads
+    those rows only (equal to slicing the whole set), past the end gives none, and a compressed
+    file from an older data stage still reads."""
+    rng = np.random.default_rng(0)
+    images = rng.random((7, 2, 4, 4)).astype(np.float32)
+    names = np.array([f"img{i}" for i in range(7)])
+    out = tmp_path / "images.npz"
+    data.write_dataset(images, names, {}, out, tmp_path / "manifest.json")
+    with zipfile.ZipFile(out) as zf:
+        assert zf.getinfo("images.npy").compress_type == zipfile.ZIP_STORED
+    whole, whole_names = data.read_images(out)
+    np.testing.assert_array_equal(whole, images)
+    read = []
+    real_check = data.check_images
+    monkeypatch.setattr(data, "check_images", lambda arr: read.append(len(arr)) or real_check(arr))
+    part, part_names = data.read_images(out, rows=range(2, 5))
+    np.testing.assert_array_equal(part, images[2:5])
+    assert read == [3] and not isinstance(part, np.memmap) and list(part_names) == list(names)
+    assert data.read_images(out, rows=range(5, 10))[0].shape == (2, 2, 4, 4)
+    assert data.read_images(out, rows=range(9, 12))[0].shape == (0, 2, 4, 4)
+    packed = tmp_path / "packed.npz"
+    np.savez_compressed(packed, images=images, names=names)
+    np.testing.assert_array_equal(data.read_images(packed, rows=range(2, 5))[0], images[2:5])
+
+
+def test_a_truncated_or_incomplete_images_file_is_named(tmp_path):
+    out = tmp_path / "images.npz"
+    data.write_dataset(np.zeros((4, 1, 8, 8), np.float32), np.array(list("abcd")), {}, out,
+                       tmp_path / "manifest.json")
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    for rows in (None, range(0, 2)):
+        with pytest.raises(ValueError, match=f"images file {cut}"):
+            data.read_images(cut, rows=rows)
+    names_only = tmp_path / "names.npz"
+    np.savez(names_only, names=np.array(list("abcd")))
+    with pytest.raises(ValueError, match=r"names.npz: missing key\(s\) images.*expected 'images'"):
+        data.read_images(names_only, rows=range(0, 2))

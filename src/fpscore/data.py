@@ -564,7 +564,7 @@ def write_dataset(images: np.ndarray, names: np.ndarray, manifest: dict, out: st
     """Write images.npz (keys images, names) and manifest.json whole or not at all (temp files + os.replace)."""
     with atomic_outputs(out, manifest_path) as (tmp_images, tmp_manifest):
         with open(tmp_images, "wb") as f:
-            np.savez_compressed(f, images=images, names=names)
+            np.savez(f, images=images, names=names)  # stored: shard jobs memory-map their rows
         Path(tmp_manifest).write_text(json.dumps(manifest, indent=1))
 
 
@@ -590,23 +590,42 @@ def check_images(images) -> np.ndarray:
     return arr
 
 
-def read_images(path) -> tuple[np.ndarray, np.ndarray]:
+def read_images(path, rows: range | None = None) -> tuple[np.ndarray, np.ndarray]:
     """images (N, C, H, W, as stored: float32) and names (N) from an images.npz of the data stage,
-    validated; every error names the file. The one reader of images.npz."""
+    validated; every error names the file. The one reader of images.npz.
+
+    ``rows`` (a range of image indices, clipped to N): only those images are read and checked
+    (names stay whole), from a memory map where the file stores them uncompressed, as
+    ``write_dataset`` does, so a shard job of a 50,000-image set reads its own images only.
+    """
+    from fpscore.fileio import npz_member_memmap
+
+    what = "images file"
     try:
-        arrays = read_npz_arrays(path, "images file", ("images", "names"))
+        if rows is None:
+            arrays = read_npz_arrays(path, what, ("images", "names"))
+            images = arrays["images"]
+        else:
+            arrays = read_npz_arrays(path, what, ("names",))
+            images = npz_member_memmap(path, "images", what)
+            if images is None:  # compressed (an older data stage): read whole
+                images = read_npz_arrays(path, what, ("images",))["images"]
     except ValueError as err:
         if "missing key" in str(err):
             raise ValueError(f"{err}; expected 'images' (N x C x H x W) and 'names' (N)") from None
         raise
-    images, names = arrays["images"], arrays["names"]
+    names = np.asarray(arrays["names"]).astype(str)
+    if images.ndim == 4 and names.shape != (images.shape[0],):
+        raise ValueError(f"images file {path}: 'names' has shape {names.shape}, expected ({images.shape[0]},)")
     try:
+        if rows is not None and images.ndim == 4:
+            n = images.shape[0]
+            images = np.array(images[min(rows.start, n):min(rows.stop, n)])
+            if images.shape[0] == 0:  # a shard past the end of the set
+                return images, names
         images = check_images(images)
     except ValueError as err:
         raise ValueError(f"images file {path}: {err}") from None
-    names = np.asarray(names).astype(str)
-    if names.shape != (images.shape[0],):
-        raise ValueError(f"images file {path}: 'names' has shape {names.shape}, expected ({images.shape[0]},)")
     return images, names
 
 

@@ -64,6 +64,39 @@ def open_npz(path, what: str):
     return f
 
 
+def npz_member_memmap(path, key: str, what: str) -> np.ndarray | None:
+    """The member ``key`` of an .npz as a read-only memory map when it is stored uncompressed
+    (None when it is compressed: then it must be read whole); ValueError naming the file when
+    the member's header or extent does not fit the file (truncated or not an .npy)."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        try:
+            info = zf.getinfo(f"{key}.npy")
+        except KeyError:
+            raise ValueError(f"{what} {path}: missing key(s) {key} (found: "
+                             f"{', '.join(n.removesuffix('.npy') for n in zf.namelist()) or 'none'})") from None
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)  # the local file header: its name and extra field lengths at bytes 26..29
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError(f"{what} {path}: member {key}.npy has no valid local header")
+        fh.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                + int.from_bytes(local[28:30], "little"))
+        try:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+        except ValueError as err:
+            raise ValueError(f"{what} {path}: member {key}.npy is not a readable .npy ({err})") from None
+        offset = fh.tell()
+    if dtype.hasobject or offset + dtype.itemsize * int(np.prod(shape)) > path.stat().st_size:
+        raise ValueError(f"{what} {path}: member {key}.npy is truncated or holds objects")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
 def read_npz_arrays(path, what: str, keys) -> dict:
     """The arrays ``keys`` of an .npz, loaded; ValueError naming the file and the missing keys,
     or the file when it (or a member) is unreadable or truncated."""

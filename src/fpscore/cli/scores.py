@@ -61,11 +61,15 @@ def run_scores(args: argparse.Namespace) -> int:
     from fpscore.scores import compute_scores, read_images, score_arrays, write_log, write_npz
 
     params = params_from_args(args)
-    images, names = read_images(args.images)
     indices = None
-    if args.shard is not None:
-        indices = np.array(shard_range(args.shard, args.shard_size, images.shape[0]), dtype=np.int64)
-        images, names = images[indices], names[indices]
+    if args.shard is None:
+        images, names = read_images(args.images)
+    else:  # this shard's images only (memory-mapped where the file allows)
+        shard_range(args.shard, args.shard_size, 0)  # the arguments' check, before any reading
+        images, names = read_images(args.images, rows=range(args.shard * args.shard_size,
+                                                            (args.shard + 1) * args.shard_size))
+        indices = np.array(shard_range(args.shard, args.shard_size, len(names)), dtype=np.int64)
+        names = names[indices]
     with solver_from_args(args) as solver:
         if args.prepared:
             solver.load_prepared(args.prepared)
