@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readme_block import replace_block  # noqa: E402
+from readme_block import add_output_options, emit  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "benchmarks" / "results" / "first_run"
@@ -95,25 +95,12 @@ def block(run_dir: Path = RUN) -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, default=RUN, help="the first-run folder (default %(default)s)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--write", type=Path, metavar="README", help="replace the block between the markers")
-    group.add_argument("--check", type=Path, metavar="README", help="exit 1 when the block there differs")
+    add_output_options(p)
     args = p.parse_args(argv)
-    new = block(args.run)
-    if args.write:
-        args.write.write_text(replace_block(args.write.read_text(), new, BEGIN, END, args.write))
-    elif args.check:
-        text = args.check.read_text()
-        if replace_block(text, new, BEGIN, END, args.check) != text:
-            print(f"{args.check}: the claims table differs from {args.run}; rerun with --write", file=sys.stderr)
-            return 1
-    else:
-        print(new)
-    return 0
+    return emit(args, block(args.run), BEGIN, END, str(args.run))
 
 
 if __name__ == "__main__":

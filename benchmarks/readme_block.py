@@ -1,6 +1,9 @@
-"""The generated blocks of the README: text between an HTML-comment marker pair, replaced whole."""
+"""The generated blocks of the README: text between an HTML-comment marker pair, replaced whole,
+with the --write / --check options every block writer takes."""
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 
@@ -12,3 +15,25 @@ def replace_block(text: str, block: str, begin: str, end: str, path: Path) -> st
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{begin}\n{block}\n{end}{tail}"
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--write README (replace the block) or --check README (exit 1 when it differs); neither: print."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", type=Path, metavar="README", help="replace the block between the markers")
+    group.add_argument("--check", type=Path, metavar="README", help="exit 1 when the block there differs")
+
+
+def emit(args: argparse.Namespace, block: str, begin: str, end: str, source: str) -> int:
+    """Write, check or print ``block`` as ``add_output_options`` parsed; ``source`` names what it was
+    computed from in the --check message."""
+    if args.write:
+        args.write.write_text(replace_block(args.write.read_text(), block, begin, end, args.write))
+    elif args.check:
+        text = args.check.read_text()
+        if replace_block(text, block, begin, end, args.check) != text:
+            print(f"{args.check}: the block {begin} differs from {source}; rerun with --write", file=sys.stderr)
+            return 1
+    else:
+        print(block)
+    return 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readme_block import replace_block  # noqa: E402
+from readme_block import add_output_options, emit  # noqa: E402
 from verdict_benchmark import (IMAGES_32, IMAGES_64, SHARED_RUNS, fmt_time, load_image, paired_ratios,  # noqa: E402
                                saved_runs, time_or_cap)
 
@@ -253,21 +253,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "results" / "verdict",
                     help="the verdict benchmark's output folder (default: %(default)s)")
-    group = ap.add_mutually_exclusive_group()
-    group.add_argument("--write", type=Path, metavar="README", help="replace the table between the markers")
-    group.add_argument("--check", type=Path, metavar="README", help="exit 1 when the table there differs")
+    add_output_options(ap)
     args = ap.parse_args(argv)
-    block = table(saved_runs(args.runs))
-    if args.write:
-        args.write.write_text(replace_block(args.write.read_text(), block, BEGIN, END, args.write))
-    elif args.check:
-        text = args.check.read_text()
-        if replace_block(text, block, BEGIN, END, args.check) != text:
-            print(f"{args.check}: the verdict table differs from the saved runs; rerun with --write", file=sys.stderr)
-            return 1
-    else:
-        print(block)
-    return 0
+    return emit(args, table(saved_runs(args.runs)), BEGIN, END, "the saved runs")
 
 
 if __name__ == "__main__":

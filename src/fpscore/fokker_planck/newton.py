@@ -81,7 +81,7 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
     tiny = np.finfo(float).tiny
     for n in range(1, T):
         x = m[0].copy() if n == 1 else 2.0 * m[n - 1] - m[n - 2]
-        level_rows, change, previous, j, failure = [], np.inf, np.inf, 0, None
+        level_rows, change, previous, j, failure, done = [], np.inf, np.inf, 0, None, False
         for j in range(1, max_iter + 1):
             t0 = time.perf_counter()
             b = newton_system(system, x.reshape(shape), m[n - 1], g[n], dts[n - 1], h,
@@ -101,9 +101,10 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
                 failure = f"solver {solver.name} produced a non-finite iterate (Newton iteration {j})"
                 break
             previous, change, x = change, new_change, x_new
-            if newton_done(change, previous, tol, stop):
+            done = newton_done(change, previous, tol, stop)
+            if done:
                 break
-        if failure is not None or not newton_done(change, previous, tol, stop):
+        if not done:
             converged = False
             if failure is None:
                 warnings.warn(f"Newton iteration did not converge for image {image}, channel {channel}, time level "
