@@ -19,6 +19,7 @@ from fpscore.fokker_planck.params import FPParams  # noqa: E402
 from fpscore.scores import compute_scores  # noqa: E402
 from fpscore.solvers import LOG_COLUMNS, make_solver  # noqa: E402
 from fpscore.solvers import batched as batched_mod  # noqa: E402
+from fpscore.solvers import batched_numba  # noqa: E402
 from fpscore.solvers.batched_ops import Stencil, bicgstab, relative_residual  # noqa: E402
 
 
@@ -79,9 +80,23 @@ def test_batched_equals_spsolve_picard(mixed, nonlinear, torch_one_thread):
     assert all(r["solve_seconds"] > 0 and r["assemble_seconds"] >= 0 for r in res.log)
 
 
-def test_converged_systems_are_masked():
+KERNELS = {"torch": bicgstab, "numba": batched_numba.bicgstab}
+
+
+def _random_systems(B: int, H: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    stencil = Stencil(H, H, torch.device("cpu"))
+    c = torch.as_tensor(rng.uniform(0.05, 1.3, B))
+    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64), torch.as_tensor(rng.standard_normal((B, H * H))))
+    x_true = torch.as_tensor(rng.standard_normal((B, H * H)))
+    return stencil, coef, stencil.apply(coef, x_true), x_true
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_converged_systems_are_masked(kernel):
     """A system that starts at its solution stays bit-for-bit fixed (0 iterations) while the
-    others of the batch iterate."""
+    others of the batch iterate (both kernels)."""
+    bicgstab = KERNELS[kernel]
     rng = np.random.default_rng(0)
     H = 10
     stencil = Stencil(H, H, torch.device("cpu"))
@@ -98,6 +113,42 @@ def test_converged_systems_are_masked():
     assert its[1] == 0 and init[1] < 1e-14 and torch.equal(x[1], before)
     assert (its[[0, 2, 3]] > 2).all() and len(set(its.tolist())) > 2  # each stops on its own test
     assert (relative_residual(stencil, coef, x, b) <= 1e-12 * 1.01).all()
+
+
+def test_numba_kernel_equals_torch_kernel():
+    """The compiled kernel does the torch kernel's per-system arithmetic: the same iterates up to
+    reordered sums, the same iteration counts but for a rounding tie, every system to tol; a
+    non-contiguous x is updated in place too."""
+    stencil, coef, b, x_true = _random_systems(12, 16, seed=3)
+    x0 = torch.as_tensor(np.random.default_rng(4).standard_normal(b.shape))
+    x_t, x_n = x0.clone(), x0.clone().T.contiguous().T  # x_n: a column-major (non-contiguous) view
+    its_t, init_t = bicgstab(stencil, coef, b, x_t, 1e-11, 300)
+    its_n, init_n = batched_numba.bicgstab(stencil, coef, b, x_n, 1e-11, 300)
+    assert torch.allclose(init_t, init_n, rtol=1e-12, atol=0)
+    assert (its_t - its_n).abs().max() <= 1 and (its_t > 5).all()
+    assert torch.allclose(x_t, x_n, rtol=0, atol=1e-9)
+    assert (relative_residual(stencil, coef, x_n, b) <= 1e-11 * 1.01).all()
+    assert torch.allclose(x_n, x_true, atol=1e-8)
+
+
+def test_kernel_choice_names_the_key(monkeypatch):
+    """auto = numba on the CPU (torch on a GPU); bad names, numba on a GPU and a missing numba
+    are errors naming ``kernel``."""
+    import importlib.util
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert batched_mod.krylov_kernel("auto", cpu) is batched_numba.bicgstab
+    assert batched_mod.krylov_kernel("torch", cpu) is bicgstab
+    assert batched_mod.krylov_kernel("auto", cuda) is bicgstab
+    with pytest.raises(ValueError, match="kernel: unknown value 'fortran'"):
+        _solver(kernel="fortran")
+    with pytest.raises(ValueError, match="kernel: 'numba' runs on the CPU only"):
+        batched_mod.krylov_kernel("numba", cuda)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    with pytest.raises(ValueError, match="kernel: 'numba' requested but numba is not installed"):
+        _solver(kernel="numba")
+    assert batched_mod.krylov_kernel("auto", cpu) is bicgstab  # falls back to torch
 
 
 def test_failing_systems_fall_back_to_a_direct_solve(mixed, monkeypatch):

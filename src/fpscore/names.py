@@ -24,6 +24,7 @@ SSIM_MODES = ("clip", "minmax")
 PROTOCOLS = ("generate", "noisy_copy")  # Table 1's evaluation protocols
 EVAL_SCHEDULES = ("uniform", "geometric")
 DEVICES = ("auto", "cpu", "cuda")
+KRYLOV_KERNELS = ("auto", "torch", "numba")  # the batched engine's BiCGStab: auto = numba on CPU, torch on CUDA
 SEED_CHOICES = ("first", "medoid")  # the projection solver's seed images
 PROJECTION_VARIANTS = ("guess", "pc", "both")
 PROJECTION_BASES = ("krylov", "solutions", "both")
@@ -38,6 +39,7 @@ SCHEMA_ENUMS = {
     "scores.nonlinear": NONLINEAR,
     "scores.newton_stop": NEWTON_STOPS,
     "scores.batched.device": DEVICES,
+    "scores.batched.kernel": KRYLOV_KERNELS,
     "scores.projection.seed_choice": SEED_CHOICES,
     "scores.projection.variant": PROJECTION_VARIANTS,
     "scores.projection.basis": PROJECTION_BASES,

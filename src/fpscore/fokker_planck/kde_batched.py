@@ -16,7 +16,10 @@ from scipy.fft import next_fast_len
 
 from fpscore.fokker_planck.kde import _SPECTRAL_CUTOFF, _TRUNCATE_STD
 
-_CHUNK_ELEMENTS = 1 << 23  # entries of the largest work array (128 MiB complex)
+# entries of the largest work array: on the CPU a few channels at a time, whose transforms stay in
+# the cache (2^18: 1.6-2.3 ms per 32x32 channel against 2.8-3.6 ms with 2^23, alternated runs of 600
+# stand-in channels); on a GPU large batches (128 MiB complex)
+_CHUNK_ELEMENTS = {"cpu": 1 << 18, "cuda": 1 << 23}
 
 
 def _band_density(a_idx, b_idx, w, cov, k_max: np.ndarray, L: tuple[int, int], bins: int, delta: float,
@@ -110,7 +113,7 @@ def initial_log_density_batched(channels, bins: int = 256, floor: float = 1e-300
     corner = torch.empty_like(w)
     for L in sorted(set(sizes)):
         group = [i for i, s in enumerate(sizes) if s == L]
-        chunk = max(1, _CHUNK_ELEMENTS // (L[0] * L[1]))  # bounds the work arrays
+        chunk = max(1, _CHUNK_ELEMENTS.get(dev.type, _CHUNK_ELEMENTS["cuda"]) // (L[0] * L[1]))  # bounds the work arrays
         for start in range(0, len(group), chunk):
             sel = group[start:start + chunk]
             corner[sel] = _band_density(a_idx[sel], b_idx[sel], w[sel], cov[sel], k_max[sel], L, bins, delta, n)
