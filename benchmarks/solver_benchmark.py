@@ -147,7 +147,7 @@ def fp_params() -> tuple[FPParams, str, bool]:
     (one source of truth)."""
     sc = schema_defaults()["scores"]
     keys = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol",
-            "newton_tol", "newton_max_iter", "newton_stop")
+            "newton_tol", "newton_max_iter", "newton_stop", "newton_monotone")
     return (FPParams(**{k: sc[k] for k in keys if k in sc}), sc.get("ksp_options", GMRES_ILU),
             bool(sc.get("warm_start", True)))
 

@@ -120,3 +120,45 @@ def test_batched_breakdown_flags_only_its_channel(nonlinear, monkeypatch, torch_
     assert all(r["converged"] for r in res.log if r["image"] == 1)
     failed = [r for r in res.log if r["image"] == 0 and (nonlinear == "picard" or r["time_level"] == 2)]
     assert failed and not any(r["converged"] for r in failed)  # Newton: the level that broke down
+
+
+def test_newton_diverging_closed_form():
+    from fpscore.fokker_planck.newton import newton_diverging
+
+    assert not newton_diverging(1e-2, np.inf)  # the first iteration has nothing to compare with
+    assert not newton_diverging(1e-5, 1e-2) and newton_diverging(3e-2, 3e-2) and newton_diverging(1.0, 0.2)
+    np.testing.assert_array_equal(newton_diverging(np.array([1e-4, 5e-2, np.nan]), np.array([1e-2, 4e-2, 1e-2])),
+                                  [False, True, True])
+    with pytest.raises(ValueError, match="newton_monotone: expected true or false, got 'yes'"):
+        FPParams(newton_monotone="yes")
+
+
+def _first_failed_level(log) -> int:
+    return min(row["time_level"] for row in log if not row["converged"])
+
+
+@pytest.mark.parametrize("solver", ["ksp", "spsolve", "batched"])
+def test_monotone_stop_ends_diverging_levels_early_and_nothing_else(solver, torch_one_thread):
+    """newton_monotone on the real channel that diverges: the same flag in fewer solves, every level
+    before the first failing one bit-identical; on healthy channels it changes nothing at all."""
+    image = _low_contrast_crop()
+    runs = {}
+    for monotone in (False, True):
+        with pytest.warns(RuntimeWarning, match="did not converge|broke down") as caught:
+            runs[monotone] = compute_scores(image, FPParams(newton_monotone=monotone), make_solver(solver),
+                                            progress=False)
+        if monotone:
+            assert any("newton_monotone" in str(w.message) for w in caught)
+    off, on = runs[False], runs[True]
+    assert not off.converged.any() and not on.converged.any()
+    assert on.solves.sum() < off.solves.sum()
+    first = _first_failed_level(off.log)
+    assert _first_failed_level(on.log) == first > 1
+    np.testing.assert_array_equal(on.m[:, :, :first], off.m[:, :, :first])
+
+    pair = _pair()[:, :, ::2, ::2]  # 16 x 16, converges at every level
+    healthy = {mono: compute_scores(pair, FPParams(n_times=8, newton_monotone=mono), make_solver(solver),
+                                    progress=False) for mono in (False, True)}
+    assert healthy[True].converged.all()
+    np.testing.assert_array_equal(healthy[True].m, healthy[False].m)
+    np.testing.assert_array_equal(healthy[True].solves, healthy[False].solves)

@@ -94,7 +94,8 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
                         solves=res.solves)
     drive = channel_driver(params.nonlinear)
     stopping = (dict(tol=params.picard_tol, max_iter=params.picard_max_iter) if params.nonlinear == "picard"
-                else dict(tol=params.newton_tol, max_iter=params.newton_max_iter, stop=params.newton_stop))
+                else dict(tol=params.newton_tol, max_iter=params.newton_max_iter, stop=params.newton_stop,
+                          monotone=params.newton_monotone))
     m = np.empty((N, C, T, H, W), dtype=dtype)
     s = np.empty_like(m)
     iters = np.zeros((N, C), dtype=int)

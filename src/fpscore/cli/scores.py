@@ -25,7 +25,7 @@ PROJECTION = Group("scores.projection")
 BATCHED = Group("scores.batched", prefix="batched-")
 RULE_GROUPS = (Group("scores", exclude=("benchmark_solvers", "solver")), PROJECTION, BATCHED)  # solver: wildcard
 _PARAM_KEYS = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol",
-               "nonlinear", "newton_tol", "newton_max_iter", "newton_stop")
+               "nonlinear", "newton_tol", "newton_max_iter", "newton_stop", "newton_monotone")
 
 
 def params_from_args(args: argparse.Namespace):

@@ -17,7 +17,8 @@ class FPParams:
     kde_bins, kde_floor: initial density (§4); picard_tol, picard_max_iter: §5;
     rtol: true relative residual every linear solve must reach; nonlinear: the driver,
     "picard" (Algorithm 1, §5) or "newton" (per-level Newton, §5b) with newton_tol,
-    newton_max_iter (relative-change tolerance and iteration cap per time level).
+    newton_max_iter (relative-change tolerance and iteration cap per time level), newton_stop
+    (``newton.newton_done``) and newton_monotone (``newton.newton_diverging``).
     Defaults: the schema's (config section ``scores``)."""
 
     sigma: float = schema_default("scores.sigma")
@@ -33,6 +34,7 @@ class FPParams:
     newton_tol: float = schema_default("scores.newton_tol")
     newton_max_iter: int = schema_default("scores.newton_max_iter")
     newton_stop: str = schema_default("scores.newton_stop")
+    newton_monotone: bool = schema_default("scores.newton_monotone")
 
     def __post_init__(self):
         checks = {
@@ -49,6 +51,7 @@ class FPParams:
             "newton_tol": 0 < self.newton_tol < 1,
             "newton_max_iter": isinstance(self.newton_max_iter, (int, np.integer)) and self.newton_max_iter >= 1,
             "newton_stop": self.newton_stop in NEWTON_STOPS,
+            "newton_monotone": isinstance(self.newton_monotone, (bool, np.bool_)),
         }
         expected = {
             "sigma": "a finite number > 1", "eps": "a number in (0, 1)", "n_times": "an integer >= 2",
@@ -56,6 +59,7 @@ class FPParams:
             "picard_tol": "a number in (0, 1)", "picard_max_iter": "an integer >= 1", "rtol": "a number in (0, 1)",
             "nonlinear": f"one of {', '.join(NONLINEAR)}", "newton_tol": "a number in (0, 1)",
             "newton_max_iter": "an integer >= 1", "newton_stop": f"one of {', '.join(NEWTON_STOPS)}",
+            "newton_monotone": "true or false",
         }
         for key, ok in checks.items():
             if not ok:

@@ -29,7 +29,7 @@ import numpy as np
 
 from fpscore.config import schema_default
 
-from fpscore.fokker_planck.newton import newton_done
+from fpscore.fokker_planck.newton import newton_diverging, newton_done
 from fpscore.fokker_planck.step import log_row, residual_met
 from fpscore.names import KRYLOV_KERNELS
 from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, SystemFailure
@@ -267,6 +267,7 @@ class _Run:
             previous = np.full(k, np.inf)  # the last change of every system (newton_done)
             first_row = len(self.rows)
             lost = []  # channels of this level that broke down
+            diverged = []  # channels of this level whose change stopped shrinking (newton_monotone)
             for j in range(1, p.newton_max_iter + 1):
                 t0 = time.perf_counter()
                 xa = x[active]
@@ -285,9 +286,12 @@ class _Run:
                 solves[active[ok]] += 1
                 most[active] = np.maximum(most[active], j)
                 done = newton_done(change, previous[active], p.newton_tol, p.newton_stop) & ok
+                grew = (newton_diverging(change, previous[active]) & ok & ~done if p.newton_monotone
+                        else np.zeros_like(done))
                 previous[active] = change
                 lost.extend(active[failed].tolist())
-                active = active[~done & ok]
+                diverged.extend(active[grew].tolist())
+                active = active[~done & ok & ~grew]
                 if len(active) == 0:
                     break
             if lost:
@@ -305,7 +309,11 @@ class _Run:
                               f"(first: image {self.images[active[0]]}, channel {self.channels[active[0]]}) after "
                               f"{p.newton_max_iter} iterations (newton_tol {p.newton_tol:.1e})", RuntimeWarning,
                               stacklevel=3)
-            unconverged = np.concatenate([active, np.asarray(lost, dtype=int)])
+            if diverged:
+                warnings.warn(f"Newton iteration did not converge at time level {n} for {len(diverged)} channel(s) "
+                              f"(first: image {self.images[diverged[0]]}, channel {self.channels[diverged[0]]}): "
+                              "the relative change stopped shrinking (newton_monotone)", RuntimeWarning, stacklevel=3)
+            unconverged = np.concatenate([active, np.asarray(lost, dtype=int), np.asarray(diverged, dtype=int)])
             if len(unconverged):
                 conv[unconverged] = False
                 self._flag(first_row, unconverged)
