@@ -94,6 +94,14 @@ def write_cifar_archive(images: np.ndarray, path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def _commit(repo: Path) -> str:
+    """HEAD of the checkout the run used, with "+dirty" when it has uncommitted changes."""
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True)
+    return (head.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def workflow_run(args, work: Path) -> dict:
     """The set through ``snakemake --cores``: the data step, then the score jobs and the merge, each timed."""
     from fpscore.data import archive_path
@@ -133,7 +141,8 @@ def workflow_run(args, work: Path) -> dict:
         log_rows = sum(1 for _ in f) - 1
     channels = 3 * args.images
     return {
-        "images": args.images, "channels": channels, "shard_size": args.shard_size, "cores": args.cores,
+        "commit": _commit(repo), "images": args.images, "channels": channels, "shard_size": args.shard_size,
+        "cores": args.cores,
         "solver": args.solver, "nonlinear": args.nonlinear, "newton_stop": args.newton_stop,
         "archive": str(args.archive or "stand-in"),
         "data_wall_s": times["data"], "scores_wall_s": times["scores"], "total_wall_s": sum(times.values()),

@@ -24,6 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import SlurmCluster, SlurmUnavailable  # noqa: E402
+from fpscore.config import schema_default  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -31,7 +32,7 @@ CONFIGS = [REPO / "tests" / "configs" / "tiny.yaml", REPO / "tests" / "configs" 
 # What the miniature run builds: data, the sharded scores of 4 faces (2 shards),
 # and a tiny training + sampling run (budget_faces16_n2 of tests/configs/tiny.yaml).
 DATA = "results/data/faces/16/images.npz"
-SCORES = "results/scores/faces/16/ksp/scores"
+SCORES = f"results/scores/faces/16/{schema_default('scores.solver')}/scores"
 SAMPLES = "results/samples/budget_faces16_n2/ours/samples.npz"
 TARGETS = [DATA, SCORES, SAMPLES]
 COMPARED = [DATA, SCORES]  # deterministic; training stops on a wall-clock budget
