@@ -122,6 +122,41 @@ def test_mismatched_scores_are_a_clear_error(inputs, capsys):
     assert rc == 2 and "another image set" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("method", ["ours", "dsm", "ddpm"])
+def test_skip_unconverged_leaves_the_same_images_out_of_every_method(inputs, capsys, method):
+    """With --skip-unconverged every method trains on the selected images whose channels all
+    converged in the score set; the summary lists the others."""
+    d = inputs
+    with np.load(d / "scores.npz") as f:
+        arrays = dict(f)
+    np.savez(d / "flagged.npz", **{**arrays, "converged": np.array([[True], [False], [True]])})
+    rc = main(["train", "--method", method, "--images", str(d / "images.npz"), "--scores", str(d / "flagged.npz"),
+               "--skip-unconverged", "--stop", "steps", "--max-steps", "1", "--out", str(d / "m.pt"),
+               "--log", str(d / "l.csv"), *TINY])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "1 of 3 image(s) left out" in out.out
+    summary = json.loads((d / "l.json").read_text())
+    assert summary["image_indices"] == [0, 2] and summary["image_names"] == ["a", "c"]
+    assert summary["skipped_unconverged"] == [1]
+
+
+def test_skip_unconverged_errors_name_the_option(inputs, capsys):
+    d = inputs
+    base = ["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--skip-unconverged", "--stop", "steps",
+            "--max-steps", "1", "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY]
+    assert main(base) == 2 and "--skip-unconverged needs --scores" in capsys.readouterr().err
+    with np.load(d / "scores.npz") as f:
+        arrays = dict(f)
+    np.savez(d / "none.npz", **{**arrays, "converged": np.zeros((3, 1), bool)})
+    assert main([*base, "--scores", str(d / "none.npz"), "--indices", "0", "1"]) == 2
+    assert "none of the 2 selected image(s) converged" in capsys.readouterr().err
+    np.savez(d / "other.npz", **{**arrays, "names": np.array(["x", "y", "z"])})
+    assert main([*base, "--scores", str(d / "other.npz")]) == 2
+    assert "belong to another image set" in capsys.readouterr().err
+    assert not (d / "m.pt").exists()
+
+
 def test_unknown_method_is_refused_by_the_parser(inputs, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--method", "gan", "--images", "i.npz", "--out", "m.pt", "--log", "l.csv", "--stop", "steps"])

@@ -54,6 +54,27 @@ def test_solver_comparison_on_a_subset(tmp_path):
     assert not re.search(r"results/scores/\w+/\d+/spsolve", out)  # spsolve only on the subset
 
 
+def test_skip_unconverged_gives_every_method_the_score_flags(tmp_path):
+    """learn.skip_unconverged: the baselines' train jobs read the score set too (its converged flags)
+    and every train command carries --skip-unconverged; without it the baselines do not wait for it."""
+    on = tmp_path / "skip.yaml"
+    on.write_text("learn:\n  skip_unconverged: true\n")
+    plans = {}
+    for name, extra in (("off", []), ("on", [str(on)])):
+        cmd = [SNAKEMAKE, "all", "-n", "-p", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path / name),
+               "--configfile", str(TINY), *extra]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        plans[name] = result.stdout + result.stderr
+        assert result.returncode == 0, plans[name][-3000:]
+    for name, plan in plans.items():
+        trains = [line for line in plan.splitlines() if "fpscore train --method" in line]
+        baselines = [line for line in trains if "--method ours" not in line]
+        assert trains and baselines
+        assert all(("--skip-unconverged" in t) == (name == "on") for t in trains)
+        assert all(("--scores " in t) == (name == "on") for t in baselines)
+        assert all("--solve-log" not in t for t in baselines)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny_workflow")

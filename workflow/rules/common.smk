@@ -180,10 +180,12 @@ COMPARED = ["ours", "ddpm"] + (["dsm"] if config["learn"]["dsm"]["train"] else [
 
 
 def learn_scores(name):
-    """Input function: the score directory / solve_log.csv of the configured solver (our method only)."""
+    """Input function: the score directory / solve_log.csv of the configured solver (our method; the
+    directory for every method with learn.skip_unconverged, whose converged flags pick the images)."""
 
     def files(wildcards):
-        if wildcards.method != "ours":
+        skip = config["learn"]["skip_unconverged"] and name == "scores"
+        if wildcards.method != "ours" and not skip:
             return []
         spec = experiment(wildcards.experiment)
         return f"results/scores/{spec['dataset']}/{spec['resolution']}/{config['scores']['solver']}/{name}"
@@ -192,8 +194,11 @@ def learn_scores(name):
 
 
 def train_scores_option(wildcards, input):
-    """`--scores ... --solve-log ...` for our method, nothing for the baselines."""
-    return shlex.join(["--scores", input.scores, "--solve-log", input.solve_log]) if input.scores else ""
+    """`--scores ... --solve-log ...` for our method; `--scores ...` for a baseline with
+    learn.skip_unconverged; nothing otherwise."""
+    words = (["--scores", input.scores] if input.scores else []) + (
+        ["--solve-log", input.solve_log] if input.solve_log else [])
+    return shlex.join(words)
 
 
 def train_options(wildcards):

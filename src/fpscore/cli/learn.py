@@ -21,11 +21,12 @@ TRAIN = Group("learn.train", exclude=("threads", "times"))  # TrainSettings
 TIMES = Group("learn.train", keys=("times",))  # how ours draws training times
 THREADS = Group("learn.train", keys=("threads",))  # a rule passes its own threads
 PARAMETERIZATION = Group("learn", keys=("parameterization",))
+SKIP = Group("learn", keys=("skip_unconverged",))  # every method: only images whose scores converged
 SAMPLER = Group("learn.sampler", prefix="sampler-", exclude=("n_samples", "progression_steps"))
 DDPM = Group("learn.ddpm", prefix="ddpm-")
 DSM = Group("learn.dsm", prefix="dsm-", exclude=("train",))  # train: which jobs the workflow runs
 SDE = Group("scores", prefix="sde-", keys=("sigma", "eps", "n_times"))  # dsm's VE SDE (ours: from --scores)
-TRAIN_GROUPS = (UNET, TRAIN, TIMES, PARAMETERIZATION, SAMPLER, DDPM, DSM, SDE, SSIM_MODE)  # and THREADS
+TRAIN_GROUPS = (UNET, TRAIN, TIMES, PARAMETERIZATION, SKIP, SAMPLER, DDPM, DSM, SDE, SSIM_MODE)  # and THREADS
 SAMPLE_COUNTS = Group("learn.sampler", prefix="sampler-", keys=("n_samples", "progression_steps"))
 SEED = Group("learn.train", keys=("seed",))
 DDPM_SAMPLER = Group("learn.ddpm", prefix="ddpm-", keys=("sampler", "ddim_steps"))
@@ -68,7 +69,8 @@ def register(subparsers) -> None:
                               description=__doc__.splitlines()[0])
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--images", required=True, help="images.npz of the data step")
-    p.add_argument("--scores", help="the score set of the score step, a directory or .npz (method ours)")
+    p.add_argument("--scores", help="the score set of the score step, a directory or .npz (method ours; every "
+                   "method with --skip-unconverged)")
     p.add_argument("--solve-log", help="solve_log.csv of the score set: adds the pre-computation time (ours)")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--indices", type=int, nargs="+", help="train on these image indices")
@@ -87,6 +89,7 @@ def register(subparsers) -> None:
     _add_protocol_options(s)
     add_group(p, UNET, title="network (learn.unet)")
     add_group(p, PARAMETERIZATION, title="score parameterisation of ours and dsm (learn)")
+    add_group(p, SKIP, title="images left out of training, for every method (learn)")
     add_group(p, TRAIN, title="training (learn.train)")
     add_group(p, TIMES)
     add_group(p, SSIM_MODE)
@@ -150,6 +153,35 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
     raise ValueError(f"--method: expected one of {METHODS}, got {args.method!r}")
 
 
+def keep_converged(args, images, names, chosen):
+    """The selected images whose channels all converged in the score set ``--scores`` (every
+    method: the flags pick the same images for ours and the baselines); returns (images, names,
+    chosen, dropped indices). ValueError without --scores, for another image set, or when no
+    selected image converged."""
+    import numpy as np
+
+    from fpscore.data import load_dataset
+    from fpscore.score_store import read_scores
+
+    if not args.scores:
+        raise ValueError("--skip-unconverged needs --scores (the score set whose converged flags pick the images)")
+    flags = read_scores(args.scores)
+    all_names = [str(n) for n in load_dataset(args.images)[1]]
+    if [str(n) for n in flags["names"]] != all_names:
+        raise ValueError(f"{args.scores}: image names differ from those of {args.images}: the converged flags "
+                         "belong to another image set")
+    ok = np.asarray(flags["converged"]).reshape(len(all_names), -1).all(axis=1)
+    keep = [k for k, i in enumerate(chosen) if ok[i]]
+    dropped = [i for i in chosen if not ok[i]]
+    if not keep:
+        raise ValueError(f"--skip-unconverged: none of the {len(chosen)} selected image(s) converged in "
+                         f"{args.scores}")
+    if dropped:
+        print(f"skip-unconverged: {len(dropped)} of {len(chosen)} image(s) left out (channels not converged "
+              f"in {args.scores}): {dropped[:10]}{' ...' if len(dropped) > 10 else ''}")
+    return images[keep], [names[k] for k in keep], [chosen[k] for k in keep], dropped
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -166,6 +198,9 @@ def run_train(args: argparse.Namespace) -> int:
                          "raise learn.train.time_cap_seconds above every budget")
     device = _device(args)
     images, names, chosen = load_images(args.images, args.indices, args.count)
+    dropped = []
+    if group_values(args, SKIP)["skip_unconverged"]:
+        images, names, chosen, dropped = keep_converged(args, images, names, chosen)
     c, h, w = images.shape[1:]
     if h != w:
         raise ValueError(f"{args.images}: the U-Net expects square images, got {h} x {w}")
@@ -182,6 +217,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(method, net, images, settings, stop, checkpoint_path=checkpoint, data_fingerprint=data_fp,
                    progress=not args.no_progress, evaluator=evaluator_from_args(args))
     summary = dict(result.summary, images=args.images, image_indices=chosen, image_names=names,
+                   skipped_unconverged=dropped,
                    scores=args.scores, precompute_seconds=pre, parameters=count_parameters(net),
                    wall_seconds_this_run=time.perf_counter() - wall0, unet=net.config.as_dict(),
                    method_description=method.describe())
