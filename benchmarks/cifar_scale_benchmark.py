@@ -16,14 +16,17 @@ With ``--workflow`` the same stand-in set goes through the workflow itself inste
 a CIFAR-10 archive (the python version's format and layout, its md5 in the config), then
 ``snakemake --cores N`` runs download check -> prepare_data -> scores_shard jobs ->
 scores_merge on it, for real, whatever the size (no extrapolation). It prints the wall time
-of the data step and of the score jobs, channels per second, the largest resident memory of
-any process of the run (getrusage of the children: the largest job, or snakemake itself), the
-output size and the solve-log rows. With ``--archive PATH`` the real cifar-10-python.tar.gz
+of the data step and of the score jobs, channels per second, the peak resident memory of every
+job (the last line of its log, ``fpscore <step>: peak memory N MB``; median and largest per
+kind of job: download, data, shard, merge) and of any process of the run (getrusage of the
+children, snakemake included), the output size and the solve-log rows. With ``--archive PATH`` the real cifar-10-python.tar.gz
 is used instead of the stand-in.
 
     python benchmarks/cifar_scale_benchmark.py                       # 2,000 images, shards of 250
     python benchmarks/cifar_scale_benchmark.py --images 500 --workers 2 --shard-size 125
     python benchmarks/cifar_scale_benchmark.py --workflow --images 50000 --shard-size 500 --cores 2
+    python benchmarks/cifar_scale_benchmark.py --images 50000 --shard-size 50000 --solver batched --device cuda \
+        --batch-size 50000
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import pickle  # noqa: E402
 import multiprocessing as mp  # noqa: E402
+import re  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -54,7 +58,7 @@ from fpscore.config import schema_default  # noqa: E402
 from fpscore.names import NEWTON_STOPS, NONLINEAR  # noqa: E402
 
 FULL_SET = 50_000
-SOLVER_OPTIONS = {"ksp": {}, "spsolve": {}, "batched": {"batched": {"device": "cpu", "threads": 1}}}
+SOLVER_OPTIONS = {"ksp": {}, "spsolve": {}, "batched": {"batched": {"threads": 1}}}  # + --device for batched
 
 
 def stand_in_set(n: int, seed: int = 0) -> np.ndarray:
@@ -102,6 +106,33 @@ def _commit(repo: Path) -> str:
     return (head.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
 
+JOB_KINDS = {"download": r"data/download_\w+\.log", "data": r"data/\w+_[0-9]+\.log",
+             "shard": r"scores/\w+_shard[0-9]+\.log", "merge": r"scores/\w+_merge\.log"}
+PEAK_LINE = re.compile(r"fpscore [\w-]+: peak memory ([0-9.]+) MB")
+
+
+def job_peaks(logs: Path) -> dict[str, float]:
+    """Peak memory (MB) of every job of a workflow run, by log path relative to ``logs``, read from
+    the line each ``fpscore`` step ends its log with; a log without one (the job failed, or is not
+    an ``fpscore`` step) is a ValueError naming it."""
+    peaks = {}
+    for path in sorted(logs.rglob("*.log")):
+        found = PEAK_LINE.findall(path.read_text(errors="replace"))
+        if not found:
+            raise ValueError(f"job log {path} has no 'fpscore <step>: peak memory N MB' line")
+        peaks[path.relative_to(logs).as_posix()] = float(found[-1])
+    return peaks
+
+
+def peaks_by_kind(peaks: dict[str, float]) -> dict[str, dict]:
+    """Jobs, median and largest peak memory (MB) per kind of job (``JOB_KINDS``; others: "other")."""
+    groups: dict[str, list[float]] = {}
+    for name, mb in peaks.items():
+        kind = next((k for k, pattern in JOB_KINDS.items() if re.fullmatch(pattern, name)), "other")
+        groups.setdefault(kind, []).append(mb)
+    return {k: {"jobs": len(v), "median_mb": float(np.median(v)), "max_mb": max(v)} for k, v in groups.items()}
+
+
 def workflow_run(args, work: Path) -> dict:
     """The set through ``snakemake --cores``: the data step, then the score jobs and the merge, each timed."""
     from fpscore.data import archive_path
@@ -120,6 +151,7 @@ def workflow_run(args, work: Path) -> dict:
         "data": {"datasets": ["cifar10"], "resolutions": [32], "resources_dir": str(work / "resources"),
                  "cifar10": {"count": args.images, "indices": [], "md5": md5, "split": "train", "classes": []}},
         "scores": {"shard_size": args.shard_size, "solver": args.solver, "nonlinear": args.nonlinear,
+                   "batched": {"device": args.device, "batch_size": args.batch_size},
                    "newton_stop": args.newton_stop, "benchmark_solvers": []}}))
     snakemake = Path(sys.executable).with_name("snakemake")
     base = [str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(work), "--cores", str(args.cores),
@@ -140,14 +172,16 @@ def workflow_run(args, work: Path) -> dict:
     with open(out / "solve_log.csv") as f:
         log_rows = sum(1 for _ in f) - 1
     channels = 3 * args.images
+    peaks = job_peaks(work / "results" / "logs")
     return {
         "commit": _commit(repo), "images": args.images, "channels": channels, "shard_size": args.shard_size,
         "cores": args.cores,
-        "solver": args.solver, "nonlinear": args.nonlinear, "newton_stop": args.newton_stop,
+        "solver": args.solver, "device": args.device, "nonlinear": args.nonlinear, "newton_stop": args.newton_stop,
         "archive": str(args.archive or "stand-in"),
         "data_wall_s": times["data"], "scores_wall_s": times["scores"], "total_wall_s": sum(times.values()),
         "channels_per_s": channels / times["scores"],
         "max_process_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "job_peak_mb": peaks_by_kind(peaks), "job_peak_mb_each": peaks,
         "output_bytes": sum(f.stat().st_size for f in (out / "scores").iterdir()),
         "solve_log_rows": log_rows, "solves_per_channel": log_rows / channels,
         "channels_not_converged": int((~np.asarray(got["converged"])).sum()),
@@ -155,9 +189,17 @@ def workflow_run(args, work: Path) -> dict:
     }
 
 
+def _options(solver: str, device: str, batch_size: int) -> dict:
+    """make_solver keyword arguments of a shard job: the batched engine on ``device``, one thread."""
+    opts = SOLVER_OPTIONS.get(solver, {})
+    if solver != "batched":
+        return opts
+    return {"batched": opts["batched"] | {"device": device, "batch_size": batch_size}}
+
+
 def shard_job(task) -> dict:
     """One shard in its own process: scores with ``solver``, written as a shard file."""
-    path, images_path, start, stop, nonlinear, solver = task
+    path, images_path, start, stop, nonlinear, solver, device, batch_size = task
     import torch
 
     from fpscore.fokker_planck.params import FPParams
@@ -171,7 +213,7 @@ def shard_job(task) -> dict:
     with warnings.catch_warnings():  # non-converged channels are counted below, not printed
         warnings.simplefilter("ignore", RuntimeWarning)
         res = compute_scores(np.asarray(images), FPParams(nonlinear=nonlinear),
-                             make_solver(solver, **SOLVER_OPTIONS.get(solver, {})), progress=False,
+                             make_solver(solver, **_options(solver, device, batch_size)), progress=False,
                              image_indices=idx, dtype=np.float32)
     solve_s = time.perf_counter() - t0
     write_npz(path, score_arrays(res, np.array([f"img{i}" for i in idx]), json.dumps({"nonlinear": nonlinear}),
@@ -193,6 +235,11 @@ def main(argv=None) -> int:
                    help="with --workflow: scores.newton_stop of the run (default: the schema's, %(default)s)")
     p.add_argument("--solver", default=schema_default("scores.solver"), choices=sorted(SOLVER_OPTIONS),
                    help="the shard jobs' solver (default: the schema's scores.solver, %(default)s)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                   help="the batched engine's device (scores.batched.device; default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=schema_default("scores.batched.batch_size"),
+                   help="channels the batched engine solves together (scores.batched.batch_size; default "
+                   "%(default)s; larger on a GPU)")
     p.add_argument("--workflow", action="store_true",
                    help="run the set through snakemake (the workflow's own jobs) instead of a process pool")
     p.add_argument("--archive", type=Path, default=None,
@@ -200,8 +247,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     p.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = p.parse_args(argv)
-    if min(args.images, args.shard_size, args.workers, args.cores) < 1:
-        p.error("--images, --shard-size, --workers and --cores take positive integers")
+    if min(args.images, args.shard_size, args.workers, args.cores, args.batch_size) < 1:
+        p.error("--images, --shard-size, --workers, --cores and --batch-size take positive integers")
     from fpscore.score_store import merge_shards_to_dir, read_scores
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fpscore-scale-"))
@@ -210,6 +257,8 @@ def main(argv=None) -> int:
         if args.workflow:
             out = workflow_run(args, work)
             for k, v in out.items():
+                if k == "job_peak_mb_each":  # one entry per job: in --json only
+                    continue
                 print(f"{k:>26}: {v:.4g}" if isinstance(v, float) else f"{k:>26}: {v}")
             if args.json:
                 args.json.write_text(json.dumps({"summary": out}, indent=1))
@@ -218,7 +267,8 @@ def main(argv=None) -> int:
         images = stand_in_set(args.images)
         np.save(work / "images.npy", images)
         tasks = [(work / f"shard{i}.npz", work / "images.npy", s, min(s + args.shard_size, args.images),
-                  args.nonlinear, args.solver) for i, s in enumerate(range(0, args.images, args.shard_size))]
+                  args.nonlinear, args.solver, args.device, args.batch_size)
+                 for i, s in enumerate(range(0, args.images, args.shard_size))]
         t0 = time.perf_counter()
         with mp.get_context("fork").Pool(args.workers, maxtasksperchild=1) as pool:
             jobs = pool.map(shard_job, tasks, chunksize=1)
@@ -235,7 +285,8 @@ def main(argv=None) -> int:
         full_s = per_job * FULL_SET / args.cores
         out = {
             "images": args.images, "channels": channels, "shard_size": args.shard_size, "workers": args.workers,
-            "nonlinear": args.nonlinear, "solver": args.solver, "shards_wall_s": shards_s, "merge_s": merge_s,
+            "nonlinear": args.nonlinear, "solver": args.solver, "device": args.device, "shards_wall_s": shards_s,
+            "merge_s": merge_s,
             "channels_per_s": channels / shards_s, "channels_per_job_s": 3 / per_job,
             "job_peak_mb_max": max(j["peak_mb"] for j in jobs), "merge_peak_mb": merge_peak,
             "output_bytes": size, "output_bytes_full": size / args.images * FULL_SET,

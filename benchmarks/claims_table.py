@@ -41,7 +41,7 @@ def t1_rows(t1: pd.DataFrame) -> list[list[str]]:
         paper = (f"{r['paper_ours_s']:.2f} s vs {r['paper_ddpm_s']:.2f} s ({r['paper_speedup']:.1f}x, "
                  f"{r['paper_dataset']} to {r['paper_target_ssim']:g})" if not pd.isna(r.get("paper_ours_s"))
                  else "not reported")
-        ours = (f"{_seconds(r['ours_total_s'], r['ours_reached'])} (pre-computation {r['ours_precompute_s']:.2f} s)"
+        ours = (f"{_seconds(r['ours_total_s'], r['ours_reached'])} (pre-computation {r['ours_precompute_s']:.2g} s)"
                 f" vs DDPM {_seconds(r['ddpm_s'], r['ddpm_reached'])}: {r['speedup_text']}")
         if "dsm_s" in r and not pd.isna(r["dsm_s"]):
             ours += f"; dsm {_seconds(r['dsm_s'], r['dsm_reached'])}: {r['dsm_over_ours_text']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,17 @@ def test_scores_file_and_log(tmp_path, images_file):
     assert list(df.columns) == list(LOG_COLUMNS)
     assert len(df) == 3 * iters.sum()  # 3 time levels per Picard sweep
     assert (df["final_residual"] <= 1e-10).all()
+
+
+def test_every_step_logs_its_peak_memory(tmp_path, images_file, capsys):
+    """The last stderr line of a step (a job's log) is its peak memory; a failed step has none."""
+    rc, _, _ = _run(tmp_path, images_file, "--solver", "spsolve")
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 0
+    assert re.fullmatch(r"fpscore scores: peak memory [0-9]+ MB", last), last
+    assert float(last.split()[-2]) > 50  # python, numpy and scipy are loaded: tens of MB at least
+    rc, _, _ = _run(tmp_path, tmp_path / "missing.npz")
+    assert rc == 2 and "peak memory" not in capsys.readouterr().err
 
 
 def test_shards_merge_byte_identical(tmp_path, images_file):

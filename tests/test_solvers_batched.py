@@ -87,7 +87,8 @@ def _random_systems(B: int, H: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     stencil = Stencil(H, H, torch.device("cpu"))
     c = torch.as_tensor(rng.uniform(0.05, 1.3, B))
-    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64), torch.as_tensor(rng.standard_normal((B, H * H))))
+    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64),
+                       torch.as_tensor(rng.standard_normal((B, H * H))))
     x_true = torch.as_tensor(rng.standard_normal((B, H * H)))
     return stencil, coef, stencil.apply(coef, x_true), x_true
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import resource
 import sys
 
 STEP_MODULES = ("data", "scores", "learn", "evaluate")
@@ -23,13 +24,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PEAK_MEMORY = "peak memory"  # the last stderr line of every step: "fpscore <step>: peak memory <N> MB"
+
+
+def peak_memory_mb() -> float:
+    """The process's peak resident memory so far (getrusage; Linux counts kB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one step. Every step ends its stderr (a workflow job's log) with its peak memory,
+    so that benchmarks and users read each job's footprint from its log."""
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as err:
         print(f"fpscore {args.step}: error: {err}", file=sys.stderr)
         return 2
+    print(f"fpscore {args.step}: {PEAK_MEMORY} {peak_memory_mb():.0f} MB", file=sys.stderr)
     return int(result or 0)
 
 
