@@ -198,6 +198,15 @@ def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
     bad.write_text(f"{header}\n{row}\n1,2\n")
     with pytest.raises(ValueError, match=r"bad.csv, line 3: 2 fields"):
         merge_logs([bad], tmp_path / "m3.csv")
+    short, long = row.rsplit(",", 1)[0], row + ",x"  # their commas add up to two good rows
+    bad.write_text(f"{header}\n{row}\n{short}\n{long}\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 3: 11 fields"):
+        merge_logs([bad], tmp_path / "m3.csv")
+    quoted = tmp_path / "quoted.csv"  # a field with a comma in it: parsed, written back quoted
+    quoted_row = '"a,b",' + row.split(",", 1)[1]
+    quoted.write_bytes(f"{header}\r\n{row}\r\n{quoted_row}\r\n".encode())
+    assert merge_logs([quoted, a], out) == 4
+    assert out.read_text() == f"{header}\n{row}\n{quoted_row}\n{row}\n{row}\n"
     with pytest.raises(ValueError, match=r"cannot read solve log .*missing.csv"):
         merge_logs([tmp_path / "missing.csv"], tmp_path / "m4.csv")
     assert not any((tmp_path / f"m{i}.csv").exists() for i in (2, 3, 4))
