@@ -24,7 +24,7 @@ is used instead of the stand-in.
 
     python benchmarks/cifar_scale_benchmark.py                       # 2,000 images, shards of 250
     python benchmarks/cifar_scale_benchmark.py --images 500 --workers 2 --shard-size 125
-    python benchmarks/cifar_scale_benchmark.py --workflow --images 50000 --shard-size 500 --cores 2
+    python benchmarks/cifar_scale_benchmark.py --workflow --images 50000 --shard-size 1000 --cores 2
     python benchmarks/cifar_scale_benchmark.py --images 50000 --shard-size 50000 --solver batched --device cuda \
         --batch-size 50000
 """
