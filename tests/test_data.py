@@ -290,9 +290,14 @@ def test_celeba_corrupt_archives(celeba, tmp_path):
         data.read_celeba(wrong, 2, [])
     broken = tmp_path / "b.zip"
     make_celeba(broken, corrupt=1)
-    data.read_celeba(broken, 1, [])  # member 0 is fine
+    images, _, _ = data.prepare("celeba", 32, {"md5": None, "local_path": str(broken), "count": 1, "indices": []})
+    assert images.shape == (1, 3, 32, 32)  # member 0 is fine
+    raw = data.read_celeba(broken, 2, [])  # members are decoded when read, one at a time
     with pytest.raises(data.DataError, match="member img_align_celeba/000002.jpg is corrupt"):
-        data.read_celeba(broken, 2, [])
+        list(raw.images)
+    raw.images.close()
+    with pytest.raises(data.DataError, match="member img_align_celeba/000002.jpg is corrupt"):
+        data.prepare("celeba", 32, {"md5": None, "local_path": str(broken), "count": 2, "indices": []})
     with pytest.raises(data.DataError, match=r"local_path = .*nowhere.zip' does not exist"):
         data.prepare("celeba", 32, {"md5": None, "local_path": str(tmp_path / "nowhere.zip"), "count": 1})
 

@@ -21,9 +21,10 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -73,9 +74,10 @@ class DataError(ValueError):
 
 @dataclass
 class RawImages:
-    """Selected images at their native size (H x W x C float64 in [0, 1]) and their provenance."""
+    """Selected images at their native size (H x W x C float64 in [0, 1]) and their provenance;
+    ``images`` is a list or a lazy sequence that converts one image at a time (``_CifarPixels``)."""
 
-    images: list[np.ndarray]
+    images: Sequence[np.ndarray]
     names: list[str]
     indices: list[int]
     source: dict
@@ -457,45 +459,98 @@ def read_cifar10(path: str | Path, split: str, classes: Sequence[str | int] | No
     pool = np.flatnonzero(np.isin(labels, class_ids)) if class_ids else np.arange(len(labels))
     described = f"{split} split" + (f", classes {[label_names[c] for c in class_ids]}" if class_ids else "")
     chosen = pool[select_indices(len(pool), count, indices, "data.cifar10", described)]
-    pixels = data[chosen].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64) / 255.0
+    pixels = _CifarPixels(data[chosen].reshape(-1, 3, 32, 32))
     names = [f"{split}_{i:05d}_{label_names[labels[i]]}" for i in chosen]
     selection = {"split": split, "classes": [label_names[c] for c in class_ids], "count": count,
                  "indices": list(indices or []), "split_indices": [int(i) for i in chosen],
                  "labels": [label_names[labels[i]] for i in chosen]}
-    return RawImages(list(pixels), names, [int(i) for i in chosen], {}, selection)
+    return RawImages(pixels, names, [int(i) for i in chosen], {}, selection)
+
+
+class _CifarPixels(Sequence):
+    """CIFAR-10 images kept as the archive's bytes (N, 3, 32, 32 uint8), each converted to
+    H x W x C float64 in [0, 1] when it is read, so that the whole split is never held in
+    float64 (50,000 images: 150 MB of bytes instead of 1.2 GB)."""
+
+    def __init__(self, data: np.ndarray):
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self._data[i].transpose(1, 2, 0).astype(np.float64) / 255.0
 
 
 # ---- CelebA -----------------------------------------------------------------------------------
 def read_celeba(path: str | Path, count: int | None, indices: Sequence[int] | None) -> RawImages:
-    """Images of img_align_celeba.zip by position in file order (000001.jpg is index 0)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Images of img_align_celeba.zip by position in file order (000001.jpg is index 0), decoded
+    one at a time when ``prepare`` reads them (``_CelebaPixels``): a corrupt member is a DataError
+    naming it, raised before anything is written."""
     path = Path(path)
     try:
-        archive = zipfile.ZipFile(path)
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(n for n in archive.namelist() if n.startswith(CELEBA_DIR) and n.lower().endswith(".jpg"))
     except (zipfile.BadZipFile, OSError) as err:
         raise DataError(f"{path} is not a readable zip archive ({err}); delete it and download it again") from None
-    with archive:
-        members = sorted(n for n in archive.namelist() if n.startswith(CELEBA_DIR) and n.lower().endswith(".jpg"))
-        if not members:
-            raise DataError(f"{path} has no {CELEBA_DIR}*.jpg members: expected the aligned-and-cropped CelebA "
-                            f"archive {ARCHIVE_FILENAMES['celeba']}")
-        chosen = select_indices(len(members), count, indices, "data.celeba")
-        images = []
-        for i in tqdm(chosen, desc="decode CelebA", unit="img", disable=len(chosen) < 64):
-            try:
-                with Image.open(archive.open(members[i])) as img:
-                    images.append(np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0)
-            except (zipfile.BadZipFile, zlib.error, OSError, UnidentifiedImageError, EOFError) as err:
-                raise DataError(f"{path}: member {members[i]} is corrupt ({err})") from None
+    if not members:
+        raise DataError(f"{path} has no {CELEBA_DIR}*.jpg members: expected the aligned-and-cropped CelebA "
+                        f"archive {ARCHIVE_FILENAMES['celeba']}")
+    chosen = select_indices(len(members), count, indices, "data.celeba")
     names = [Path(members[i]).stem for i in chosen]
-    return RawImages(images, names, chosen, {}, {"count": count, "indices": list(indices or []),
-                                                 "members": [members[i] for i in chosen]})
+    return RawImages(_CelebaPixels(path, [members[i] for i in chosen]), names, chosen, {},
+                     {"count": count, "indices": list(indices or []), "members": [members[i] for i in chosen]})
+
+
+class _CelebaPixels(Sequence):
+    """CelebA members decoded when read (H x W x 3 float64 in [0, 1]), from one open handle of the
+    archive (``close`` releases it): the selected images are never all in memory at once."""
+
+    def __init__(self, path: Path, members: list[str]):
+        self._path, self._members, self._archive = path, members, None
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        member = self._members[i]
+        try:
+            if self._archive is None:
+                self._archive = zipfile.ZipFile(self._path)
+            with Image.open(self._archive.open(member)) as img:
+                return np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
+        except (zipfile.BadZipFile, zlib.error, OSError, UnidentifiedImageError, EOFError) as err:
+            raise DataError(f"{self._path}: member {member} is corrupt ({err})") from None
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
 
 
 # ---- the whole stage ---------------------------------------------------------------------------
 _LOADERS: dict[str, Callable[..., RawImages]] = {"photos": load_photos, "faces": load_faces,
                                                    "cifar10": read_cifar10, "celeba": read_celeba}
+
+
+def _convert_all(raw: RawImages, channels: int, crop: int, resolution: int, dataset: str):
+    """(images N x C x R x R float32, per-image records, channel conversions) of ``raw``, converted,
+    cropped and resized image by image into the output: the only array of the whole set's size."""
+    images = np.empty((len(raw.images), channels, resolution, resolution), dtype=np.float32)
+    records, conversions = [], set()
+    for k, (name, index, image) in enumerate(tqdm(zip(raw.names, raw.indices, raw.images), total=len(raw.images),
+                                                  desc=f"prepare {dataset}", unit="img",
+                                                  disable=len(raw.images) < 64)):
+        converted, how = convert_channels(image, channels)
+        conversions.add(how)
+        square = center_crop_square(converted, crop)
+        images[k] = resize_square(square, resolution).transpose(2, 0, 1)
+        records.append({"name": name, "index": int(index), "original_size": [int(s) for s in image.shape[:2]],
+                        "original_channels": int(image.shape[2]), "crop_side": int(square.shape[0]),
+                        "channel_conversion": how, "upsampled": bool(square.shape[0] < resolution)})
+    return images, records, conversions
 
 
 def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | Path = "resources",
@@ -528,19 +583,12 @@ def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | P
         raise DataError(f"data.{dataset}: {'; '.join(problems)} "
                         f"(expected {sorted(set(params) - {'path'})} plus channels, crop)")
     raw = loader(**opts)
+    try:
+        images, records, conversions = _convert_all(raw, channels, crop, resolution, dataset)
+    finally:
+        getattr(raw.images, "close", lambda: None)()  # a lazy reader's open archive
     source = {**raw.source, **source, "dataset": dataset}
 
-    out, records, conversions = [], [], set()
-    for name, index, image in tqdm(zip(raw.names, raw.indices, raw.images), total=len(raw.images),
-                                   desc=f"resize {dataset}", unit="img", disable=len(raw.images) < 64):
-        converted, how = convert_channels(image, channels)
-        conversions.add(how)
-        square = center_crop_square(converted, crop)
-        out.append(resize_square(square, resolution))
-        records.append({"name": name, "index": int(index), "original_size": [int(s) for s in image.shape[:2]],
-                        "original_channels": int(image.shape[2]), "crop_side": int(square.shape[0]),
-                        "channel_conversion": how, "upsampled": bool(square.shape[0] < resolution)})
-    images = np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2), dtype=np.float32)
     if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
         raise DataError(f"{dataset}: prepared pixel values left [0, 1] (range {images.min()}..{images.max()})")
     notes = list(raw.notes)
