@@ -207,6 +207,8 @@ def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
     quoted.write_bytes(f"{header}\r\n{row}\r\n{quoted_row}\r\n".encode())
     assert merge_logs([quoted, a], out) == 4
     assert out.read_text() == f"{header}\n{row}\n{quoted_row}\n{row}\n{row}\n"
+    quoted.write_text(f'{header}\n"a\nb",' + row.split(",", 1)[1] + "\n")  # one row over two lines
+    assert merge_logs([quoted], out) == 1
     with pytest.raises(ValueError, match=r"cannot read solve log .*missing.csv"):
         merge_logs([tmp_path / "missing.csv"], tmp_path / "m4.csv")
     assert not any((tmp_path / f"m{i}.csv").exists() for i in (2, 3, 4))

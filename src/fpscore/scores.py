@@ -171,7 +171,7 @@ def _append_log(path, out) -> int:
     import csv
 
     commas = len(LOG_COLUMNS) - 1
-    rows = 0
+    rows, lines_read = 0, 1  # rows written; file lines read, the header included
     try:
         with open(path) as src:  # universal newlines: a CRLF file's rows are copied with LF
             header = next(csv.reader([src.readline()]), None)
@@ -182,26 +182,29 @@ def _append_log(path, out) -> int:
                     lines[-1] += "\n"
                 if all(line.count(",") == commas for line in lines) and not any('"' in line for line in lines):
                     out.writelines(lines)
+                    rows += len(lines)
                 else:
-                    _append_parsed(path, lines, rows + 2, out)
-                rows += len(lines)
+                    rows += _append_parsed(path, lines, lines_read + 1, out)
+                lines_read += len(lines)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"merge: cannot read solve log {path}: {err}") from None
     return rows
 
 
-def _append_parsed(path, lines: list[str], first_line: int, out) -> None:
-    """Append CSV ``lines`` (file lines ``first_line``...) of ``path`` through the csv module: a row
-    of the wrong length is a ValueError naming the file and line."""
+def _append_parsed(path, lines: list[str], first_line: int, out) -> int:
+    """Append CSV ``lines`` (file lines ``first_line``...) of ``path`` through the csv module and
+    return the rows written: a row of the wrong length is a ValueError naming the file and line."""
     import csv
 
     reader = csv.reader(lines)
     writer = csv.writer(out, lineterminator="\n")
-    for row in reader:
+    rows = 0
+    for rows, row in enumerate(reader, 1):
         if len(row) != len(LOG_COLUMNS):
             raise ValueError(f"merge: solve log {path}, line {first_line + reader.line_num - 1}: {len(row)} "
                              f"fields, expected {len(LOG_COLUMNS)}")
         writer.writerow(row)
+    return rows
 
 
 def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dict:
