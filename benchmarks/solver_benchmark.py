@@ -18,6 +18,7 @@ any timing (``warm_up``). Targets of the fastest CPU path: >= 40x spsolve-Picard
     python benchmarks/solver_benchmark.py --quick                             # photos, 32x32, a few solvers
     python benchmarks/solver_benchmark.py --only "newton|batched|ksp default"  # Newton and batched rows
     python benchmarks/solver_benchmark.py --sizes 32 --repeat 3               # best of 3 runs per solver
+    python benchmarks/solver_benchmark.py --only batched --without-petsc      # a machine without PETSc (a GPU box)
 
 With --spsolve-images k, spsolve (slow at 128x128) solves only the first k images;
 speed-ups then compare seconds per image and |m - m_spsolve| is taken over those k.
@@ -241,6 +242,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", default=None, help="regular expression: run only solvers whose label matches "
                                                 "(spsolve and ksp default always run: they are the references)")
     p.add_argument("--quick", action="store_true", help="photos at 32x32, five solvers, no rank sweep")
+    p.add_argument("--without-petsc", action="store_true",
+                   help="leave out every PETSc row (ksp, projection, the rank sweep), the ksp reference "
+                        "included, for a machine without petsc4py such as a lent GPU machine (speedup_ksp "
+                        "is then empty)")
     p.add_argument("--spsolve-images", type=int, default=None, help="spsolve on the first k images only")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per solver; the fastest (wall clock) is kept, for a noisy shared machine")
@@ -253,6 +258,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sets, args.sizes, args.ranks = ["photos"], [32], []
+    if args.without_petsc:
+        args.ranks = []
     if any(s < 4 for s in args.sizes):
         p.error(f"--sizes: expected sizes >= 4, got {args.sizes}")
     if args.repeat < 1:
@@ -273,6 +280,8 @@ def main(argv=None) -> int:
         configs = [c for c in configs if c[0] in QUICK]
     if args.only:
         configs = [c for c in configs if c[0] in REFERENCES or re.search(args.only, c[0])]
+    if args.without_petsc:
+        configs = [c for c in configs if c[1] not in PETSC_SOLVERS]
     warm_up(params, configs)
     rows, sweep, dissim = [], [], []
     for set_name in args.sets:
@@ -329,6 +338,7 @@ def main(argv=None) -> int:
     return 0
 
 
+PETSC_SOLVERS = ("ksp", "projection")
 REFERENCES = ("spsolve", KSP_DEFAULT)  # run first, in this order: the ratios divide by their seconds
 
 README_ROWS = ("spsolve", "ksp preonly+lu (direct)", "ksp gmres+ilu cold", "ksp gmres+ilu warm", "ksp gmres+ilu guess pod",

@@ -1,5 +1,6 @@
-"""The batched engine (METHOD.md §5c) on CPU: operator and KDE equal to the per-system code,
-scores equal to spsolve-Picard, per-system masking, the direct-solve fallback, the log."""
+"""The batched engine (METHOD.md §5c): operator and KDE equal to the per-system code,
+scores equal to spsolve-Picard, per-system masking, the direct-solve fallback, the log.
+The engine's tests run on the CPU and, where torch sees one, on a CUDA device too."""
 from __future__ import annotations
 
 import subprocess
@@ -31,6 +32,9 @@ def mixed():
     return np.concatenate([photos, faces]).astype(np.float64)
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 def _solver(**kw):
     return make_solver("batched", batched=dict(device="cpu", threads=1) | kw)
 
@@ -54,20 +58,22 @@ def test_operator_equals_assembled_matrix_with_drift():
                                d_h(u.reshape(B, H, W), h), rtol=0, atol=1e-12)
 
 
-def test_batched_kde_equals_per_channel(mixed):
+@pytest.mark.parametrize("device", DEVICES)
+def test_batched_kde_equals_per_channel(mixed, device):
     chans = np.concatenate([mixed[:, 0], np.full((1, 32, 32), 0.4), (mixed[:1, 0] + mixed[:1, 0].transpose(0, 2, 1)) / 2])
-    got = initial_log_density_batched(chans, bins=256).numpy()
+    got = initial_log_density_batched(chans, bins=256, device=torch.device(device)).cpu().numpy()
     want = np.stack([initial_log_density(c, bins=256) for c in chans])
     assert np.abs(got - want).max() < 1e-12
     small = initial_log_density_batched(chans[:2], bins=64).numpy()
     assert np.abs(small - np.stack([initial_log_density(c, bins=64) for c in chans[:2]])).max() < 1e-12
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("nonlinear", ["newton", "picard"])
-def test_batched_equals_spsolve_picard(mixed, nonlinear, torch_one_thread):
+def test_batched_equals_spsolve_picard(mixed, nonlinear, device, torch_one_thread):
     params = FPParams(nonlinear="picard")
     ref = compute_scores(mixed[[0, 2]], params, make_solver("spsolve"), progress=False)
-    res = compute_scores(mixed, params, _solver(), progress=False, nonlinear=nonlinear)
+    res = compute_scores(mixed, params, _solver(device=device), progress=False, nonlinear=nonlinear)
     assert res.converged.all()
     assert np.abs(res.m[[0, 2]] - ref.m).max() < 1e-6
     assert np.abs(res.scores[[0, 2]] - ref.scores).max() < 1e-5
@@ -81,6 +87,7 @@ def test_batched_equals_spsolve_picard(mixed, nonlinear, torch_one_thread):
 
 
 KERNELS = {"torch": bicgstab, "numba": batched_numba.bicgstab}
+KERNEL_DEVICES = [("torch", "cpu"), ("numba", "cpu")] + [("torch", d) for d in DEVICES if d != "cpu"]
 
 
 def _random_systems(B: int, H: int, seed: int = 0):
@@ -93,19 +100,20 @@ def _random_systems(B: int, H: int, seed: int = 0):
     return stencil, coef, stencil.apply(coef, x_true), x_true
 
 
-@pytest.mark.parametrize("kernel", sorted(KERNELS))
-def test_converged_systems_are_masked(kernel):
+@pytest.mark.parametrize(("kernel", "device"), KERNEL_DEVICES)
+def test_converged_systems_are_masked(kernel, device):
     """A system that starts at its solution stays bit-for-bit fixed (0 iterations) while the
-    others of the batch iterate (both kernels)."""
+    others of the batch iterate (both kernels; torch's on every device)."""
     bicgstab = KERNELS[kernel]
     rng = np.random.default_rng(0)
     H = 10
-    stencil = Stencil(H, H, torch.device("cpu"))
+    dev = torch.device(device)
+    stencil = Stencil(H, H, dev)
     B = 4
-    c = torch.tensor([0.2, 1.0, 1.3, 0.05], dtype=torch.float64)
-    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64),
-                       torch.as_tensor(rng.standard_normal((B, H * H))))
-    x_true = torch.as_tensor(rng.standard_normal((B, H * H)))
+    c = torch.tensor([0.2, 1.0, 1.3, 0.05], dtype=torch.float64, device=dev)
+    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64, device=dev),
+                       torch.as_tensor(rng.standard_normal((B, H * H)), device=dev))
+    x_true = torch.as_tensor(rng.standard_normal((B, H * H)), device=dev)
     b = stencil.apply(coef, x_true)
     x = torch.zeros_like(b)
     x[1] = x_true[1]
@@ -152,12 +160,13 @@ def test_kernel_choice_names_the_key(monkeypatch):
     assert batched_mod.krylov_kernel("auto", cpu) is bicgstab  # falls back to torch
 
 
-def test_failing_systems_fall_back_to_a_direct_solve(mixed, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_failing_systems_fall_back_to_a_direct_solve(mixed, device, monkeypatch):
     """With a BiCGStab cap of one iteration no system can reach rtol: every one is solved by
     SuperLU with a warning, and the scores still equal spsolve's."""
     monkeypatch.setattr(batched_mod, "_ROUNDS", 1)
     params = FPParams(n_times=4, nonlinear="picard")
-    solver = _solver(max_it=1)
+    solver = _solver(max_it=1, device=device)
     with pytest.warns(RuntimeWarning, match="BiCGStab missed rtol .* solved directly"):
         res = compute_scores(mixed[:2], params, solver, progress=False, nonlinear="newton")
     ref = compute_scores(mixed[:2], params, make_solver("spsolve"), progress=False, nonlinear="newton")
