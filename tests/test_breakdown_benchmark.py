@@ -31,3 +31,15 @@ def test_first_failing_level():
     log = [{"time_level": n, "converged": n < 5} for n in range(1, 9)]
     assert bench.first_failing_level(log) == 5
     assert bench.first_failing_level(log[:3]) is None
+
+
+def test_summary_counts_the_channels_that_fail_at_every_n():
+    import pandas as pd
+
+    rows = [{"image": i, "channel": 0, "n_times": n, "converged": i == 1 and n == 40,
+             "fail_t": np.nan if i == 1 and n == 40 else 0.5 + n / 1000 + i / 100,
+             "max_abs_m0": 6.0, "max_abs_m_last": n / 2} for i in (0, 1, 2) for n in (20, 40)]
+    text = bench.summary(pd.DataFrame(rows))
+    assert text.startswith("2 of 3 channels fail at every N (median |m| at t_0 6)")
+    lines = {int(line.split()[0]): line.split()[1:] for line in text.splitlines()[3:]}
+    assert lines[20] == ["3", "0", "0.53", "10"] and lines[40] == ["3", "1", "0.55", "20"]
