@@ -7,8 +7,8 @@ same time interval and solver). If the failures were a time-stepping artefact, s
 would remove them; if the space-discrete equation itself blows up in finite time, every N
 fails and the time of the first failing level converges to the blow-up time as dt -> 0. Per
 channel and N it records whether it converged, the time of the first failing level, and the
-largest |m| and |s| at the last level before it (the level that converged, where the channel
-still converged up to there), beside their values at t_0.
+largest |m| and |s| at the last level before it (the last level, where none failed), beside
+their values at t_0.
 
     python benchmarks/breakdown_benchmark.py --images 2000 --out benchmarks/results/scale/breakdown_dt.csv
     python benchmarks/breakdown_benchmark.py --summary --out benchmarks/results/scale/breakdown_dt.csv
