@@ -120,7 +120,7 @@ def compare(images: np.ndarray, channels: np.ndarray, params: FPParams, flagged:
 
 def summary(df: pd.DataFrame) -> str:
     """Per group (flagged by the centred scheme or not): channels, upwind converged, within the bound,
-    and on the unflagged ones the median [max] relative score difference to the centred scheme."""
+    and on the unflagged ones the median [min, max] relative score difference to the centred scheme."""
     lines = []
     for flagged, part in df.groupby("flagged_centred"):
         line = (f"{'flagged' if flagged else 'unflagged'} by the centred scheme: {len(part)} channels; upwind "
