@@ -11,6 +11,8 @@ DATASETS = ("photos", "faces", "cifar10", "celeba")
 ARCHIVE_FILENAMES = {"cifar10": "cifar-10-python.tar.gz", "celeba": "img_align_celeba.zip"}  # downloaded sets
 SOLVERS = ("spsolve", "ksp", "projection", "batched")
 NONLINEAR = ("picard", "newton")  # Algorithm 1 sweeps (§5), per-level Newton (§5b)
+BOUNDARIES = ("zero", "reflect")  # ghost cells: m = 0 (the paper), or the boundary pixel's value (§2b)
+SCHEMES = ("centred", "minimal", "monotone", "upwind")  # the discretisation of (D m)^2 (§2b)
 NEWTON_STOPS = ("change", "predicted")  # Newton's stopping test: the last change, the predicted next change
 METHODS = ("ours", "dsm", "ddpm")
 PARAMETERIZATIONS = ("edm", "eps", "raw")  # raw: the authors' (output = score)
@@ -37,6 +39,8 @@ SCHEMA_ENUMS = {
     "scores.solver": SOLVERS,
     "scores.benchmark_solvers[]": SOLVERS,
     "scores.nonlinear": NONLINEAR,
+    "scores.boundary": BOUNDARIES,
+    "scores.scheme": SCHEMES,
     "scores.newton_stop": NEWTON_STOPS,
     "scores.batched.device": DEVICES,
     "scores.batched.kernel": KRYLOV_KERNELS,

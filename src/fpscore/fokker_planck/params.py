@@ -8,14 +8,15 @@ import numpy as np
 
 from fpscore.config import schema_default
 from fpscore.diffusion.sde import VESDE
-from fpscore.names import NEWTON_STOPS, NONLINEAR
+from fpscore.names import BOUNDARIES, NEWTON_STOPS, NONLINEAR, SCHEMES
 
 
 @dataclass(frozen=True)
 class FPParams:
     """sigma, eps, n_times: SDE and time grid (§1); dh: lattice spacing h (§2);
     kde_bins, kde_floor: initial density (§4); picard_tol, picard_max_iter: §5;
-    rtol: true relative residual every linear solve must reach; nonlinear: the driver,
+    rtol: true relative residual every linear solve must reach; boundary, scheme: the ghost cells
+    and the discretisation of (D m)^2 (§2b); nonlinear: the driver,
     "picard" (Algorithm 1, §5) or "newton" (per-level Newton, §5b) with newton_tol,
     newton_max_iter (relative-change tolerance and iteration cap per time level), newton_stop
     (``newton.newton_done``) and newton_monotone (``newton.newton_diverging``).
@@ -31,6 +32,8 @@ class FPParams:
     picard_max_iter: int = schema_default("scores.picard_max_iter")
     rtol: float = schema_default("scores.rtol")
     nonlinear: str = schema_default("scores.nonlinear")
+    boundary: str = schema_default("scores.boundary")
+    scheme: str = schema_default("scores.scheme")
     newton_tol: float = schema_default("scores.newton_tol")
     newton_max_iter: int = schema_default("scores.newton_max_iter")
     newton_stop: str = schema_default("scores.newton_stop")
@@ -48,6 +51,8 @@ class FPParams:
             "picard_max_iter": isinstance(self.picard_max_iter, (int, np.integer)) and self.picard_max_iter >= 1,
             "rtol": 0 < self.rtol < 1,
             "nonlinear": self.nonlinear in NONLINEAR,
+            "boundary": self.boundary in BOUNDARIES,
+            "scheme": self.scheme in SCHEMES,
             "newton_tol": 0 < self.newton_tol < 1,
             "newton_max_iter": isinstance(self.newton_max_iter, (int, np.integer)) and self.newton_max_iter >= 1,
             "newton_stop": self.newton_stop in NEWTON_STOPS,
@@ -57,7 +62,8 @@ class FPParams:
             "sigma": "a finite number > 1", "eps": "a number in (0, 1)", "n_times": "an integer >= 2",
             "dh": "a finite number > 0", "kde_bins": "an integer >= 8", "kde_floor": "a number in (0, 1)",
             "picard_tol": "a number in (0, 1)", "picard_max_iter": "an integer >= 1", "rtol": "a number in (0, 1)",
-            "nonlinear": f"one of {', '.join(NONLINEAR)}", "newton_tol": "a number in (0, 1)",
+            "nonlinear": f"one of {', '.join(NONLINEAR)}", "boundary": f"one of {', '.join(BOUNDARIES)}",
+            "scheme": f"one of {', '.join(SCHEMES)}", "newton_tol": "a number in (0, 1)",
             "newton_max_iter": "an integer >= 1", "newton_stop": f"one of {', '.join(NEWTON_STOPS)}",
             "newton_monotone": "true or false",
         }
