@@ -14,7 +14,9 @@ from fpscore import config as cfg
 from fpscore import names
 from fpscore.cli import build_parser
 from fpscore.cli import data as data_cli
-from fpscore.cli import evaluate as evaluate_cli
+from fpscore.cli import figure as figure_cli
+from fpscore.cli import metrics as metrics_cli
+from fpscore.cli import table as table_cli
 from fpscore.cli import learn as learn_cli
 from fpscore.cli import scores as scores_cli
 from fpscore.options import Group, add_group, command_line, command_text, config_section, group_values
@@ -70,7 +72,7 @@ def test_generated_options_have_schema_keys_and_defaults():
 def test_no_hand_written_option_shadows_a_config_key():
     """An option written by hand with the flag of a config key would carry its own default."""
     flags = {}
-    for module in (scores_cli, learn_cli, evaluate_cli, data_cli):
+    for module in (scores_cli, learn_cli, metrics_cli, table_cli, figure_cli, data_cli):
         for group in [v for v in vars(module).values() if isinstance(v, Group)]:
             for key, _ in group.leaves():
                 flags[group.flag(key)] = f"{group.section}.{key}"
@@ -149,7 +151,7 @@ def test_rule_command_lines_parse_back_to_the_config(config_file):
     check(["sample", "--model", "m.pt", "--out", "s.npz", *shlex.split(command_text(config, learn_cli.SAMPLE_GROUPS))],
           learn_cli.SAMPLE_GROUPS)
     check(["fid", "--samples", "s", "--references", "r", "--experiment", "e", "--method", "ours", "--out", "f",
-           *shlex.split(command_text(config, [evaluate_cli.FID]))], [evaluate_cli.FID])
+           *shlex.split(command_text(config, [metrics_cli.FID]))], [metrics_cli.FID])
     for dataset in names.DATASETS:
         args = parser.parse_args(["data", "--dataset", dataset, "--resolution", "8", "--out", "o", "--manifest", "m",
                                   *data_cli.rule_options(dataset, config["data"])])

@@ -321,7 +321,7 @@ def test_score_error_command(tmp_path):
 
 
 def test_rendered_tables_keep_published_values_and_bounds(tmp_path):
-    from fpscore.cli.evaluate import format_number, write_table
+    from fpscore.rendering import format_number, write_table
 
     assert (format_number(1634.93), format_number(0.89912), format_number(3e-11), format_number(np.nan)) == \
         ("1634.93", "0.8991", "3e-11", "--")

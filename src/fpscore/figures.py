@@ -1,7 +1,7 @@
 """The paper's figures as matplotlib Figures, drawn from data (no file I/O, no pyplot state).
 
 Every function returns a ``matplotlib.figure.Figure`` built inside one shared
-style (``STYLE``); ``fpscore.cli.evaluate`` saves it as PNG and PDF. Images are
+style (``STYLE``); ``fpscore.rendering`` saves it as PNG and PDF. Images are
 N x C x H x W (or C x H x W) arrays in [0, 1] with C = 1 (grey) or 3 (RGB).
 Table-like inputs are the DataFrames of :mod:`fpscore.tables` or the logs it
 documents; benchmark inputs are documented per function.

@@ -7,7 +7,7 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -38,6 +38,13 @@ def atomic_outputs(*paths: str | Path, suffix: str = ".tmp") -> Iterator[list[st
         for tmp in temps:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+def write_all(outputs: list[tuple[str | Path, Callable[[str], None]]]) -> None:
+    """Run each writer on a temporary sibling of its path; move all into place only if all succeeded."""
+    with atomic_outputs(*(path for path, _ in outputs)) as temps:
+        for tmp, (_, writer) in zip(temps, outputs):
+            writer(tmp)
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:

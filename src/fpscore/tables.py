@@ -1,7 +1,8 @@
 """The paper's tables as pandas DataFrames, computed from the logs the workflow wrote.
 
-Pure functions: tidy DataFrames in, one DataFrame per table out (no file I/O;
-``fpscore.cli.evaluate`` reads the logs and writes CSV, Markdown and LaTeX).
+Pure functions: tidy DataFrames (or the dicts of training summaries) in, one DataFrame per
+table out, and each table's caption (no file I/O: ``fpscore.logs`` reads the logs,
+``fpscore.rendering`` writes CSV, Markdown and LaTeX, ``fpscore.cli.table`` joins them).
 Columns named ``paper_*`` hold the paper's published values (Lau, Na, Wan 2025),
 placed beside ours for comparison, never used in any computation.
 
@@ -40,6 +41,30 @@ PAPER_T4 = pd.DataFrame(
     columns=["resolution", "paper_budget_s", "paper_ours_ssim", "paper_ddpm_ssim"])
 
 REFERENCE_SOLVER = "spsolve"
+
+CAPTIONS = {
+    "t1": "Time to the target SSIM (single-image denoising): ours with and without score pre-computation vs "
+          "DDPM; paper_* columns are the paper's published values.",
+    "t2": "Score pre-computation per solver: seconds, iterations, residuals, reduction vs spsolve "
+          "(the paper reports 15.8-43.7%), score error vs spsolve.",
+    "t3": "The linear systems: size, non-zeros, fixed-point iterations, subspace rank, projection residuals.",
+    "t4": "Fixed training budget: mean SSIM to the closest training image (and FID when the standard weights "
+          "are available), ours vs DDPM; paper_* columns are the paper's published values.",
+}
+# Appended to the caption where the table has dsm columns (learn.dsm.train).
+DSM_CAPTIONS = {
+    "t1": " dsm: the like-for-like baseline (denoising score matching with ours' SDE, parameterisation and "
+          "sampler; only the training targets differ); dsm_over_ours is its time over ours with "
+          "pre-computation: what score embedding buys at equal preconditioning.",
+    "t4": " dsm: the like-for-like baseline (denoising score matching with ours' SDE, parameterisation and "
+          "sampler; only the training targets differ); dsm_ssim_difference is ours minus dsm.",
+}
+
+
+def caption(name: str, table: pd.DataFrame) -> str:
+    """The caption of a table, with the dsm sentence where it has dsm columns."""
+    has_dsm = any(str(c).startswith("dsm_") for c in table.columns)
+    return CAPTIONS[name] + (DSM_CAPTIONS.get(name, "") if has_dsm else "")
 
 
 def _require(df: pd.DataFrame, columns, what: str) -> None:
@@ -86,6 +111,36 @@ def speedup_text(ours_s: float, ours_reached: bool, other_s: float, other_reache
     if other_reached:
         return ratio, f"< {ratio:.1f}x"
     return float("nan"), "n/a (neither reached)"
+
+
+SUMMARY_KEYS = ("experiment", "method", "dataset", "resolution", "reached", "time_to_target_seconds",
+                "train_seconds", "target_ssim", "precompute_seconds")
+
+
+def denoise_run(summary: dict, where: str = "training summary") -> dict:
+    """The T1 input row of one denoising run from its training summary (``fpscore train``'s JSON,
+    which records its experiment, method, dataset and resolution).
+
+    A run that reached its target counts its time_to_target_seconds, one that did not its
+    training seconds at the cap; ours adds its precompute_seconds.
+    """
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    if summary["reached"] is None:
+        raise ValueError(f"{where}: not a target-SSIM run (stop = {summary.get('stop')!r})")
+    method, pre = summary["method"], summary["precompute_seconds"]
+    if method == "ours" and pre is None:
+        raise ValueError(f"{where}: our run has no precompute_seconds (train it with --solve-log so the score "
+                         "pre-computation is counted)")
+    reached = bool(summary["reached"])
+    return dict(experiment=summary["experiment"], dataset=summary["dataset"], resolution=int(summary["resolution"]),
+                target_ssim=summary["target_ssim"], protocol=summary.get("eval_protocol") or "generate",
+                ssim_mode=summary.get("ssim_mode") or "clip",
+                parameterization=(summary.get("method_description") or {}).get("parameterization", "ddpm-eps"),
+                method=method, reached=reached,
+                train_seconds=summary["time_to_target_seconds"] if reached else summary["train_seconds"],
+                precompute_seconds=float(pre or 0.0) if method == "ours" else 0.0)
 
 
 def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
@@ -273,6 +328,28 @@ def _fid_status(statuses: dict[str, str]) -> str:
     if len(set(statuses.values())) == 1:
         return next(iter(statuses.values()))
     return "; ".join(f"{method}: {status}" for method, status in statuses.items())
+
+
+def budget_metrics(ssim: pd.DataFrame, fid: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """T4 input rows: the SSIM and FID rows of each (experiment, method) joined with what each
+    budget experiment is (``runs``: experiment, dataset, resolution, budget_seconds)."""
+    _require(ssim, ["experiment", "method", "mean_ssim"], "SSIM metrics")
+    _require(fid, ["experiment", "method", "fid", "fid_status"], "FID metrics")
+    _require(runs, ["experiment", "dataset", "resolution", "budget_seconds"], "budget runs")
+    ssim = ssim.copy()
+    if "ssim_mode" not in ssim.columns:  # metrics written before the mode was recorded
+        ssim["ssim_mode"] = "clip"
+    rows = ssim[["experiment", "method", "mean_ssim", "ssim_mode"]].merge(
+        fid[["experiment", "method", "fid", "fid_status"]], on=["experiment", "method"], how="outer",
+        validate="one_to_one")
+    specs = runs[["experiment", "dataset", "resolution", "budget_seconds"]].drop_duplicates()
+    unknown = sorted(set(rows["experiment"]) - set(specs["experiment"]))
+    if unknown:
+        raise ValueError(f"t4: metrics of experiment(s) {unknown} have no budget run (given: "
+                         f"{sorted(specs['experiment'])})")
+    rows = rows.merge(specs, on="experiment", how="left", validate="many_to_one")
+    return rows[["experiment", "dataset", "resolution", "budget_seconds", "method", "mean_ssim", "ssim_mode",
+                 "fid", "fid_status"]]
 
 
 def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:

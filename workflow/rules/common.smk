@@ -5,9 +5,10 @@ import math
 import shlex
 
 from fpscore.cli import data as data_cli
-from fpscore.cli import evaluate as evaluate_cli
+from fpscore.cli import metrics as metrics_cli
 from fpscore.cli import learn as learn_cli
 from fpscore.cli import scores as scores_cli
+from fpscore.cli import table as table_cli
 from fpscore.data import archive_path
 from fpscore.names import ARCHIVE_FILENAMES
 from fpscore.options import command_line, command_text
@@ -277,17 +278,17 @@ def solve_labels():
 
 def ssim_mode_option():
     """`fpscore ssim` option of evaluate.ssim_mode."""
-    return command_text(config, [evaluate_cli.SSIM_MODE])
+    return command_text(config, [metrics_cli.SSIM_MODE])
 
 
 def fid_options():
     """`fpscore fid` options of config section evaluate.fid."""
-    return command_text(config, [evaluate_cli.FID])
+    return command_text(config, [metrics_cli.FID])
 
 
 def rank_option():
     """`fpscore table t3` option of scores.projection.rank."""
-    return command_text(config, [evaluate_cli.RANK])
+    return command_text(config, [table_cli.RANK])
 
 
 def table_stem(wildcards, output):

@@ -1,6 +1,6 @@
 # Evaluation: sample metrics (SSIM, FID), the score error of each solver, the paper's
 # tables (results/tables/t*.{csv,md,tex}) and figures (results/figures/f*.{png,pdf}).
-# Every rule calls one `fpscore` command (src/fpscore/cli/evaluate.py) with its input files and, as
+# Every rule calls one `fpscore` command (src/fpscore/cli/metrics.py, table.py, figure.py) with its input files and, as
 # lists of the same length, what each file is (dataset, resolution, solver, experiment, method); each table and
 # figure has a short rule name and a stable path, so one target regenerates alone:
 #   snakemake --cores 4 results/figures/f4_budget_32.png

@@ -13,7 +13,7 @@ import importlib
 import resource
 import sys
 
-STEP_MODULES = ("data", "scores", "learn", "evaluate")
+STEP_MODULES = ("data", "scores", "learn", "metrics", "table", "figure")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from fpscore.cli.evaluate import SSIM_MODE
+from fpscore.cli.metrics import SSIM_MODE
 from fpscore.config import schema_default
 from fpscore.names import DEVICES, METHODS, PROTOCOLS, STOP_RULES
 from fpscore.options import Group, add_group, group_values

@@ -1,0 +1,65 @@
+"""Readers of what the workflow steps wrote: solve logs, training summaries, metric CSVs.
+
+Every reader names the file in its errors (a missing file is FileNotFoundError, a bad
+one ValueError). The files: solve logs (``fpscore scores``, one row per linear solve),
+training logs and summaries (``fpscore train``: train_log.csv, train_log.json), metric
+rows (``fpscore ssim``, ``fpscore fid``) and the tables built from them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def read_csv(path: str | Path, what: str) -> pd.DataFrame:
+    """A CSV file as a DataFrame; FileNotFoundError naming ``what`` and the path when it is missing."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    return pd.read_csv(path)
+
+
+def concat_csv(paths: Iterable[str | Path], what: str) -> pd.DataFrame:
+    """Several CSV files of the same columns, one after the other."""
+    import pandas as pd
+
+    paths = list(paths or [])
+    if not paths:
+        raise ValueError(f"no {what} files given")
+    return pd.concat([read_csv(p, what) for p in paths], ignore_index=True)
+
+
+def read_solve_logs(runs: Iterable[tuple[str | Path, str, int, str]]) -> pd.DataFrame:
+    """Concatenated solve logs, each (path, dataset, resolution, solver) labelled with its dataset,
+    resolution and (where the log has no solver column) solver."""
+    import pandas as pd
+
+    frames = []
+    for path, dataset, res, solver in runs:
+        log = read_csv(path, "solve log")
+        if "solver" not in log.columns:
+            log["solver"] = solver
+        frames.append(log.assign(dataset=dataset, resolution=int(res)))
+    if not frames:
+        raise ValueError("no solve logs given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_summary(path: str | Path) -> dict:
+    """A training summary (train_log.json of ``fpscore train``)."""
+    path = Path(path)
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"training summary {path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"training summary {path} is not valid JSON ({err})") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"training summary {path}: expected a JSON object, got {type(summary).__name__}")
+    return summary
