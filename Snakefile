@@ -26,6 +26,10 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + _search_path
 configfile: "config/config.yaml"
 
 
+# The report's front page (`snakemake --report`): the findings and links to the tables.
+report: "workflow/report/workflow.rst"
+
+
 # Validate against workflow/schemas/config.schema.yaml (draft 2020-12) and fill
 # defaults before any job runs; a bad value stops the run naming its key.
 try:
