@@ -1,12 +1,13 @@
-"""The README's table of the paper's claims beside this project's embedded default, written from
-a timed `make all` (``benchmarks/first_run_benchmark.py``: ``run.json`` and the run's tables).
+"""The table of the paper's claims beside this project's embedded default (docs/results/claims.md),
+written from a timed `make all` (``benchmarks/first_run_benchmark.py``: ``run.json`` and the run's tables).
 
 Rows: T1 (time to the target SSIM, ours vs DDPM, dsm where present), T2 (time reduction of
 every solver vs ``spsolve``, and the largest final residual and score error) and T4 (mean
 SSIM after a fixed budget); the paper's column holds its published values (``fpscore.tables``).
 
     python benchmarks/claims_table.py                  # print the block
-    python benchmarks/claims_table.py --write README.md
+    python benchmarks/claims_table.py --write          # replace the block in docs/results/claims.md
+    python benchmarks/claims_table.py --check          # exit 1 when the block there is stale
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from readme_block import add_output_options, emit  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "benchmarks" / "results" / "first_run"
+TARGET = REPO / "docs" / "results" / "claims.md"
 BEGIN, END = "<!-- claims-table:begin -->", "<!-- claims-table:end -->"
 
 
@@ -76,7 +78,7 @@ def t4_rows(t4: pd.DataFrame) -> list[list[str]]:
 
 
 def block(run_dir: Path = RUN) -> str:
-    """The README block: the run's facts, then the table."""
+    """The block of docs/results/claims.md: the run's facts, then the table."""
     try:
         run = json.loads((run_dir / "run.json").read_text())
         tables = {name: pd.read_csv(run_dir / "tables" / f"{name}.csv")
@@ -98,7 +100,7 @@ def block(run_dir: Path = RUN) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, default=RUN, help="the first-run folder (default %(default)s)")
-    add_output_options(p)
+    add_output_options(p, TARGET)
     args = p.parse_args(argv)
     return emit(args, block(args.run), BEGIN, END, str(args.run))
 

@@ -1,5 +1,5 @@
-"""The generated blocks of the README: text between an HTML-comment marker pair, replaced whole,
-with the --write / --check options every block writer takes."""
+"""The generated blocks of the docs (docs/results/*.md): text between an HTML-comment marker pair,
+replaced whole, with the --write / --check options every block writer takes."""
 from __future__ import annotations
 
 import argparse
@@ -17,11 +17,14 @@ def replace_block(text: str, block: str, begin: str, end: str, path: Path) -> st
     return f"{head}{begin}\n{block}\n{end}{tail}"
 
 
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """--write README (replace the block) or --check README (exit 1 when it differs); neither: print."""
+def add_output_options(parser: argparse.ArgumentParser, target: Path) -> None:
+    """--write [FILE] (replace the block) or --check [FILE] (exit 1 when it differs), FILE being
+    ``target`` (the docs file that holds the block) unless given; neither: print."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--write", type=Path, metavar="README", help="replace the block between the markers")
-    group.add_argument("--check", type=Path, metavar="README", help="exit 1 when the block there differs")
+    group.add_argument("--write", type=Path, nargs="?", const=target, metavar="FILE",
+                       help=f"replace the block between the markers in FILE (default {target})")
+    group.add_argument("--check", type=Path, nargs="?", const=target, metavar="FILE",
+                       help=f"exit 1 when the block in FILE differs (default {target})")
 
 
 def emit(args: argparse.Namespace, block: str, begin: str, end: str, source: str) -> int:

@@ -1,4 +1,4 @@
-"""The README's verdict table: one row per learning claim of the paper, from the verdict benchmark's runs.
+"""The verdict table of docs/results/verdict.md: one row per learning claim, from the verdict benchmark's runs.
 
 Every cell is computed from the saved runs of ``verdict_benchmark.py`` (OUT/runs/*.json): time-to-target
 ratios over paired runs (same image and seed; median [min, max], bounds where a run did not reach the
@@ -10,9 +10,9 @@ SSIM is higher in every pair. Columns: the authors' recipe and the project's def
 training targets changed (dsm: denoising score matching on the image; ours_zero: ours' time levels with
 zero scores).
 
-    python benchmarks/verdict_table.py                     # print the table (markdown)
-    python benchmarks/verdict_table.py --write README.md   # replace the table between its markers
-    python benchmarks/verdict_table.py --check README.md   # exit 1 when the README's table is stale
+    python benchmarks/verdict_table.py           # print the table (markdown)
+    python benchmarks/verdict_table.py --write   # replace the table between its markers in docs/results/verdict.md
+    python benchmarks/verdict_table.py --check   # exit 1 when the table there is stale
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from verdict_benchmark import (IMAGES_32, IMAGES_64, SHARED_RUNS, fmt_time, load
                                saved_runs, time_or_cap)
 
 BEGIN, END = "<!-- verdict-table:begin -->", "<!-- verdict-table:end -->"
+TARGET = Path(__file__).resolve().parents[1] / "docs" / "results" / "verdict.md"
 RECIPE_COLUMNS = (("authors", "authors' recipe"), ("default", "project's recipe"))
 PROTOCOL_TEXT = {"noisy_copy": "noisy copy (the authors' script)", "generate": "generate (the paper's text)"}
 
@@ -253,7 +254,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "results" / "verdict",
                     help="the verdict benchmark's output folder (default: %(default)s)")
-    add_output_options(ap)
+    add_output_options(ap, TARGET)
     args = ap.parse_args(argv)
     return emit(args, table(saved_runs(args.runs)), BEGIN, END, "the saved runs")
 

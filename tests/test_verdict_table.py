@@ -1,4 +1,4 @@
-"""The README's verdict table is the one the saved verdict-benchmark runs give, and its verdict rule
+"""The verdict table of docs/results/verdict.md is the one the saved verdict-benchmark runs give, and its verdict rule
 reads paired time-to-target intervals as documented."""
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def _run(method, seed, prev, hit, cap=120.0, pre=0.0):
             "evaluations": []}
 
 
-def test_readme_table_matches_the_saved_runs():
-    assert verdict_table.main(["--check", str(REPO / "README.md")]) == 0
+def test_docs_table_matches_the_saved_runs():
+    assert verdict_table.TARGET == REPO / "docs" / "results" / "verdict.md"
+    assert verdict_table.main(["--check"]) == 0
 
 
 def test_outcomes_compare_intervals_and_count_pre_computation():
