@@ -49,7 +49,8 @@ def _solve(M, times, a, da, discrete_source):
     exact = np.stack([a(t) * phi for t in times])
     drift = np.stack([(1 + t) * f0 for t in times])
     if discrete_source:  # spatial operators discrete: only the time error remains
-        Dm, Lm, Df = d_h(exact, h), lap_h(exact, h), d_h(drift, h)
+        Dm, Lm, Df = (d_h(exact, h, boundary="zero"), lap_h(exact, h, boundary="zero"),
+                      d_h(drift, h, boundary="zero"))
     else:                # continuous operators: only the spatial error remains (a linear in t)
         Dm = np.stack([a(t) * dphi for t in times])
         Lm = np.stack([a(t) * lphi for t in times])
@@ -58,7 +59,7 @@ def _solve(M, times, a, da, discrete_source):
     g2 = (g**2)[:, None, None]
     source = mt - (0.5 * g2 * Lm + 0.5 * g2 * Dm**2 - drift * Dm - Df)
     res = solve_channel(exact[0], times, g, h, SpsolveSolver(rtol=1e-12), tol=1e-13, max_iter=100,
-                        drift=drift, source=source)
+                        scheme="centred", boundary="zero", drift=drift, source=source)
     assert res.converged
     return np.abs(res.m - exact).max()
 

@@ -131,7 +131,7 @@ def _one_system(seed=0, k=2):
 
     rng = np.random.default_rng(seed)
     system = FPSystem(8, 8)
-    system.fill(2.0, 0.05, 3.0 * rng.standard_normal((8, 8)), 1.0)
+    system.fill(2.0, 0.05, 3.0 * rng.standard_normal((8, 8)), 1.0, boundary="zero")
     x_true = rng.standard_normal(64)
     b = system.csr @ x_true
     warm = x_true + 1e-6 * rng.standard_normal(64)  # the previous Picard iterate: close

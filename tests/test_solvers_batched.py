@@ -15,7 +15,8 @@ from fpscore.data import prepare  # noqa: E402
 from fpscore.fokker_planck.assembly import FPSystem  # noqa: E402
 from fpscore.fokker_planck.kde import initial_log_density  # noqa: E402
 from fpscore.fokker_planck.kde_batched import initial_log_density_batched  # noqa: E402
-from fpscore.fokker_planck.lattice import d_h  # noqa: E402
+from fpscore.fokker_planck.scheme import linearised  # noqa: E402
+from fpscore.names import BOUNDARIES, SCHEMES  # noqa: E402
 from fpscore.fokker_planck.params import FPParams  # noqa: E402
 from fpscore.scores import compute_scores  # noqa: E402
 from fpscore.solvers import LOG_COLUMNS, make_solver  # noqa: E402
@@ -39,23 +40,30 @@ def _solver(**kw):
     return make_solver("batched", batched=dict(device="cpu", threads=1) | kw)
 
 
-def test_operator_equals_assembled_matrix_with_drift():
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("newton", [True, False])
+def test_operator_equals_assembled_matrix_with_drift(scheme, boundary, newton):
+    """The matrix-free operator (torch) and the assembled CSR matrix (numpy) of the same step agree,
+    for every scheme and boundary: both come from ``scheme.linearised``."""
     rng = np.random.default_rng(1)
-    H, W, B = 7, 9, 3
+    H, W, B, h = 7, 9, 3, 0.7
     stencil = Stencil(H, W, torch.device("cpu"))
-    g, dt, h = np.array([1.3, 2.0, 4.5]), np.array([0.05, 0.1, 0.02]), 0.7
-    v = rng.standard_normal((B, H, W)) * 3  # drift f - g^2 s~ / 2, arbitrary
-    coef = stencil.set(torch.as_tensor(g * g * dt / h**2), torch.as_tensor(dt / (2 * h)),
-                       torch.as_tensor(v.reshape(B, -1)))
+    x = rng.standard_normal((B, H, W)) * 3  # large scores: nu active on many pixels
+    a, dt_f = 0.8, rng.standard_normal((B, H, W))
+    fields, _ = linearised(torch.as_tensor(x), a=a, h=h, scheme=scheme, boundary=boundary, newton=newton,
+                           dt_f=torch.as_tensor(dt_f))
+    coef = stencil.coefficients(fields)
     u = rng.standard_normal((B, H * W))
     got = stencil.apply(coef, torch.as_tensor(u)).numpy()
     system = FPSystem(H, W)
     for i in range(B):
-        system.fill(g[i], dt[i], v[i], h)
+        one, _ = linearised(x[i], a=a, h=h, scheme=scheme, boundary=boundary, newton=newton, dt_f=dt_f[i])
+        system.set_fields(one)
         want = system.csr @ u[i]
         assert np.abs(got[i] - want).max() <= 1e-12 * np.abs(want).max()
-    np.testing.assert_allclose(stencil.d(torch.as_tensor(u), h).numpy().reshape(B, H, W),
-                               d_h(u.reshape(B, H, W), h), rtol=0, atol=1e-12)
+        system.set_fields(stencil.fields(coef, i))  # the direct-solve fallback's round trip
+        np.testing.assert_allclose(system.csr @ u[i], want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -90,12 +98,20 @@ KERNELS = {"torch": bicgstab, "numba": batched_numba.bicgstab}
 KERNEL_DEVICES = [("torch", "cpu"), ("numba", "cpu")] + [("torch", d) for d in DEVICES if d != "cpu"]
 
 
+def _random_coefficients(stencil, B: int, rng, device="cpu"):
+    """B Newton matrices (reflect + minimal: per-pixel diagonals, nu active on some pixels) at random
+    iterates, with a = dt g^2 / 2 spread over 0.02..0.4."""
+    H = stencil.H
+    x = torch.as_tensor(rng.standard_normal((B, H, H)) * 1.5, device=device)
+    a = torch.as_tensor(rng.uniform(0.02, 0.4, B), device=device).reshape(B, 1, 1)
+    fields, _ = linearised(x, a=a, h=1.0, scheme="minimal", boundary="reflect", newton=True)
+    return stencil.coefficients(fields)
+
+
 def _random_systems(B: int, H: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     stencil = Stencil(H, H, torch.device("cpu"))
-    c = torch.as_tensor(rng.uniform(0.05, 1.3, B))
-    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64),
-                       torch.as_tensor(rng.standard_normal((B, H * H))))
+    coef = _random_coefficients(stencil, B, rng)
     x_true = torch.as_tensor(rng.standard_normal((B, H * H)))
     return stencil, coef, stencil.apply(coef, x_true), x_true
 
@@ -110,9 +126,7 @@ def test_converged_systems_are_masked(kernel, device):
     dev = torch.device(device)
     stencil = Stencil(H, H, dev)
     B = 4
-    c = torch.tensor([0.2, 1.0, 1.3, 0.05], dtype=torch.float64, device=dev)
-    coef = stencil.set(c, torch.full((B,), 0.025, dtype=torch.float64, device=dev),
-                       torch.as_tensor(rng.standard_normal((B, H * H)), device=dev))
+    coef = _random_coefficients(stencil, B, rng, dev)
     x_true = torch.as_tensor(rng.standard_normal((B, H * H)), device=dev)
     b = stencil.apply(coef, x_true)
     x = torch.zeros_like(b)
@@ -192,13 +206,15 @@ def test_imports_stay_lazy():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("nonlinear", ["newton", "picard"])
-def test_batched_with_a_drift_field_equals_the_per_channel_driver(mixed, nonlinear):
+@pytest.mark.parametrize("nonlinear,scheme,boundary", [("newton", "centred", "zero"), ("picard", "centred", "zero"),
+                                                       ("newton", "minimal", "reflect"),
+                                                       ("picard", "upwind", "reflect")])
+def test_batched_with_a_drift_field_equals_the_per_channel_driver(mixed, nonlinear, scheme, boundary):
     """The engine's drift terms (v = f - ..., b = ... - dt D_h f) against the per-channel drivers."""
     from fpscore.fokker_planck.newton import solve_channel_newton
     from fpscore.fokker_planck.picard import solve_channel
 
-    params = FPParams(n_times=6, nonlinear=nonlinear)
+    params = FPParams(n_times=6, nonlinear=nonlinear, scheme=scheme, boundary=boundary)
     imgs = mixed[:2, :, 4:20, 4:20]
     i, j = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
     drift = np.stack([(1 + t) * 0.3 * np.sin(i / 3.0) * np.cos(j / 5.0) for t in params.times()])
@@ -207,7 +223,7 @@ def test_batched_with_a_drift_field_equals_the_per_channel_driver(mixed, nonline
                        else (solve_channel, params.picard_tol, params.picard_max_iter))
     for a in range(2):
         ref = drive(initial_log_density(imgs[a, 0]), params.times(), params.g(), 1.0, make_solver("spsolve"),
-                    tol=tol, max_iter=cap, drift=drift)
+                    tol=tol, max_iter=cap, scheme=scheme, boundary=boundary, drift=drift)
         assert ref.converged and res.converged[a, 0]
         assert np.abs(res.m[a, 0] - ref.m).max() < 1e-8
 

@@ -114,7 +114,7 @@ def _one_system(H=12):
     img = transform.resize(data.camera() / 255.0, (H, H), anti_aliasing=True)
     m0 = initial_log_density(img)
     system = FPSystem(H, H)
-    system.fill(5.0, 0.05, -0.5 * 25.0 * d_h(m0), 1.0)
+    system.fill(5.0, 0.05, -0.5 * 25.0 * d_h(m0, 1.0, boundary="zero"), 1.0, boundary="zero")
     return system, m0.ravel()
 
 
@@ -152,7 +152,7 @@ def test_guess_space_is_reset_by_petsc_without_the_refresh():
     bv, xv = A.createVecs()
     initial = []
     for scale in (1.0, 1.01, 1.02):
-        system.fill(5.0 * scale, 0.05, np.zeros((12, 12)), 1.0)
+        system.fill(5.0 * scale, 0.05, np.zeros((12, 12)), 1.0, boundary="zero")
         bv.array[:] = b
         ksp.solve(bv, xv)
         initial.append(ksp.getConvergenceHistory()[0] / np.linalg.norm(b))

@@ -2,7 +2,8 @@
 
 A merged score set is a directory of uncompressed ``.npy`` files (``m.npy``, ``scores.npy``
 (N, C, T, H, W) float32, ``times.npy``, ``g.npy``, ``names.npy``, ``params.npy``,
-``picard_iterations.npy``, ``converged.npy``). ``merge_shards_to_dir`` writes it shard by
+``picard_iterations.npy``, ``converged.npy``, ``within_bound.npy``, ``nu_active.npy``,
+``valid.npy``: per (image, channel), see ``fpscore.scores.ScoreSet``). ``merge_shards_to_dir`` writes it shard by
 shard into ``np.lib.format.open_memmap`` arrays (one shard in memory at a time) and moves
 the finished directory into place whole (a temporary sibling, then a rename);
 ``read_scores`` returns the large arrays memory-mapped (read-only), so a training loader
@@ -24,6 +25,8 @@ from fpscore.scores import SCORE_KEYS
 
 #: The arrays memory-mapped on reading (the rest are small and loaded).
 LARGE_KEYS = ("m", "scores")
+#: The small arrays with one entry per (image, channel), merged by image index.
+PER_CHANNEL_KEYS = ("picard_iterations", "converged", "within_bound", "nu_active", "valid")
 
 
 def _shard_meta(path: Path) -> tuple[dict, dict]:
@@ -87,7 +90,7 @@ def merge_shards_to_dir(shard_paths, n_images: int, out_dir, names=None) -> Path
         for k in LARGE_KEYS:  # the output files, written shard by shard below
             np.lib.format.open_memmap(tmp / f"{k}.npy", mode="w+", dtype=ref_shapes[k][1],
                                       shape=(n_images, *ref_shapes[k][0][1:])).flush()
-        small_out = {"names": np.empty(n_images, dtype=object), "picard_iterations": None, "converged": None}
+        small_out = {"names": np.empty(n_images, dtype=object), **{key: None for key in PER_CHANNEL_KEYS}}
         for p, small, _ in metas:
             idx = small["indices"]
             with np.load(p, allow_pickle=False) as f:
@@ -98,7 +101,7 @@ def merge_shards_to_dir(shard_paths, n_images: int, out_dir, names=None) -> Path
                     out.flush()
                     del out
             small_out["names"][idx] = small["names"]
-            for key in ("picard_iterations", "converged"):
+            for key in PER_CHANNEL_KEYS:
                 if small_out[key] is None:
                     small_out[key] = np.zeros((n_images, *small[key].shape[1:]), dtype=small[key].dtype)
                 small_out[key][idx] = small[key]
@@ -106,8 +109,7 @@ def merge_shards_to_dir(shard_paths, n_images: int, out_dir, names=None) -> Path
         if names is not None and not np.array_equal(merged_names, np.asarray(names).astype(str)):
             raise ValueError("merge: image names of the shards differ from those of the images file")
         for key, value in (("times", ref["times"]), ("g", ref["g"]), ("params", ref["params"]),
-                           ("names", merged_names), ("picard_iterations", small_out["picard_iterations"]),
-                           ("converged", small_out["converged"])):
+                           ("names", merged_names), *((key, small_out[key]) for key in PER_CHANNEL_KEYS)):
             np.save(tmp / f"{key}.npy", value, allow_pickle=False)
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -15,6 +15,7 @@ from fpscore.fokker_planck.assembly import FPSystem
 from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
 from fpscore.fokker_planck.picard import solve_channel
+from fpscore.fokker_planck.scheme import validity
 from fpscore.solvers.base import LOG_COLUMNS, Solver
 
 
@@ -22,7 +23,10 @@ from fpscore.solvers.base import LOG_COLUMNS, Solver
 class ScoreSet:
     """m and scores (N, C, T, H, W), the time grid and g(t_n), outer iterations (Picard
     sweeps, or the most Newton iterations at any level), convergence and linear solves
-    per (image, channel), and the solve log (rows of LOG_COLUMNS)."""
+    per (image, channel), the solve log (rows of LOG_COLUMNS) and the validity per channel
+    (``scheme.validity``): ``within_bound`` (m stayed within the maximum-principle bound),
+    ``nu_active`` (share of pixel-levels with artificial diffusion) and ``valid`` = converged
+    and within the bound: the channels a method may learn from."""
 
     m: np.ndarray
     scores: np.ndarray
@@ -32,6 +36,19 @@ class ScoreSet:
     converged: np.ndarray
     log: list[dict]
     solves: np.ndarray | None = None
+    within_bound: np.ndarray | None = None
+    nu_active: np.ndarray | None = None
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.converged & self.within_bound
+
+
+def _with_validity(result: ScoreSet, params: FPParams, m: np.ndarray, s: np.ndarray) -> ScoreSet:
+    """``result`` with the validity of its channels, computed from float64 m and s."""
+    check = validity(m, s, params.dh, params.scheme, params.boundary)
+    result.within_bound, result.nu_active = check.within_bound, check.nu_active
+    return result
 
 
 def validate_images(images) -> np.ndarray:
@@ -89,9 +106,10 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     log = prepare_solver(imgs, params, solver)
     if hasattr(solver, "solve_set"):
         res = solver.solve_set(imgs, params, labels, progress=progress)
-        return ScoreSet(m=res.m.astype(dtype, copy=False), scores=res.s.astype(dtype, copy=False), times=times,
-                        g=g, picard_iterations=res.iterations, converged=res.converged, log=log + res.rows,
-                        solves=res.solves)
+        result = ScoreSet(m=res.m.astype(dtype, copy=False), scores=res.s.astype(dtype, copy=False), times=times,
+                          g=g, picard_iterations=res.iterations, converged=res.converged, log=log + res.rows,
+                          solves=res.solves)
+        return _with_validity(result, params, res.m, res.s)
     drive = channel_driver(params.nonlinear)
     stopping = (dict(tol=params.picard_tol, max_iter=params.picard_max_iter) if params.nonlinear == "picard"
                 else dict(tol=params.newton_tol, max_iter=params.newton_max_iter, stop=params.newton_stop,
@@ -101,24 +119,29 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     iters = np.zeros((N, C), dtype=int)
     solves = np.zeros((N, C), dtype=int)
     conv = np.zeros((N, C), dtype=bool)
+    within = np.zeros((N, C), dtype=bool)
+    nu_active = np.zeros((N, C))
     system = FPSystem(H, W)
     try:
         for a in tqdm(range(N), desc=f"scores ({solver.name})", unit="image", disable=not progress):
             for c in range(C):
                 m0 = initial_log_density(imgs[a, c], bins=params.kde_bins, floor=params.kde_floor)
-                res = drive(m0, times, g, params.dh, solver, **stopping, system=system,
-                            image=int(labels[a]), channel=c)
+                res = drive(m0, times, g, params.dh, solver, **stopping, scheme=params.scheme,
+                            boundary=params.boundary, system=system, image=int(labels[a]), channel=c)
                 m[a, c], s[a, c] = res.m, res.s
+                check = validity(res.m, res.s, params.dh, params.scheme, params.boundary)
+                within[a, c], nu_active[a, c] = check.within_bound, check.nu_active
                 iters[a, c], conv[a, c], solves[a, c] = res.iterations, res.converged, res.solves
                 log.extend(res.rows)
     finally:
         system.close()
     return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv, log=log,
-                    solves=solves)
+                    solves=solves, within_bound=within, nu_active=nu_active)
 
 
 # ---- files -------------------------------------------------------------------------------------
-SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged")
+SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged", "within_bound",
+              "nu_active", "valid")
 
 
 def write_npz(path, arrays: dict) -> None:
@@ -213,7 +236,8 @@ def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dic
         "m": result.m.astype(np.float32), "scores": result.scores.astype(np.float32),
         "times": result.times, "g": result.g, "names": np.asarray(names).astype(str),
         "params": np.array(params_json), "picard_iterations": result.picard_iterations,
-        "converged": result.converged,
+        "converged": result.converged, "within_bound": result.within_bound, "nu_active": result.nu_active,
+        "valid": result.valid,
     }
     if indices is not None:
         arrays["indices"] = np.asarray(indices, dtype=np.int64)

@@ -24,15 +24,15 @@ SCORES = Group("scores", exclude=("benchmark_solvers",))
 PROJECTION = Group("scores.projection")
 BATCHED = Group("scores.batched", prefix="batched-")
 RULE_GROUPS = (Group("scores", exclude=("benchmark_solvers", "solver")), PROJECTION, BATCHED)  # solver: wildcard
-_PARAM_KEYS = ("sigma", "eps", "n_times", "dh", "kde_bins", "kde_floor", "picard_tol", "picard_max_iter", "rtol",
-               "nonlinear", "newton_tol", "newton_max_iter", "newton_stop", "newton_monotone")
 
 
 def params_from_args(args: argparse.Namespace):
+    from dataclasses import fields
+
     from fpscore.fokker_planck.params import FPParams
 
     values = group_values(args, SCORES)
-    return FPParams(**{k: values[k] for k in _PARAM_KEYS})
+    return FPParams(**{f.name: values[f.name] for f in fields(FPParams)})
 
 
 def solver_from_args(args: argparse.Namespace):
@@ -79,16 +79,18 @@ def run_scores(args: argparse.Namespace) -> int:
             _, C, H, W = images.shape
             empty = np.zeros((0, C, params.n_times, H, W), dtype=np.float32)
             result = ScoreSet(m=empty, scores=empty, times=params.times(), g=params.g(),
-                              picard_iterations=np.zeros((0, C), dtype=int), converged=np.zeros((0, C), bool), log=[])
+                              picard_iterations=np.zeros((0, C), dtype=int), converged=np.zeros((0, C), bool), log=[],
+                              within_bound=np.zeros((0, C), bool), nu_active=np.zeros((0, C)))
         else:
             result = compute_scores(images, params, solver, progress=not args.no_progress,
                                     image_indices=indices, dtype=np.float32)
         meta = params_json(params, solver)
     write_npz(args.out, score_arrays(result, names, meta, indices=indices))
     write_log(args.log, result.log)
-    bad = int((~result.converged).sum())
+    bad, outside = int((~result.converged).sum()), int((result.converged & ~result.within_bound).sum())
     print(f"fpscore scores: {result.m.shape[0]} image(s), {len(result.log)} linear solves, "
-          f"{bad} channel(s) not converged -> {args.out}, {args.log}")
+          f"{bad} channel(s) not converged, {outside} converged outside the maximum-principle bound "
+          f"({params.boundary} + {params.scheme}) -> {args.out}, {args.log}")
     return 0
 
 

@@ -1,17 +1,12 @@
-"""Assembly of the linear systems A^{n,(k)} m = b^{n,(k)} of METHOD.md §3.
+"""Assembly of the 5-point linear systems of METHOD.md §3, §5b and §2b into CSR / PETSc values.
 
-Row k = (i, j) of A (zero padding: entries outside the image are dropped):
-
-    diagonal            1 + 2 g^2 dt / h^2
-    (i+1, j), (i, j+1)  -(1/2) g^2 dt / h^2 + dt v_ij / (2h)
-    (i-1, j), (i, j-1)  -(1/2) g^2 dt / h^2 - dt v_ij / (2h)
-
-with v = f^n - (1/2) g_n^2 s~. The sparsity pattern depends only on (H, W):
-``FPPattern`` builds it once (CSR, int32, columns sorted) together with a
-gather map from a 3 x HW coefficient table (minus, diagonal, plus) to the CSR
-value slots, so filling the values of a new system is one vectorised
-``np.take``. ``FPSystem`` owns one value array that a SciPy CSR matrix and a
-PETSc seqaij Mat share (no copy), overwritten in place for every system.
+The coefficients of a system come from ``fpscore.fokker_planck.scheme`` (every scheme and
+boundary, the one definition both engines use) as five per-pixel fields. The sparsity
+pattern depends only on (H, W): ``FPPattern`` builds it once (CSR, int32, columns sorted)
+together with a gather map from the 5 x HW table of those fields to the CSR value slots, so
+filling the values of a new system is one vectorised ``np.take``. ``FPSystem`` owns one
+value array that a SciPy CSR matrix and a PETSc seqaij Mat share (no copy), overwritten in
+place for every system.
 """
 from __future__ import annotations
 
@@ -19,11 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from fpscore.fokker_planck.lattice import d_h
+from fpscore.fokker_planck.scheme import Stencil5, linearised, stencil
 
-# Stencil roles in increasing column order within a row: (i-1,j), (i,j-1), (i,j), (i,j+1), (i+1,j).
+# Stencil roles in increasing column order within a row: (i-1,j), (i,j-1), (i,j), (i,j+1), (i+1,j),
+# the order of ``Stencil5.fields``.
 _ROLES = ((-1, 0), (0, -1), (0, 0), (0, 1), (1, 0))
-# Row of the coefficient table each role reads: 0 = minus neighbour, 1 = diagonal, 2 = plus neighbour.
-_ROLE_TABLE_ROW = (0, 0, 1, 2, 2)
 
 
 class FPPattern:
@@ -43,7 +38,7 @@ class FPPattern:
             ok = (ii >= 0) & (ii < self.H) & (jj >= 0) & (jj < self.W)
             rows.append(k[ok])
             cols.append((ii * self.W + jj)[ok])
-            gather.append(_ROLE_TABLE_ROW[role] * n + k[ok])
+            gather.append(role * n + k[ok])
         rows, cols, gather = (np.concatenate(a) for a in (rows, cols, gather))
         order = np.lexsort((cols, rows))  # row-major, columns ascending
         self.indices = cols[order].astype(np.int32)
@@ -53,40 +48,17 @@ class FPPattern:
         np.cumsum(counts, out=self.indptr[1:])
         self.nnz = int(self.indices.size)
 
-    def fill_values(self, data_out: np.ndarray, g2dt_over_h2: float, dt: float, v: np.ndarray, h: float,
-                    table: np.ndarray | None = None) -> np.ndarray:
-        """Overwrite ``data_out`` (nnz,) with the values of A for v (H x W); returns data_out.
-
-        ``table`` is an optional (3, HW) work array reused between calls.
-        """
-        v = np.asarray(v, dtype=np.float64)
-        if v.shape != (self.H, self.W):
-            raise ValueError(f"v: expected shape {(self.H, self.W)}, got {v.shape}")
-        if table is None:
-            table = np.empty((3, self.n))
-        half = -0.5 * g2dt_over_h2
-        np.multiply(v.reshape(-1), dt / (2.0 * h), out=table[2])
-        np.subtract(half, table[2], out=table[0])
-        table[2] += half
-        table[1] = 1.0 + 2.0 * g2dt_over_h2
-        np.take(table.reshape(-1), self.gather, out=data_out)
-        return data_out
-
-    def fill_levels(self, g2dt_over_h2: np.ndarray, dt: np.ndarray, v: np.ndarray, h: float) -> np.ndarray:
-        """Values of A for L systems at once (one Picard sweep): scalars of shape (L,), v (L, H, W);
-        returns (L, nnz), row l bit-identical to ``fill_values`` with the l-th arguments."""
-        v = np.asarray(v, dtype=np.float64)
-        L = v.shape[0]
-        if v.shape[1:] != (self.H, self.W):
-            raise ValueError(f"v: expected shape (L, {self.H}, {self.W}), got {v.shape}")
-        c = np.asarray(g2dt_over_h2, dtype=np.float64).reshape(L, 1)
-        half = -0.5 * c
-        table = np.empty((L, 3, self.n))
-        np.multiply(v.reshape(L, -1), (np.asarray(dt, dtype=np.float64) / (2.0 * h)).reshape(L, 1), out=table[:, 2])
-        np.subtract(half, table[:, 2], out=table[:, 0])
-        table[:, 2] += half
-        table[:, 1] = 1.0 + 2.0 * c
-        return np.take(table.reshape(L, -1), self.gather, axis=1)
+    def values(self, fields: Stencil5, out: np.ndarray | None = None) -> np.ndarray:
+        """The CSR values of the matrix (or matrices: leading axes L...) of ``fields`` (..., H, W):
+        (nnz,) or (L..., nnz); written into ``out`` when given."""
+        table = np.stack([np.asarray(f, dtype=np.float64) for f in fields.fields()], axis=-3)
+        lead = table.shape[:-3]
+        if table.shape[-2:] != (self.H, self.W):
+            raise ValueError(f"stencil fields: expected (..., {self.H}, {self.W}), got {table.shape[-2:]}")
+        table = table.reshape(*lead, 5 * self.n)
+        if not lead:
+            return np.take(table, self.gather, out=out)
+        return np.take(table, self.gather, axis=-1, out=out)
 
 
 class FPSystem:
@@ -99,7 +71,6 @@ class FPSystem:
             raise ValueError(f"pattern is for {self.pattern.H}x{self.pattern.W}, not {H}x{W}")
         self.H, self.W, self.n = H, W, H * W
         self.data = np.zeros(self.pattern.nnz)
-        self._table = np.empty((3, self.n))
         self.csr = sp.csr_matrix((self.data, self.pattern.indices, self.pattern.indptr), shape=(self.n, self.n))
         if not np.shares_memory(self.csr.data, self.data):  # pragma: no cover - scipy contract
             raise RuntimeError("scipy copied the CSR value array; in-place assembly would be lost")
@@ -138,14 +109,21 @@ class FPSystem:
             self._petsc.setValuesCSR(p.indptr, p.indices, self.data)
             self._petsc.assemble()
 
-    def fill(self, g: float, dt: float, v: np.ndarray, h: float) -> None:
-        """Set A = I - dt g^2/2 Lap_h + dt diag(v) D_h (values only; pattern fixed)."""
-        self.pattern.fill_values(self.data, g * g * dt / (h * h), dt, v, h, table=self._table)
+    def fill(self, g: float, dt: float, v: np.ndarray, h: float, *, boundary: str) -> None:
+        """Set A = I - dt g^2/2 Lap_h + dt diag(v) D_h (the form of §3; values only, pattern fixed)."""
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (self.H, self.W):
+            raise ValueError(f"v: expected shape {(self.H, self.W)}, got {v.shape}")
+        self.set_fields(stencil(0.5 * g * g * dt, h, 1.0, dt * v, None, None, boundary=boundary, like=v))
+
+    def set_fields(self, fields: Stencil5) -> None:
+        """Set A's values from its five coefficient fields (``scheme.stencil`` / ``scheme.linearised``)."""
+        self.pattern.values(fields, out=self.data)
         if self._petsc is not None:
             self._sync_petsc()
 
     def set_values(self, values: np.ndarray) -> None:
-        """Set A's values (nnz,) computed beforehand (a row of ``pattern.fill_levels``)."""
+        """Set A's values (nnz,) computed beforehand (a row of ``pattern.values`` of many levels)."""
         np.copyto(self.data, values)
         if self._petsc is not None:
             self._sync_petsc()
@@ -157,12 +135,26 @@ class FPSystem:
 
 
 def rhs(m_prev: np.ndarray, dt: float, h: float, drift: np.ndarray | None = None,
-        source: np.ndarray | None = None) -> np.ndarray:
+        source: np.ndarray | None = None, *, boundary: str) -> np.ndarray:
     """b = m^{n-1} - dt D_h f^n (+ dt q^n for a manufactured source q), flat float64."""
     b = np.array(m_prev, dtype=np.float64).reshape(-1)
     if drift is not None:
-        b -= dt * d_h(drift, h).reshape(-1)
+        b -= dt * d_h(drift, h, boundary=boundary).reshape(-1)
     if source is not None:
         b += dt * np.asarray(source, dtype=np.float64).reshape(-1)
     return b
 
+
+def step_system(system: FPSystem, x: np.ndarray, m_prev: np.ndarray, g: float, dt: float, h: float, *,
+                scheme: str, boundary: str, newton: bool, drift: np.ndarray | None = None,
+                source: np.ndarray | None = None) -> np.ndarray:
+    """Fill ``system`` with the matrix of one Newton (or Picard) step at iterate x (H, W) and return
+    its right-hand side (flat): ``scheme.linearised``."""
+    a = 0.5 * g * g * dt
+    fields, extra = linearised(x, a=a, h=h, scheme=scheme, boundary=boundary, newton=newton,
+                               dt_f=None if drift is None else dt * drift)
+    system.set_fields(fields)
+    b = rhs(m_prev, dt, h, drift, source, boundary=boundary)
+    if extra is not None:
+        b += extra.reshape(-1)
+    return b

@@ -4,7 +4,8 @@ At level n the implicit-Euler equation
     m - dt g^2/2 Lap_h m - dt g^2/2 (D_h m)^2 + dt f (D_h m) = m^{n-1} - dt D_h f (+ dt q)
 is solved by Newton's linearisation (D m)^2 ~ 2 s~ (D m) - s~^2, s~ = D_h x^{(j)}:
 A_N = I - dt g^2/2 Lap_h + dt diag(f - g^2 s~) D_h (the pattern of A), b_N = m^{n-1} - dt D_h f
-- dt g^2/2 s~^2, from x^{(0)} = m^0 (n = 1) or 2 m^{n-1} - m^{n-2}, until the relative change
+- dt g^2/2 s~^2 (the centred scheme; every scheme and boundary of §2b through
+``scheme.linearised``, its semismooth Jacobian), from x^{(0)} = m^0 (n = 1) or 2 m^{n-1} - m^{n-2}, until the relative change
 is below ``tol`` (``newton_done``; with stop="predicted": the change that quadratic
 convergence predicts for the next iteration), or, with monotone=True, as soon as the change
 stops shrinking (``newton_diverging``: such a level is flagged). Each linear solve goes through
@@ -24,7 +25,7 @@ import warnings
 import numpy as np
 
 from fpscore.config import schema_default
-from fpscore.fokker_planck.assembly import FPSystem, rhs
+from fpscore.fokker_planck.assembly import FPSystem, step_system
 from fpscore.fokker_planck.lattice import d_h
 from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
 from fpscore.names import NEWTON_STOPS
@@ -64,27 +65,15 @@ def newton_diverging(change, previous):
     return np.isfinite(previous) & ~(change < previous)
 
 
-def newton_system(system: FPSystem, x: np.ndarray, m_prev: np.ndarray, g: float, dt: float, h: float,
-                  drift: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray:
-    """Fill ``system`` with A_N of the iterate x (H, W) and return b_N (flat)."""
-    s = d_h(x, h)
-    g2 = g * g
-    v = -g2 * s
-    if drift is not None:
-        v += drift
-    system.fill(g, dt, v, h)
-    b = rhs(m_prev, dt, h, drift, source)
-    b -= (0.5 * dt * g2) * (s * s).reshape(-1)
-    return b
-
-
 def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, solver: Solver, *,
-                         tol: float, max_iter: int, stop: str = schema_default("scores.newton_stop"),
+                         tol: float, max_iter: int, scheme: str, boundary: str,
+                         stop: str = schema_default("scores.newton_stop"),
                          monotone: bool = schema_default("scores.newton_monotone"),
                          system: FPSystem | None = None,
                          drift: np.ndarray | None = None, source: np.ndarray | None = None,
                          image: int = 0, channel: int = 0) -> ChannelResult:
     """Per-level Newton for one channel from m^0 (H x W); arguments as ``picard.solve_channel``;
+    ``scheme``, ``boundary``: the discretisation (§2b);
     ``stop``: the stopping test of ``newton_done``; ``monotone``: end a diverging level early
     (``newton_diverging``)."""
     inputs = driver_inputs(m0, times, g, drift, source, system)
@@ -101,8 +90,9 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
         level_rows, change, previous, j, failure, done, diverged = [], np.inf, np.inf, 0, None, False, False
         for j in range(1, max_iter + 1):
             t0 = time.perf_counter()
-            b = newton_system(system, x.reshape(shape), m[n - 1], g[n], dts[n - 1], h,
-                              None if drift is None else drift[n], None if source is None else source[n])
+            b = step_system(system, x.reshape(shape), m[n - 1], g[n], dts[n - 1], h, scheme=scheme,
+                            boundary=boundary, newton=True, drift=None if drift is None else drift[n],
+                            source=None if source is None else source[n])
             t1 = time.perf_counter()
             try:
                 x_new, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=j,
@@ -142,5 +132,5 @@ def solve_channel_newton(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: fl
         rows.extend(level_rows)
         worst, most = max(worst, change), max(most, j)
     m = m.reshape(T, *shape)
-    return ChannelResult(m=m, s=d_h(m, h), iterations=most, converged=converged, change=worst, rows=rows,
+    return ChannelResult(m=m, s=d_h(m, h, boundary=boundary), iterations=most, converged=converged, change=worst, rows=rows,
                          solves=len(rows))

@@ -18,33 +18,35 @@ import numpy as np
 
 from fpscore.fokker_planck.assembly import FPSystem, rhs
 from fpscore.fokker_planck.lattice import d_h
+from fpscore.fokker_planck.scheme import linearised
 from fpscore.fokker_planck.step import ChannelResult, driver_inputs, linear_step
 from fpscore.solvers.base import Solver, SystemFailure, vnorm
 
 __all__ = ["ChannelResult", "solve_channel"]
 
 
-def _sweep_values(system: FPSystem, g: np.ndarray, dts: np.ndarray, s_old: np.ndarray, h: float,
-                  drift: np.ndarray | None) -> np.ndarray:
-    """Values of A^{n,(k)} for n = 1..T-1 (rows), v = f^n - g_n^2 s~^n / 2 with s~ = s_old (T, H, W);
-    bit-identical to filling level by level."""
-    coef = -0.5 * g[1:] ** 2
-    v = coef[:, None, None] * s_old[1:]
-    if drift is not None:
-        v += drift[1:]
-    return system.pattern.fill_levels(g[1:] * g[1:] * dts / (h * h), dts, v, h)
+def _sweep_values(system: FPSystem, g: np.ndarray, dts: np.ndarray, m_old: np.ndarray, h: float,
+                  drift: np.ndarray | None, scheme: str, boundary: str) -> np.ndarray:
+    """Values of A^{n,(k)} for n = 1..T-1 (rows): Picard's linearisation at the previous iterate
+    m_old (T, H, W) (``scheme.linearised``), every level at once."""
+    dts3 = dts[:, None, None]
+    a = 0.5 * g[1:, None, None] ** 2 * dts3
+    fields, _ = linearised(m_old[1:], a=a, h=h, scheme=scheme, boundary=boundary, newton=False,
+                           dt_f=None if drift is None else dts3 * drift[1:])
+    return system.pattern.values(fields)
 
 
 def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, solver: Solver, *,
-                  tol: float, max_iter: int, system: FPSystem | None = None,
+                  tol: float, max_iter: int, scheme: str, boundary: str, system: FPSystem | None = None,
                   drift: np.ndarray | None = None, source: np.ndarray | None = None,
                   image: int = 0, channel: int = 0) -> ChannelResult:
     """Run Algorithm 1 for one channel from m^0 (H x W) on the time grid ``times`` with g(t_n) = ``g``.
 
     ``drift`` f^n and ``source`` q^n (T x H x W, default zero) enter as
     v = f^n - g_n^2 s~ / 2 and b = m^{n-1} - dt D_h f^n + dt q^n (q only for
-    manufactured-solution tests). ``system`` (FPSystem of this size) is reused
-    when given.
+    manufactured-solution tests). ``scheme``, ``boundary``: the discretisation (§2b; Picard
+    freezes the previous iterate's score, nu and upwind side). ``system`` (FPSystem of this
+    size) is reused when given.
     """
     inputs = driver_inputs(m0, times, g, drift, source, system)
     m0, times, g, dts, drift, source, system = (inputs.m0, inputs.times, inputs.g, inputs.dts, inputs.drift,
@@ -53,7 +55,6 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
 
     n_unknowns = m0.size
     m_old = np.broadcast_to(m0.reshape(-1), (T, n_unknowns)).copy()  # m^{(0)}, one flat row per level
-    s_old = d_h(m_old.reshape(T, *shape), h)
     plain_rhs = drift is None and source is None  # then b = m^{n-1}: handed over without a copy
     rows: list[dict] = []
     converged, change, k, failure = False, np.inf, 0, None
@@ -61,7 +62,7 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
         m = np.empty_like(m_old)
         m[0] = m_old[0]
         t0 = time.perf_counter()
-        values = _sweep_values(system, g, dts, s_old, h, drift)  # every level's A, vectorised
+        values = _sweep_values(system, g, dts, m_old.reshape(T, *shape), h, drift, scheme, boundary)  # every level's A, vectorised
         sweep_assembly = (time.perf_counter() - t0) / (T - 1)
         for n in range(1, T):
             t0 = time.perf_counter() - sweep_assembly
@@ -70,7 +71,7 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                 b = m[n - 1]
             else:
                 b = rhs(m[n - 1], dts[n - 1], h, None if drift is None else drift[n],
-                        None if source is None else source[n])
+                        None if source is None else source[n], boundary=boundary)
             t1 = time.perf_counter()
             try:
                 x, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=k, time_level=n,
@@ -89,7 +90,6 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
         if failure is not None:
             change = np.inf
             break
-        s_old = d_h(m.reshape(T, *shape), h)
         m_old = m
         if change < tol:
             converged = True
@@ -103,5 +103,5 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
     if not converged:
         for row in rows:
             row["converged"] = False
-    return ChannelResult(m=m_old.reshape(T, *shape), s=s_old, iterations=k, converged=converged, change=change,
+    return ChannelResult(m=m_old.reshape(T, *shape), s=d_h(m_old.reshape(T, *shape), h, boundary=boundary), iterations=k, converged=converged, change=change,
                          rows=rows, solves=len(rows))

@@ -30,7 +30,9 @@ import numpy as np
 
 from fpscore.config import schema_default
 
+from fpscore.fokker_planck.lattice import d_h
 from fpscore.fokker_planck.newton import newton_diverging, newton_done
+from fpscore.fokker_planck.scheme import linearised
 from fpscore.fokker_planck.step import log_row, residual_met
 from fpscore.names import KRYLOV_KERNELS
 from fpscore.solvers.base import SolveContext, Solver, SolverError, SolveStats, SystemFailure
@@ -153,10 +155,8 @@ class BatchedSolver(Solver):
                 rows.extend(engine.rows)
         finally:
             torch.set_num_threads(old_threads)
-        from fpscore.fokker_planck.lattice import d_h
-
         m = m.reshape(N, C, T, H, W)
-        return SetResult(m=m, s=d_h(m, params.dh), iterations=iters.reshape(N, C), converged=conv.reshape(N, C),
+        return SetResult(m=m, s=d_h(m, params.dh, boundary=params.boundary), iterations=iters.reshape(N, C), converged=conv.reshape(N, C),
                          solves=solves.reshape(N, C), rows=rows)
 
 
@@ -174,22 +174,28 @@ class _Run:
         self.rows: list[dict] = []
 
     # ---- one linear step for the systems ``sub`` --------------------------------------------
-    def _coefficients(self, n: int, v):
-        import torch
+    def step(self, n: int, x, m_prev, newton: bool):
+        """The systems of one Newton (or Picard) step at level n and iterates x (k, n_pix):
+        (Coefficients, b), by ``scheme.linearised`` (the definition the per-channel drivers use)."""
+        p, H, W = self.params, self.stencil.H, self.stencil.W
+        dt = self.dts[n - 1]
+        f = None if self.drift is None else self.drift[n].reshape(1, H, W)
+        fields, extra = linearised(x.reshape(-1, H, W), a=0.5 * self.g[n] ** 2 * dt, h=self.h, scheme=p.scheme,
+                                   boundary=p.boundary, newton=newton, dt_f=None if f is None else dt * f)
+        b = m_prev
+        if f is not None:
+            b = b - dt * d_h(f, self.h, boundary=p.boundary).reshape(1, -1)
+        if extra is not None:
+            b = b + extra.reshape(b.shape[0], -1)
+        return self.stencil.coefficients(fields), b
 
-        k = v.shape[0]
-        g, dt, h = self.g[n], self.dts[n - 1], self.h
-        c = torch.full((k,), g * g * dt / (h * h), dtype=torch.float64, device=v.device)
-        return self.stencil.set(c, torch.full_like(c, dt / (2.0 * h)), v)
-
-    def linear(self, n: int, outer: np.ndarray, sub: np.ndarray, v, b, x0, nonlinear: str, t_assemble: float):
-        """Solve the systems (v, b) of the channels ``sub`` at level n from x0; returns x (k, n) and
+    def linear(self, n: int, outer: np.ndarray, sub: np.ndarray, coef, b, x0, nonlinear: str, t_assemble: float):
+        """Solve the systems (coef, b) of the channels ``sub`` at level n from x0; returns x (k, n) and
         the failed systems (bool, k): those that keep x0 (``SystemFailure``), without a log row."""
         import torch
 
         solver = self.solver
         t0 = time.perf_counter()
-        coef = self._coefficients(n, v)
         x = x0.clone()
         its, init = self.krylov(self.stencil, coef, b, x, _SAFETY * solver.rtol, solver.max_it)
         final = relative_residual(self.stencil, coef, x, b)
@@ -210,7 +216,7 @@ class _Run:
         if len(todo):  # a direct solve (SuperLU) for what BiCGStab could not do
             x_np = x.cpu().numpy()
             final_np = final.cpu().numpy()
-            places = [self._direct(n, v[i], b[i], i, sub, outer, nonlinear, x_np, final_np)
+            places = [self._direct(n, coef, b[i], i, sub, outer, nonlinear, x_np, final_np)
                       for i in todo.cpu().numpy()]
             warnings.warn(f"batched: BiCGStab missed rtol {solver.rtol:.1e} for {len(places)} system(s) (first: "
                           f"{places[0]}); solved directly (SuperLU)", RuntimeWarning, stacklevel=4)
@@ -231,7 +237,7 @@ class _Run:
             x[torch.as_tensor(failed, device=x.device)] = x0[torch.as_tensor(failed, device=x.device)]
         return x, failed
 
-    def _direct(self, n, v, b, i, sub, outer, nonlinear, x_out, res_out) -> str:
+    def _direct(self, n, coef, b, i, sub, outer, nonlinear, x_out, res_out) -> str:
         """SuperLU solve of system i of this step into x_out[i], res_out[i] (NaN when it misses rtol:
         ``linear`` then counts the system as failed); returns where it is."""
         from fpscore.fokker_planck.assembly import FPSystem
@@ -239,7 +245,7 @@ class _Run:
 
         H, W = self.stencil.H, self.stencil.W
         system = FPSystem(H, W)
-        system.fill(self.g[n], self.dts[n - 1], v.cpu().numpy().reshape(H, W), self.h)
+        system.set_fields(self.stencil.fields(coef, i))
         a = sub[i]
         place = (f"image {self.images[a]}, channel {self.channels[a]}, {nonlinear.capitalize()} iteration "
                  f"{outer[i]}, time level {n}")
@@ -251,13 +257,6 @@ class _Run:
         return place
 
     # ---- the drivers ------------------------------------------------------------------------
-    def _drift_terms(self, n: int):
-        """(f^n (n_pix,), dt D_h f^n (n_pix,)) or (None, None)."""
-        if self.drift is None:
-            return None, None
-        f = self.drift[n][None, :]
-        return f, self.dts[n - 1] * self.stencil.d(f, self.h)
-
     def newton(self, m0):
         """Per-level Newton (§5b) for the batch: m (k, T, n) numpy, iterations, converged, solves."""
         import torch
@@ -272,8 +271,6 @@ class _Run:
         broke = np.zeros(k, dtype=bool)  # channels whose iteration broke down at some level
         for n in range(1, T):
             x = m[0].clone() if n == 1 else 2.0 * m[n - 1] - m[n - 2]
-            f, dtdf = self._drift_terms(n)
-            g2, dt = self.g[n] ** 2, self.dts[n - 1]
             active = np.arange(k)
             previous = np.full(k, np.inf)  # the last change of every system (newton_done)
             first_row = len(self.rows)
@@ -282,12 +279,8 @@ class _Run:
             for j in range(1, p.newton_max_iter + 1):
                 t0 = time.perf_counter()
                 xa = x[active]
-                s = self.stencil.d(xa, self.h)
-                v = -g2 * s if f is None else f - g2 * s
-                b = m[n - 1][active] - (0.5 * dt * g2) * s * s
-                if dtdf is not None:
-                    b = b - dtdf
-                x_new, failed = self.linear(n, np.full(len(active), j), active, v, b, xa, "newton",
+                coef, b = self.step(n, xa, m[n - 1][active], newton=True)
+                x_new, failed = self.linear(n, np.full(len(active), j), active, coef, b, xa, "newton",
                                             time.perf_counter() - t0)
                 change = (torch.linalg.vector_norm(x_new - xa, dim=1)
                           / torch.linalg.vector_norm(xa, dim=1).clamp_min(np.finfo(float).tiny)).cpu().numpy()
@@ -345,7 +338,6 @@ class _Run:
         p = self.params
         k, T, npix = m0.shape[0], p.n_times, m0.shape[1]
         m_old = m0[None].expand(T, k, npix).clone()
-        s_old = self.stencil.d(m_old.reshape(T * k, npix), self.h).reshape(T, k, npix)
         iters = np.zeros(k, dtype=int)
         conv = np.zeros(k, dtype=bool)
         solves = np.zeros(k, dtype=int)
@@ -359,17 +351,14 @@ class _Run:
             failed = np.zeros(ka, dtype=bool)  # this sweep's breakdowns (they keep the last sweep)
             for n in range(1, T):
                 t0 = time.perf_counter()
-                f, dtdf = self._drift_terms(n)
-                v = (-0.5 * self.g[n] ** 2) * s_old[n][active]
-                if f is not None:
-                    v = v + f
-                b = m[n - 1] if dtdf is None else m[n - 1] - dtdf
+                coef, b = self.step(n, m_old[n][active], m[n - 1], newton=False)
                 if it > 1:
                     x0 = m_old[n][active] + (m[n - 1] - m_old[n - 1][active])
                 else:
                     x0 = m[n - 1] if n == 1 else 2.0 * m[n - 1] - m[n - 2]
                 first = len(self.rows)
-                m[n], failed_n = self.linear(n, np.full(ka, it), active, v, b, x0, "picard", time.perf_counter() - t0)
+                m[n], failed_n = self.linear(n, np.full(ka, it), active, coef, b, x0, "picard",
+                                             time.perf_counter() - t0)
                 failed |= failed_n
                 for r, a in zip(range(first, len(self.rows)), active[~failed_n]):
                     rows_of[a].append(r)
@@ -381,7 +370,6 @@ class _Run:
             ok = torch.as_tensor(~failed, device=m.device)
             kept = active[~failed]
             m_old[:, kept] = m[:, ok]
-            s_old[:, kept] = self.stencil.d(m[:, ok].reshape(-1, npix), self.h).reshape(T, len(kept), npix)
             iters[active] = it
             solves[kept] += T - 1
             broke[active[failed]] = True

@@ -29,11 +29,11 @@ _FLAGS = {"fastmath": {"reassoc", "contract"}, "error_model": "numpy", "cache": 
 
 @numba.njit(**_FLAGS)
 def _apply(u, d, pi, mi, pj, mj, W, out):
-    """out = A u of one system, in the order of torch's ``batched_ops._apply``: diagonal,
+    """out = A u of one system (per-pixel coefficients), in the order of torch's ``batched_ops._apply``: diagonal,
     (i+1, j), (i-1, j), (i, j+1), (i, j-1)."""
     n = u.size
     for k in range(n):
-        out[k] = d * u[k]
+        out[k] = d[k] * u[k]
     for k in range(n - W):
         out[k] += pi[k] * u[k + W]
     for k in range(W, n):
@@ -100,7 +100,7 @@ def load() -> None:
     types), so that this one-time cost of a process is not timed as a solve."""
     W, n = 2, 4
     coef = np.full((1, n), -0.1)
-    _bicgstab(np.full(1, 1.5), coef, coef, coef, coef, np.ones((1, n)), np.zeros((1, n)), 1e-12, 5, W,
+    _bicgstab(np.full((1, n), 1.5), coef, coef, coef, coef, np.ones((1, n)), np.zeros((1, n)), 1e-12, 5, W,
               np.zeros(1, dtype=np.int64), np.zeros(1))
 
 
@@ -119,8 +119,7 @@ def bicgstab(stencil, coef, b, x, tol: float, max_it: int):
 
     xn = x.detach().numpy()
     work = xn if xn.flags.c_contiguous else np.ascontiguousarray(xn)
-    diag = np.ascontiguousarray(np.broadcast_to(arr(coef.diag).reshape(-1), (B,)))
-    _bicgstab(diag, arr(coef.plus_i), arr(coef.minus_i), arr(coef.plus_j), arr(coef.minus_j), arr(b), work,
+    _bicgstab(arr(coef.diag), arr(coef.plus_i), arr(coef.minus_i), arr(coef.plus_j), arr(coef.minus_j), arr(b), work,
               float(tol), int(max_it), int(stencil.W), its, init)
     if work is not xn:
         xn[...] = work

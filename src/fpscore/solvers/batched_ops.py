@@ -5,9 +5,10 @@ to a (B, H*W) array (row-major fields), from per-system scalars and a per-pixel 
 coefficient, with no stored matrix: five fused multiply-adds per application.
 ``bicgstab`` is BiCGStab with per-system scalars and per-system stopping tests; a system
 that has converged is masked (it stays fixed while the others iterate), and the arrays
-are compacted to the live systems once half have stopped. Jacobi preconditioning is not offered: the diagonal of A is the constant
-1 + 2 g^2 dt / h^2 of each system, so Jacobi is a scalar scaling that leaves every Krylov
-iterate unchanged. ``torch.compile`` of the operator does not pay on CPU (measured, 1
+are compacted to the live systems once half have stopped. Jacobi preconditioning is not
+offered: with zero padding and the centred scheme the diagonal is a constant per system
+(a scalar scaling that leaves every Krylov iterate unchanged); elsewhere it varies only at
+the border (reflect) and where nu is active (a small share of pixels). ``torch.compile`` of the operator does not pay on CPU (measured, 1
 thread: 110-123 us eager vs 131-135 us compiled for 8-16 systems at 32x32, 0.77 ms eager
 vs 5.6 ms compiled for 16 at 128x128, plus 3-30 s of compilation), so it is not used.
 """
@@ -32,27 +33,33 @@ def resolve_device(device: str):
 
 
 class Stencil:
-    """A = I - dt g^2/2 Lap_h + dt diag(v) D_h of B systems on an H x W lattice, matrix-free.
-
-    Row (i, j): diagonal 1 + 2c (c = g^2 dt / h^2), (i+1, j) and (i, j+1): -c/2 + dt v/(2h),
-    (i-1, j) and (i, j-1): -c/2 - dt v/(2h), neighbours outside the image dropped.
-    """
+    """The 5-point matrices of B systems on an H x W lattice, matrix-free: five per-pixel
+    coefficient fields per system (``fpscore.fokker_planck.scheme``, boundary folded in, so a
+    neighbour outside the image has coefficient 0), applied with five fused multiply-adds."""
 
     def __init__(self, H: int, W: int, device):
-        import torch
-
         self.H, self.W, self.n = H, W, H * W
-        j = torch.arange(self.n, device=device) % W
-        self._right = (j < W - 1).to(torch.float64)  # (i, j+1) inside the image
-        self._left = (j > 0).to(torch.float64)
         self.device = device
 
-    def set(self, c, dt_over_2h, v) -> "Coefficients":
-        """Coefficients of B systems: c, dt_over_2h (B,) tensors, v (B, n) drift coefficient."""
-        half = (-0.5 * c)[:, None]
-        w = v * dt_over_2h[:, None]
-        plus, minus = half + w, half - w
-        return Coefficients((1.0 + 2.0 * c)[:, None], plus, minus, plus * self._right, minus * self._left)
+    def coefficients(self, fields) -> "Coefficients":
+        """Coefficients of B systems from ``scheme.Stencil5`` fields (B, H, W) (torch)."""
+        B = fields.diag.shape[0]
+
+        def flat(a):
+            return a.reshape(B, self.n)
+
+        return Coefficients(flat(fields.diag), flat(fields.south), flat(fields.north), flat(fields.east),
+                            flat(fields.west))
+
+    def fields(self, coef: "Coefficients", i: int):
+        """System i's fields as numpy (H, W) arrays (``scheme.Stencil5``), for a direct solve."""
+        from fpscore.fokker_planck.scheme import Stencil5
+
+        def field(a):
+            return a[i].cpu().numpy().reshape(self.H, self.W)
+
+        return Stencil5(diag=field(coef.diag), north=field(coef.minus_i), south=field(coef.plus_i),
+                        west=field(coef.minus_j), east=field(coef.plus_j))
 
     def apply(self, coef: "Coefficients", u, out=None):
         """A u for u (B, n); ``out`` (B, n) is written when given."""
@@ -62,23 +69,10 @@ class Stencil:
             out = torch.empty_like(u)
         return _apply(u, coef.diag, coef.plus_i, coef.minus_i, coef.plus_j, coef.minus_j, out, self.W)
 
-    def d(self, u, h: float):
-        """D_h u (sum of the centred differences, zero padding) for u (B, n)."""
-        import torch
-
-        out = torch.zeros_like(u)
-        W = self.W
-        out[:, :-W] += u[:, W:]
-        out[:, W:] -= u[:, :-W]
-        out[:, :-1] += u[:, 1:] * self._right[:-1]
-        out[:, 1:] -= u[:, :-1] * self._left[1:]
-        out *= 1.0 / (2.0 * h)
-        return out
-
 
 class Coefficients:
-    """The five coefficient fields of B systems (diag (B, 1); neighbours (B, n)); ``take``
-    keeps a subset of the systems."""
+    """The five coefficient fields of B systems, each (B, n): the diagonal and the neighbours
+    (i+1, j), (i-1, j), (i, j+1), (i, j-1); ``take`` keeps a subset of the systems."""
 
     __slots__ = ("diag", "plus_i", "minus_i", "plus_j", "minus_j")
 
