@@ -30,4 +30,4 @@ clean:
 	rm -rf results .snakemake
 
 config-docs: $(STAMP)
-	$(VENV)/bin/python -m fpscore.config
+	$(VENV)/bin/python -m fpscore.config_docs .

@@ -30,8 +30,9 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-# Validate against workflow/schemas/config.schema.yaml (draft 2020-12) and fill
-# defaults before any job runs; a bad value stops the run naming its key.
+# Validate against the package's own schema, fpscore/config.schema.yaml (draft 2020-12,
+# fpscore.config.schema_path()), and fill defaults before any job runs; a bad value stops
+# the run naming its key.
 try:
     _validated = fpscore.config.validate(config, source="workflow config")
 except ValueError as err:

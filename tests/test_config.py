@@ -10,7 +10,7 @@ import yaml
 
 from fpscore import config as cfg
 
-REPO = cfg.REPO_ROOT
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _walk(schema, path=""):
@@ -48,8 +48,10 @@ def test_paper_config_is_valid_and_at_paper_scale():
 
 
 def test_config_readme_is_rendered_from_schema():
+    from fpscore import config_docs
+
     text = (REPO / "config" / "README.md").read_text()
-    assert cfg.readme_keys_section(text) == cfg.render_markdown(), "run `make config-docs`"
+    assert config_docs.readme_keys_section(text) == config_docs.render_markdown(), "run `make config-docs`"
 
 
 @pytest.mark.parametrize(
@@ -61,6 +63,9 @@ def test_config_readme_is_rendered_from_schema():
         ({"data": {"resolutions": [32.5]}}, "data.resolutions.0", "not of type 'integer'"),
         ({"data": {"datasets": ["mnist"]}}, "data.datasets.0", "is not one of"),
         ({"scores": {"rtol": 0}}, "scores.rtol", "less than or equal to the minimum"),
+        ({"scores": {"rtol": 1.5}}, "scores.rtol", "greater than or equal to the maximum"),
+        ({"learn": {"train": {"ema_decay": 1.0}}}, "learn.train.ema_decay", "greater than or equal to the maximum"),
+        ({"scores": {"sigma": float("nan")}}, "scores.sigma", "not of type 'number'"),
         ({"learn": {"train": {"bogus": 1}}}, "learn.train", "'bogus' was unexpected"),
         ({"experiments": {"denoise": [{"dataset": "photos", "resolution": 32, "target_ssim": 1.5}]}},
          "experiments.denoise.0.target_ssim", "greater than the maximum"),

@@ -19,6 +19,7 @@ import skimage.data
 from PIL import Image
 
 from fpscore import data
+from fpscore.config import schema_default
 from fpscore.cli import build_parser, main
 from fpscore.cli import data as cli_data
 
@@ -270,13 +271,17 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
 # ---- CelebA ------------------------------------------------------------------------------------
 def test_celeba_center_crop_selection_and_colours(celeba):
     images, names, manifest = data.prepare("celeba", 32, {"md5": celeba.md5, "local_path": str(celeba.path),
-                                                          "count": 2, "indices": [3, 1]})
+                                                          "count": 2, "indices": [3, 1], "crop": 0})
     assert images.shape == (2, 3, 32, 32) and list(names) == ["000004", "000002"]
     for img, k in zip(images, [3, 1]):  # the white bands are cropped away: only the flat colour is left
         np.testing.assert_allclose(img.reshape(3, -1).mean(1), np.array(CELEBA_COLOURS[k]) / 255, atol=4 / 255)
         assert np.abs(img - np.array(CELEBA_COLOURS[k])[:, None, None] / 255).max() < 0.08
     assert manifest["source"]["kind"] == "local_path" and manifest["images"][0]["original_size"] == [218, 178]
     assert manifest["images"][0]["crop_side"] == 178
+    # without a crop, the schema's default (data.celeba.crop = 140), as the workflow would use
+    _, _, manifest = data.prepare("celeba", 32, {"md5": celeba.md5, "local_path": str(celeba.path), "count": 1,
+                                                 "indices": []})
+    assert manifest["images"][0]["crop_side"] == 140 == schema_default("data.celeba.crop")
 
 
 def test_celeba_corrupt_archives(celeba, tmp_path):

@@ -92,7 +92,7 @@ def test_train_and_sample_dsm(inputs, capsys):
 @pytest.mark.parametrize("extra,match", [
     (["--method", "ours", "--stop", "steps", "--max-steps", "1"], "needs --scores"),
     (["--method", "dsm", "--stop", "steps", "--max-steps", "1", "--sde-sigma", "1"],
-     "--sde-sigma: expected a value greater than 1, got 1.0 (config key scores.sigma)"),
+     "--sde-sigma: expected a number > 1, got 1.0 (config key scores.sigma)"),
     (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "1.5"], "target_ssim: expected a number in"),
     (["--method", "ddpm", "--stop", "target_ssim", "--target-ssim", "0"], "target_ssim: expected a number in"),
     (["--method", "ddpm", "--stop", "budget", "--budget-seconds", "0"], "budget_seconds: expected a number > 0"),

@@ -1,29 +1,70 @@
 """The workflow configuration: schema, defaults, validation (one source of truth).
 
-workflow/schemas/config.schema.yaml gives every key a type, a description and a
-default. The defaults are the embedded configuration (config/config.yaml restates
-them, a test keeps the two equal) and the defaults of every `fpscore` option.
+The schema, ``config.schema.yaml`` inside this package (package data, read with
+importlib.resources: it ships with every install), gives every key a type, a
+description and a default, and defines once, under ``$defs``, the allowed values of
+every enumerated option. The defaults are the embedded configuration
+(config/config.yaml restates them, a test keeps the two equal), the defaults of every
+`fpscore` option and of every settings dataclass (``FPParams``, ``TrainSettings``).
+The Snakefile validates the workflow config against the same file (``validate``);
+dataclasses and command-line options check their values against it (``check``).
 """
 from __future__ import annotations
 
 import copy
+import math
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_FILE = "config.schema.yaml"
+
+
+def schema_path() -> Path:
+    """The path of the package's schema file (what the Snakefile validates against)."""
+    return Path(str(resources.files("fpscore") / SCHEMA_FILE))
+
+
+@lru_cache(maxsize=1)
+def raw_schema() -> dict:
+    """The schema as written (with its $defs and $refs): what jsonschema validates a config against."""
+    text = resources.files("fpscore").joinpath(SCHEMA_FILE).read_text()
+    # libyaml's loader where PyYAML has it: 5x faster, and every command reads the schema at start-up
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _resolve(node: Any, defs: dict) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        out = {}
+        if ref is not None:
+            if not ref.startswith("#/$defs/") or ref.removeprefix("#/$defs/") not in defs:
+                raise KeyError(f"config schema: unknown reference {ref!r}")
+            out.update(_resolve(defs[ref.removeprefix("#/$defs/")], defs))
+        out.update({k: _resolve(v, defs) for k, v in node.items() if k not in ("$ref", "$defs")})
+        return out
+    if isinstance(node, list):
+        return [_resolve(v, defs) for v in node]
+    return node
 
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict:
-    if not SCHEMA_PATH.exists():
-        raise FileNotFoundError(f"config schema not found at {SCHEMA_PATH} (is fpscore installed editable "
-                                "from the repository?)")
-    # libyaml's loader where PyYAML has it: 5x faster, and every command reads the schema at start-up
-    return yaml.load(SCHEMA_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """The schema with every $ref replaced by the definition it names (what the walkers read:
+    defaults, option generation, documentation)."""
+    schema = raw_schema()
+    return _resolve(schema, schema.get("$defs", {}))
+
+
+def enum(name: str) -> tuple:
+    """The allowed values of the schema's ``$defs.<name>`` (a tuple, in the schema's order)."""
+    try:
+        return tuple(raw_schema()["$defs"][name]["enum"])
+    except KeyError:
+        raise KeyError(f"config schema has no enumeration $defs.{name}") from None
 
 
 def _defaults(schema: dict) -> Any:
@@ -72,13 +113,33 @@ def _fill(schema: dict, instance: Any) -> Any:
     return instance
 
 
+@lru_cache(maxsize=1)
+def _validator_class():
+    """Draft 2020-12 with numpy scalars accepted (an np.int64 is an integer), every number finite
+    (NaN and inf would pass every bound of JSON Schema, so they are refused as numbers) and no
+    float an integer."""
+    import jsonschema
+    import numpy as np
+
+    def is_number(checker, value):
+        return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+                and math.isfinite(value))
+
+    def is_integer(checker, value):  # 20.0 is not an integer here (range(20.0) fails)
+        return is_number(checker, value) and isinstance(value, (int, np.integer))
+
+    def is_boolean(checker, value):
+        return isinstance(value, (bool, np.bool_))
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine_many({"number": is_number, "integer": is_integer, "boolean": is_boolean})
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
 def validate(config: dict, source: str = "config") -> dict:
     """Fill defaults and validate; a bad value raises ValueError naming the key path."""
-    import jsonschema  # only validation needs it (keeps `fpscore --help` fast)
-
-    schema = load_schema()
-    config = _fill(schema, copy.deepcopy(config or {}))
-    validator = jsonschema.Draft202012Validator(schema)
+    config = _fill(load_schema(), copy.deepcopy(config or {}))
+    validator = _validator_class()(raw_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
@@ -100,96 +161,65 @@ def load_config(path: str | Path) -> dict:
     return validate(raw or {}, source=str(path))
 
 
-_REQUIRED = object()
+# ---- one value against its key ----------------------------------------------------------------
+_ARTICLES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+             "null": "null", "array": "a list", "object": "a mapping"}
 
 
-def _flow(value: Any) -> str:
-    if value is _REQUIRED:
-        return "(required)"
-    if value is None:
-        return "(unset)"
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+def _bounds(node: dict) -> str:
+    low = ("[", node["minimum"]) if "minimum" in node else ("(", node["exclusiveMinimum"]) \
+        if "exclusiveMinimum" in node else None
+    high = ("]", node["maximum"]) if "maximum" in node else (")", node["exclusiveMaximum"]) \
+        if "exclusiveMaximum" in node else None
+    if low and high:
+        return f" in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+    if low:
+        return f" {'>=' if low[0] == '[' else '>'} {low[1]:g}"
+    if high:
+        return f" {'<=' if high[0] == ']' else '<'} {high[1]:g}"
+    return ""
 
 
-def _rows(schema: dict, prefix: str = ""):
-    for key, sub in schema.get("properties", {}).items():
-        path = f"{prefix}{key}"
-        if sub.get("type") == "object" and "properties" in sub:
-            yield path, "section", "", sub.get("description", "")
-            yield from _rows(sub, path + ".")
-            continue
-        items = sub.get("items")
-        if sub.get("type") == "array" and isinstance(items, dict) and "properties" in items:
-            yield path, "list of entries", _flow(sub.get("default")), " ".join(sub.get("description", "").split())
-            yield from _rows(items, path + "[].")
+def expected(node: dict) -> str:
+    """What a schema leaf accepts, in words ("an integer >= 2", "one of picard, newton")."""
+    if "enum" in node:
+        return "one of " + ", ".join(map(str, node["enum"]))
+    kinds = node.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    words = []
+    for kind in kinds:
+        if kind == "array":
+            items = node.get("items", {})
+            least = f"at least {node['minItems']} of " if node.get("minItems") else ""
+            words.append(f"a list of {least}{expected(items) if items else 'values'}")
+        elif kind in ("integer", "number"):
+            words.append(_ARTICLES[kind] + _bounds(node))
         else:
-            kind = sub.get("type", "")
-            if "enum" in sub:
-                kind = " \\| ".join(map(str, sub["enum"]))
-            elif kind == "array" and isinstance(sub.get("items"), dict):
-                kind = f"list of {sub['items'].get('type', 'object')}"
-            yield path, kind, _flow(sub.get("default", _REQUIRED)), " ".join(sub.get("description", "").split())
+            words.append(_ARTICLES.get(kind, kind))
+    return " or ".join(words) or "any value"
 
 
-def option_flags() -> dict[str, list[str]]:
-    """Config key -> the `fpscore` options generated from it ("train --lr"), read off the parser."""
-    import argparse
-
-    from fpscore.cli import build_parser
-
-    flags: dict[str, list[str]] = {}
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
-    for command, parser in commands.items():
-        for action in parser._actions:
-            keys = getattr(action, "schema_key", None)
-            for key in [keys] if isinstance(keys, str) else keys or []:
-                flags.setdefault(key, []).append(f"{command} {action.option_strings[0]}")
-    return flags
+@lru_cache(maxsize=None)
+def _leaf_validator(path: str):
+    return _validator_class()(schema_node(path))
 
 
-def render_markdown() -> str:
-    """The key reference of config/README.md, rendered from the schema."""
-    flags = option_flags()
-    lines = ["| key | type | default | `fpscore` option | description |", "| --- | --- | --- | --- | --- |"]
-    for path, kind, default, description in _rows(load_schema()):
-        if kind == "section":
-            lines.append(f"| **{path}** | | | | {description} |")
-        else:
-            default = default.replace("|", "\\|")
-            options = "<br>".join(f"`{flag}`" for flag in flags.get(path, [])) or "(workflow only)"
-            lines.append(f"| `{path}` | {kind} | `{default}` | {options} | {description} |")
-    return "\n".join(lines) + "\n"
+def violation(path: str, value: Any) -> str | None:
+    """Why ``value`` breaks the schema key ``path`` ("expected an integer >= 2, got 0"), or None."""
+    if _leaf_validator(path).is_valid(value):
+        return None
+    return f"expected {expected(schema_node(path))}, got {value!r}"
 
 
-README_PATH = REPO_ROOT / "config" / "README.md"
-BEGIN, END = "<!-- BEGIN KEYS (generated from workflow/schemas/config.schema.yaml) -->", "<!-- END KEYS -->"
-
-
-def readme_keys_section(text: str) -> str:
-    """The generated part of config/README.md (between the BEGIN/END markers)."""
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[start:stop].strip("\n") + "\n"
-
-
-CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
-
-
-def update_embedded_config(path: Path = CONFIG_PATH) -> None:
-    """Rewrite config/config.yaml from the schema defaults, keeping its header comment."""
-    text = path.read_text()
-    header = text[: text.index("\ndata:")].rstrip("\n") if "\ndata:" in text else ""
-    sections = [yaml.safe_dump({name: value}, sort_keys=False, default_flow_style=None, width=100)
-                for name, value in schema_defaults().items()]
-    path.write_text(header + "\n\n" + "\n".join(sections))
-
-
-def update_readme(path: Path = README_PATH) -> None:
-    """Re-render the key table of config/README.md from the schema (`make config-docs`)."""
-    text = path.read_text()
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + render_markdown() + text[stop:])
-
-
-if __name__ == "__main__":  # `make config-docs`
-    update_embedded_config()
-    update_readme()
+def check(section: str, values: dict, name=lambda key, path: path) -> None:
+    """Check each of ``values`` (keys of the schema section ``section``) against the schema;
+    ValueError naming every bad key ("scores.rtol: expected a number in (0, 1), got 1.5").
+    ``name(key, path)`` is how a key is named in the message (an option's flag, say)."""
+    problems = []
+    for key, value in values.items():
+        path = f"{section}.{key}"
+        why = violation(path, value)
+        if why:
+            problems.append(f"{name(key, path)}: {why}")
+    if problems:
+        raise ValueError("; ".join(problems))

@@ -29,11 +29,11 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
+from fpscore.config import schema_default
 from fpscore.fileio import atomic_outputs, file_digest, read_npz_arrays
 from fpscore.names import ARCHIVE_FILENAMES, DATASETS
 
 BUILTIN = ("photos", "faces")
-NATIVE_CHANNELS = {"photos": 3, "faces": 1, "cifar10": 3, "celeba": 3}
 
 # Real photographs bundled in scikit-image's wheel (no pooch download needed):
 # name -> (skimage.data function, bundled file). Synthetic images (binary_blobs,
@@ -558,15 +558,15 @@ def prepare(dataset: str, resolution: Any, options: dict, resources_dir: str | P
     """Load, convert, centre-crop and resize one dataset: (images N x C x R x R float32, names, manifest).
 
     `options` is the dataset's config section (data.<dataset>): selection keys,
-    `channels` (1 or 3, default: the dataset's own), `crop` (side of the central
-    square, 0 = largest), and for archives `url`, `md5`, `local_path`. `archive`
+    `channels` (1 or 3) and `crop` (side of the central square, 0 = largest; both default
+    to the schema's data.<dataset>.channels / crop), and for archives `url`, `md5`, `local_path`. `archive`
     overrides where the archive is read from (the workflow passes its input).
     """
     dataset = check_dataset(dataset)
     resolution = check_resolution(resolution)
     opts = dict(options or {})
-    channels = opts.pop("channels", NATIVE_CHANNELS[dataset])
-    crop = opts.pop("crop", 0) or 0
+    channels = opts.pop("channels", schema_default(f"data.{dataset}.channels"))
+    crop = opts.pop("crop", schema_default(f"data.{dataset}.crop")) or 0
     source: dict = {}
     if dataset in ARCHIVE_FILENAMES:
         url, md5, local_path = opts.pop("url", None), opts.pop("md5", None), opts.pop("local_path", None)

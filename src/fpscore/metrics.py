@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from fpscore.config import schema_default
 from fpscore.names import SSIM_MODES
 
+SSIM_MODE = schema_default("evaluate.ssim_mode")  # the default of every function here
 
 
-def to_unit_range(samples: np.ndarray, mode: str = "clip") -> np.ndarray:
+def to_unit_range(samples: np.ndarray, mode: str = SSIM_MODE) -> np.ndarray:
     """Samples N x ... as float64 in [0, 1]: clipped, or each min-max normalised (a constant one becomes 0)."""
     samples = np.asarray(samples, dtype=np.float64)
     if mode == "clip":
@@ -36,7 +38,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
                                        channel_axis=-1, win_size=win))
 
 
-def ssim_to_closest(samples: np.ndarray, references: np.ndarray, mode: str = "clip") -> np.ndarray:
+def ssim_to_closest(samples: np.ndarray, references: np.ndarray, mode: str = SSIM_MODE) -> np.ndarray:
     """Per sample, the SSIM against its closest reference image (highest SSIM).
 
     samples: S x C x H x W, references: R x C x H x W in [0, 1]. Samples are brought to
@@ -50,12 +52,12 @@ def ssim_to_closest(samples: np.ndarray, references: np.ndarray, mode: str = "cl
     return np.array([max(ssim(s, r) for r in references) for s in samples])
 
 
-def mean_ssim_to_closest(samples: np.ndarray, references: np.ndarray, mode: str = "clip") -> float:
+def mean_ssim_to_closest(samples: np.ndarray, references: np.ndarray, mode: str = SSIM_MODE) -> float:
     """Mean over samples of the SSIM against the closest reference (the paper's metric)."""
     return float(ssim_to_closest(samples, references, mode).mean())
 
 
-def ssim_to_own(samples: np.ndarray, references: np.ndarray, mode: str = "clip") -> np.ndarray:
+def ssim_to_own(samples: np.ndarray, references: np.ndarray, mode: str = SSIM_MODE) -> np.ndarray:
     """Per sample i, the SSIM against references[i] (a denoised copy against its own source image)."""
     samples = to_unit_range(samples, mode)
     references = np.asarray(references, dtype=np.float64)

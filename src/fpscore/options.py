@@ -1,6 +1,6 @@
 """Command-line options generated from the config schema, and config -> command line.
 
-The schema (workflow/schemas/config.schema.yaml) is the one source of every option's
+The schema (fpscore/config.schema.yaml) is the one source of every option's
 name, type, allowed values, default and help text. A ``Group`` names a schema section
 (and a flag prefix); ``add_group`` adds one argparse option per key of it,
 ``group_values`` reads the parsed values back as a dict keyed like the config, and
@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from fpscore.config import schema_node
+from fpscore.config import schema_node, violation
 
 _TYPES = {"integer": int, "number": float, "string": str}
 
@@ -107,37 +107,15 @@ def add_group(parser, group: Group, *, defaults: str = "schema", title: str | No
         action.schema_key = f"{group.section}.{key}"  # for the consistency test of options and schema
 
 
-# The schema keywords of option values that violation() checks (a test keeps the schema's leaves within them;
-# jsonschema itself, which validates whole configs, would add ~0.1 s to the start of every command).
-CHECKED_KEYWORDS = {"description", "default", "type", "enum", "minimum", "maximum", "exclusiveMinimum",
-                    "exclusiveMaximum", "minItems", "items"}
-
-
-def violation(node: dict, value: Any) -> str | None:
-    """Why ``value`` breaks the schema leaf ``node`` (ranges, enums, list lengths), or None."""
-    if isinstance(value, list):
-        if len(value) < node.get("minItems", 0):
-            return f"expected at least {node['minItems']} value(s), got {len(value)}"
-        return next((f"item {v!r}: {why}" for v in value if (why := violation(node.get("items", {}), v))), None)
-    if "enum" in node and value not in node["enum"]:
-        return f"{value!r} is not one of {node['enum']}"
-    bounds = (("minimum", lambda v, b: v >= b, "at least"), ("maximum", lambda v, b: v <= b, "at most"),
-              ("exclusiveMinimum", lambda v, b: v > b, "greater than"),
-              ("exclusiveMaximum", lambda v, b: v < b, "less than"))
-    for keyword, ok, words in bounds:
-        if keyword in node and isinstance(value, (int, float)) and not ok(value, node[keyword]):
-            return f"expected a value {words} {node[keyword]}, got {value!r}"
-    return None
-
-
 def group_values(args: argparse.Namespace, group: Group) -> dict[str, Any]:
     """The parsed options of ``group`` as {config key: value} (suppressed ones left out), checked
-    against the schema (ranges, enums): a bad value raises ValueError naming the option and key."""
+    against the schema (``fpscore.config.violation``): a bad value raises ValueError naming the
+    option and key."""
     values = {}
-    for key, node in group.leaves():
+    for key, _ in group.leaves():
         if hasattr(args, group.dest(key)):
             value = getattr(args, group.dest(key))
-            why = None if value is None else violation(node, value)
+            why = None if value is None else violation(f"{group.section}.{key}", value)
             if why:
                 raise ValueError(f"{group.flag(key)}: {why} (config key {group.section}.{key})")
             values[key] = value

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import torch
 
+from fpscore.config import schema_default
 from fpscore.diffusion.ddpm import DDPMSchedule
 from fpscore.diffusion.sde import VESDE
 from fpscore.names import DSM_TIMES, PARAMETERIZATIONS, TIME_SAMPLINGS
@@ -58,7 +59,8 @@ def check_parameterization(parameterization: str) -> str:
     return parameterization
 
 
-def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE, parameterization: str = "edm") -> torch.Tensor:
+def score_from_net(net, x: torch.Tensor, t: torch.Tensor, sde: VESDE,
+                   parameterization: str = schema_default("learn.parameterization")) -> torch.Tensor:
     """s_theta(x, t) from the U-Net output (see the module docstring); t is a batch (B,) of times."""
     check_parameterization(parameterization)
     if parameterization == "raw":

@@ -37,8 +37,9 @@ class _FlowMethod:
 
     name = ""
 
-    def __init__(self, sde: VESDE, sampler: dict, device: str | torch.device = "cpu", parameterization: str = "edm",
-                 times: str = "levels", allowed_times: tuple[str, ...] = TIME_SAMPLINGS):
+    def __init__(self, sde: VESDE, sampler: dict, device: str | torch.device = "cpu",
+                 parameterization: str = schema_default("learn.parameterization"),
+                 times: str = schema_default("learn.train.times"), allowed_times: tuple[str, ...] = TIME_SAMPLINGS):
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
         if times not in allowed_times:
@@ -108,7 +109,8 @@ class OursMethod(_FlowMethod):
     name = "ours"
 
     def __init__(self, sde: VESDE, sampler: dict, trajectories: np.ndarray | None = None,
-                 device: str | torch.device = "cpu", parameterization: str = "edm", times: str = "levels"):
+                 device: str | torch.device = "cpu", parameterization: str = schema_default("learn.parameterization"),
+                 times: str = schema_default("learn.train.times")):
         super().__init__(sde, sampler, device, parameterization, times, TIME_SAMPLINGS)
         self.trajectories = None
         if trajectories is not None:
@@ -137,7 +139,8 @@ class DSMMethod(_FlowMethod):
     name = "dsm"
 
     def __init__(self, sde: VESDE, sampler: dict, images: np.ndarray | None = None,
-                 device: str | torch.device = "cpu", parameterization: str = "edm", times: str = "uniform"):
+                 device: str | torch.device = "cpu", parameterization: str = schema_default("learn.parameterization"),
+                 times: str = schema_default("learn.dsm.times")):
         super().__init__(sde, sampler, device, parameterization, times, DSM_TIMES)
         self.data = None
         if images is not None:
@@ -161,7 +164,8 @@ class DDPMMethod:
 
     name = "ddpm"
 
-    def __init__(self, schedule: DDPMSchedule, sampler: str = "ancestral", ddim_steps: int = 50,
+    def __init__(self, schedule: DDPMSchedule, sampler: str = schema_default("learn.ddpm.sampler"),
+                 ddim_steps: int = schema_default("learn.ddpm.ddim_steps"),
                  images: np.ndarray | None = None, device: str | torch.device = "cpu"):
         if sampler not in DDPM_SAMPLERS:
             raise ValueError(f"ddpm.sampler: expected one of {DDPM_SAMPLERS}, got {sampler!r}")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from fpscore.config import schema_default
 from fpscore.diffusion.sde import VESDE
 from fpscore.names import SAMPLERS, STARTS
 
@@ -66,12 +67,15 @@ def progression_indices(n_steps: int, count: int) -> list[int]:
 
 
 @torch.no_grad()
-def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE, method: str = "rk45", rtol: float = 1e-3,
-               atol: float = 1e-3, heun_steps: int = 50, progression_steps: int = 0,
-               denoise: bool = True, t_start: float = 1.0) -> SampleResult:
+def ode_sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: VESDE,
+               method: str = schema_default("learn.sampler.method"), rtol: float = schema_default("learn.sampler.rtol"),
+               atol: float = schema_default("learn.sampler.atol"), heun_steps: int = schema_default("learn.sampler.heun_steps"),
+               progression_steps: int = 0, denoise: bool = schema_default("learn.sampler.denoise"),
+               t_start: float = 1.0) -> SampleResult:
     """Integrate the probability-flow ODE (f = 0) from t = t_start (default 1) to eps starting at x_init.
 
-    score_fn(x, t) returns s(x, t) for a batch x at the scalar time t.
+    score_fn(x, t) returns s(x, t) for a batch x at the scalar time t; the sampler settings default
+    to the schema's (learn.sampler); progression_steps 0 keeps no intermediate states.
     Progression states are taken at `progression_steps` times: RK45 evenly spaced from 1 to eps
     (its dense output), Heun at evenly spaced grid indices; the last one is the final image.
     """

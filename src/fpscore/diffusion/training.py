@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fpscore.config import schema_default
+from fpscore.config import check, schema_default, violation
 from fpscore.diffusion.evaluation import Evaluator
 from fpscore.fileio import atomic_outputs
 from fpscore.names import EVAL_SCHEDULES, STOP_RULES
@@ -77,24 +77,7 @@ class TrainSettings:
     eval_schedule: str = schema_default("learn.train.eval_schedule")
 
     def __post_init__(self):
-        checks = {
-            "batch_size": (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1, "an integer >= 1"),
-            "lr": (self.lr > 0, "a number > 0"),
-            "lr_warmup_steps": (isinstance(self.lr_warmup_steps, (int, np.integer)) and self.lr_warmup_steps >= 0,
-                                "an integer >= 0 (0 disables)"),
-            "grad_clip": (self.grad_clip >= 0, "a number >= 0 (0 disables)"),
-            "ema_decay": (0 <= self.ema_decay < 1, "a number in [0, 1) (0 disables)"),
-            "eval_every_seconds": (self.eval_every_seconds > 0, "a number > 0"),
-            "eval_samples": (isinstance(self.eval_samples, (int, np.integer)) and self.eval_samples >= 1,
-                             "an integer >= 1"),
-            "checkpoint_every_seconds": (self.checkpoint_every_seconds >= 0, "a number >= 0"),
-            "time_cap_seconds": (self.time_cap_seconds > 0, "a number > 0"),
-            "ema_warmup": (isinstance(self.ema_warmup, bool), "true or false"),
-            "eval_schedule": (self.eval_schedule in EVAL_SCHEDULES, f"one of {EVAL_SCHEDULES}"),
-        }
-        for key, (ok, expected) in checks.items():
-            if not ok:
-                raise ValueError(f"train.{key}: expected {expected}, got {getattr(self, key)!r}")
+        check("learn.train", asdict(self))  # "learn.train.batch_size: expected an integer >= 1, got 0"
 
     def trajectory_dict(self) -> dict:
         """Every setting a checkpoint must match: all fields but RESUMABLE_KEYS."""
@@ -113,10 +96,11 @@ class StopRule:
     def __post_init__(self):
         if self.kind not in STOP_RULES:
             raise ValueError(f"stop: expected one of {STOP_RULES}, got {self.kind!r}")
-        if self.kind == "target_ssim" and not (self.target_ssim is not None and 0 < self.target_ssim <= 1):
-            raise ValueError(f"target_ssim: expected a number in (0, 1], got {self.target_ssim!r}")
-        if self.kind == "budget" and not (self.budget_seconds is not None and self.budget_seconds > 0):
-            raise ValueError(f"budget_seconds: expected a number > 0, got {self.budget_seconds!r}")
+        # the bounds of the experiments' keys (experiments.denoise[].target_ssim, budget[].budget_seconds)
+        if self.kind == "target_ssim" and (why := violation("experiments.denoise[].target_ssim", self.target_ssim)):
+            raise ValueError(f"target_ssim: {why}")
+        if self.kind == "budget" and (why := violation("experiments.budget[].budget_seconds", self.budget_seconds)):
+            raise ValueError(f"budget_seconds: {why}")
         if self.kind == "steps" and not (isinstance(self.max_steps, (int, np.integer)) and self.max_steps >= 1):
             raise ValueError(f"max_steps: expected an integer >= 1, got {self.max_steps!r}")
 
