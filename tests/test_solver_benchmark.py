@@ -29,3 +29,20 @@ def test_without_petsc_needs_no_petsc4py(tmp_path, monkeypatch):
 def test_without_petsc_leaves_out_the_rank_sweep():
     assert bench.parse_args(["--without-petsc"]).ranks == []
     assert bench.parse_args([]).ranks == list(bench.RANKS)
+
+
+def test_the_package_entry_point_runs_the_benchmark(tmp_path, monkeypatch, capsys):
+    """`fpscore solver-benchmark` (what the workflow's rule calls) passes its options on to the benchmark."""
+    from fpscore.cli import main
+
+    monkeypatch.setitem(sys.modules, "petsc4py", None)
+    out = tmp_path / "solver.csv"
+    assert main(["solver-benchmark", "--sets", "faces", "--sizes", "8", "--only", "batched cpu newton$",
+                 "--without-petsc", "--spsolve-images", "1", "--out", str(out)]) == 0
+    assert list(pd.read_csv(out)["solver"]) == ["spsolve", "batched cpu newton"]
+    try:  # another step keeps refusing options it does not declare
+        main(["table", "t1", "--out", str(tmp_path / "t"), "--bogus"])
+    except SystemExit as err:
+        assert err.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+    else:
+        raise AssertionError("an unknown option of another step was accepted")

@@ -296,7 +296,7 @@ rule f8_projection_residual:
         "--labels {params.labels:q} --out {output.png:q} > {log:q} 2>&1"
 
 
-# The rank sweep is measured by the projection benchmark (benchmarks/solver_benchmark.py); its CSV has
+# The rank sweep is measured by the solver benchmark (`fpscore solver-benchmark`); its CSV has
 # one row per rank (and size): rank, seconds, iterations[, resolution].
 rule f9_rank_sweep:
     input:

@@ -74,15 +74,14 @@ rule scores_merge:
 
 
 # All solvers side by side in one process on the builtin photo and face sets at the
-# solver sizes (benchmarks/solver_benchmark.py): table T2's companion, the rank sweep of
-# figure F9 and the projection residual against dissimilarity to the seed.
+# solver sizes (`fpscore solver-benchmark`, fpscore/solver_benchmark.py): table T2's companion,
+# the rank sweep of figure F9 and the projection residual against dissimilarity to the seed.
 rule solver_benchmark:
     output:
         table="results/tables/solver_benchmark.csv",
         rank_sweep="results/benchmarks/rank_sweep.csv",
         dissimilarity="results/benchmarks/projection_dissimilarity.csv",
     params:
-        script=f"{workflow.basedir}/benchmarks/solver_benchmark.py",
         sizes=config["experiments"]["solver_sizes"],
     log:
         "results/logs/scores/solver_benchmark.log",
@@ -92,6 +91,6 @@ rule solver_benchmark:
     conda:
         CONDA_ENV
     shell:
-        "OPENBLAS_NUM_THREADS=1 python {params.script:q} --sets photos faces --sizes {params.sizes} "
+        "OPENBLAS_NUM_THREADS=1 fpscore solver-benchmark --sets photos faces --sizes {params.sizes} "
         "--out {output.table:q} --rank-sweep-out {output.rank_sweep:q} "
         "--dissimilarity-out {output.dissimilarity:q} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ import importlib
 import resource
 import sys
 
-STEP_MODULES = ("data", "scores", "learn", "metrics", "table", "figure")
+STEP_MODULES = ("data", "scores", "learn", "metrics", "table", "figure", "benchmark")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,12 @@ def peak_memory_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run one step. Every step ends its stderr (a workflow job's log) with its peak memory,
     so that benchmarks and users read each job's footprint from its log."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only a step that passes its options on (solver-benchmark) takes options it does not declare
+        if not isinstance(getattr(args, "passthrough", None), list):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.passthrough = extra
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as err:
