@@ -124,8 +124,8 @@ def linearised(x, *, a, h: float, scheme: str, boundary: str, newton: bool, dt_f
         return stencil(a, h, visc, drift - a * s, None, None, boundary=boundary, like=x), None
     v = drift - 2.0 * a * s
     extra = (-a) * (s * s)
-    if scheme in NU_SLOPE:  # the semismooth part: d nu / d s = k h sign(s) where nu > 0
-        active = visc > 1.0
+    active = visc > 1.0 if scheme in NU_SLOPE else None
+    if active is not None and bool(active.any()):  # the semismooth part: d nu/d s = k h sign(s) where nu > 0
         kh_lap = (NU_SLOPE[scheme] * h) * lap_h(x, h, boundary=boundary) * active
         v = v - a * kh_lap * ((s > 0) * 1.0 - (s < 0) * 1.0)
         extra = extra - a * kh_lap * abs(s)
