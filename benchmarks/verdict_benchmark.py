@@ -67,6 +67,8 @@ class Recipe:
     ema_ddpm: float            # EMA decay of DDPM
     faces_sde: tuple | None    # (sigma, n_times, picard_tol) or None for the schema's
     lr_warmup_ddpm: int = 0    # DDPM's linear learning-rate warm-up steps (0: none)
+    boundary: str = "zero"     # the scores' boundary and scheme (METHOD.md 2b): the paper's, with which parts
+    scheme: str = "centred"    # 1-8 ran; part 9 reruns ours with the project's default (reflect + minimal)
 
 
 def recipes(defaults: dict) -> dict[str, Recipe]:
@@ -92,11 +94,15 @@ def recipes(defaults: dict) -> dict[str, Recipe]:
         # does apart from the rest of their recipe. Only ours and dsm are run; DDPM does not use it, so its
         # default-recipe runs are shared (SHARED_RUNS).
         "default-raw": replace(default, parameterization="raw"),
+        # The project's default with the scores of its default discretisation (reflect + minimal, METHOD.md 2b),
+        # free of the zero-padding border layer. Only ours reads scores: the others' default runs are shared.
+        "default-reflect": replace(default, boundary=defaults["scores"]["boundary"], scheme=defaults["scores"]["scheme"]),
     }
 
 
 #: recipe -> (the recipe whose runs stand in, the methods they stand in for: their settings are identical)
-SHARED_RUNS = {"authors-warmup": ("authors", ("ours", "ours_zero", "dsm")), "default-raw": ("default", ("ddpm",))}
+SHARED_RUNS = {"authors-warmup": ("authors", ("ours", "ours_zero", "dsm")), "default-raw": ("default", ("ddpm",)),
+               "default-reflect": ("default", ("ours_zero", "dsm", "ddpm"))}
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ PARTS = {
               ("ddpm",)),
     "8": Part(32, IMAGES_32, (0, 1, 2), "default-raw", ("noisy_copy",), TARGETS, 120.0, 240.0, 10.0, 20.0,
               ("ours", "dsm")),
+    "9": Part(32, IMAGES_32, (0, 1, 2), "default-reflect", PROTOCOLS_RUN, TARGETS, 120.0, 240.0, 10.0, 20.0,
+              ("ours",)),
 }
 #: What the caps cut, printed with every plan.
 CUTS = [
@@ -161,6 +169,8 @@ CUTS = [
     "dsm draws continuous stratified times in both recipes (ours_zero is the one with ours' times); DDPM keeps "
     "its sinusoidal embedding, its DDIM/ancestral samplers and no sampler start / final-denoise options",
     "the default recipe with raw alone (part 8): ours and dsm, noisy copy only",
+    "parts 1-8 pre-compute ours' scores with the paper's zero + centred; part 9 reruns ours alone with the "
+    "default reflect + minimal (METHOD.md 2b) and pairs it with part 1-2's controls (their settings are equal)",
 ]
 
 
@@ -183,7 +193,8 @@ def sde_params(recipe: Recipe, dataset: str, defaults: dict):
     if dataset == "faces" and recipe.faces_sde is not None:
         sigma, n_times, tol = recipe.faces_sde
     return FPParams(sigma=sigma, eps=sc["eps"], n_times=n_times, dh=sc["dh"], kde_bins=sc["kde_bins"],
-                    picard_tol=tol, picard_max_iter=sc["picard_max_iter"], rtol=sc["rtol"])
+                    picard_tol=tol, picard_max_iter=sc["picard_max_iter"], rtol=sc["rtol"],
+                    boundary=recipe.boundary, scheme=recipe.scheme)
 
 
 _SCORES: dict = {}
@@ -200,8 +211,8 @@ def trajectories(image: np.ndarray, params, key) -> tuple[np.ndarray, float]:
         with make_solver("spsolve", rtol=params.rtol) as solver:
             ss = compute_scores(image, params, solver, progress=False)
         pre = time.process_time() - t0
-        if not bool(ss.converged.all()):
-            print(f"WARNING: Picard did not converge for {key}", flush=True)
+        if not bool(ss.valid.all()):
+            print(f"WARNING: no valid score (not converged or outside the bound) for {key}", flush=True)
         _SCORES[key] = (embed_scores(image, ss.scores, ss.times, ss.g), pre)
     return _SCORES[key]
 
@@ -245,7 +256,8 @@ def build(run: Run, part: Part, recipe: Recipe, defaults: dict, image: np.ndarra
     smp = learn["sampler"]
     sampler = {"method": recipe.sampler, "rtol": smp["rtol"], "atol": smp["atol"], "heun_steps": smp["heun_steps"],
                "denoise": recipe.denoise, "start": recipe.start}
-    pre, extra = 0.0, {"sigma": params.sigma, "n_times": params.n_times, "picard_tol": params.picard_tol}
+    pre, extra = 0.0, {"sigma": params.sigma, "n_times": params.n_times, "picard_tol": params.picard_tol,
+                       "boundary": params.boundary, "scheme": params.scheme}
     if run.method == "ours":
         traj, pre = trajectories(image, params, (run.size, run.dataset, run.image, params))
         method = OursMethod(sde, sampler, traj, parameterization=recipe.parameterization, times=recipe.times)
@@ -313,6 +325,7 @@ def execute(run: Run, part: Part, recipe: Recipe, defaults: dict, out: Path) -> 
                   ema_decay=settings.ema_decay,
                   parameterization=getattr(method, "parameterization", "ddpm-eps"),
                   sigma=extra["sigma"], n_times=extra["n_times"], picard_tol=extra["picard_tol"],
+                  boundary=extra["boundary"], scheme=extra["scheme"],
                   load_before=load0, load_after=os.getloadavg()[0], wall_seconds=time.perf_counter() - wall0,
                   crossings={str(t): crossing(result.evaluations, t) for t in part.targets},
                   evaluations=result.evaluations)
