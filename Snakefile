@@ -71,4 +71,4 @@ include: "workflow/rules/evaluate.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.all_targets(),

@@ -57,9 +57,11 @@ def test_train_and_sample_ddpm_with_target(inputs, capsys):
     d = inputs
     rc = main(["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--count", "2",
                "--stop", "target_ssim", "--target-ssim", "0.99", "--time-cap-seconds", "0.5", "--eval-every-seconds", "0.2",
+               "--experiment", "denoise_x", "--dataset", "faces",
                "--out", str(d / "model.pt"), "--log", str(d / "log.csv"), "--summary", str(d / "s.json"), *TINY])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "s.json").read_text())
+    assert (summary["experiment"], summary["dataset"], summary["resolution"]) == ("denoise_x", "faces", 8)
     assert summary["reached"] is False and summary["time_to_target_seconds"] is None  # "> cap"
     assert summary["stopped_by"] == "time_cap" and summary["train_seconds"] >= 0.5
     assert summary["evaluations"] >= 2 and summary["eval_sampler"] == "ddim-4"
@@ -68,6 +70,9 @@ def test_train_and_sample_ddpm_with_target(inputs, capsys):
     assert rc == 0, capsys.readouterr().err
     with np.load(d / "samples.npz") as s:
         assert str(s["sampler"]) == "ddpm-ancestral" and s["states"].shape[0] == 6
+        # what the figures label the samples by, from the model's summary
+        assert (str(s["experiment"]), str(s["dataset"]), str(s["method"])) == ("denoise_x", "faces", "ddpm")
+        assert np.isnan(s["budget_seconds"])
 
 
 def test_train_and_sample_dsm(inputs, capsys):

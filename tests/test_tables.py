@@ -235,8 +235,11 @@ def test_table_command_fails_whole_on_bad_input(tmp_path):
 
 
 def _summary(path, **kw):
+    """A training summary as `fpscore train` writes it: its experiment and method from the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(dict(stop="target_ssim", target_ssim=0.9, precompute_seconds=None), **kw)))
+    labels = dict(experiment=path.parent.parent.name, method=path.parent.name, dataset="photos", resolution=8)
+    path.write_text(json.dumps(dict(dict(stop="target_ssim", target_ssim=0.9, precompute_seconds=None, **labels),
+                                    **kw)))
     return str(path)
 
 
@@ -249,15 +252,16 @@ def test_t1_command_from_training_summaries(tmp_path):
     ddpm = _summary(tmp_path / exp / "ddpm" / "train_log.json", reached=False, time_to_target_seconds=None,
                     train_seconds=300.0)
     stem = tmp_path / "t1"
-    labels = ["--experiments", exp, exp, "--methods", "ours", "ddpm", "--datasets", "photos", "photos",
-              "--resolutions", "8", "8"]
-    assert main(["table", "t1", "--summaries", ours, ddpm, *labels, "--out", str(stem)]) == 0
+    assert main(["table", "t1", "--summaries", ours, ddpm, "--out", str(stem)]) == 0
     row = pd.read_csv(stem.with_suffix(".csv")).iloc[0]
     assert (row["ours_train_s"], row["ours_precompute_s"], row["ours_total_s"]) == (7.5, 2.5, 10.0)
     assert row["ddpm_s"] == 300.0 and row["speedup_text"] == "> 30.0x" and row["resolution"] == 8
     _summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5, train_seconds=8.0)
-    assert main(["table", "t1", "--summaries", ours, ddpm, *labels,
+    assert main(["table", "t1", "--summaries", ours, ddpm,
                  "--out", str(tmp_path / "t1b")]) == 2  # ours without its pre-computation time is refused
+    _summary(tmp_path / exp / "ours" / "train_log.json", reached=True, time_to_target_seconds=7.5, train_seconds=8.0,
+             precompute_seconds=2.5, dataset=None)
+    assert main(["table", "t1", "--summaries", ours, ddpm, "--out", str(tmp_path / "t1c")]) == 2  # no dataset
 
 
 def test_t1_and_t4_commands_with_dsm(tmp_path):
@@ -270,9 +274,7 @@ def test_t1_and_t4_commands_with_dsm(tmp_path):
                           train_seconds=300.0),
                  _summary(tmp_path / exp / "dsm" / "train_log.json", reached=True, time_to_target_seconds=15.0,
                           train_seconds=16.0)]
-    labels = ["--experiments", exp, exp, exp, "--methods", "ours", "ddpm", "dsm", "--datasets", "photos", "photos",
-              "photos", "--resolutions", "8", "8", "8"]
-    assert main(["table", "t1", "--summaries", *summaries, *labels, "--out", str(tmp_path / "t1")]) == 0
+    assert main(["table", "t1", "--summaries", *summaries, "--out", str(tmp_path / "t1")]) == 0
     row = pd.read_csv(tmp_path / "t1.csv").iloc[0]
     assert row["dsm_s"] == 15.0 and row["dsm_over_ours_text"] == "1.5x" and row["speedup_text"] == "> 30.0x"
     assert "dsm\\_over\\_ours" in (tmp_path / "t1.tex").read_text()
@@ -287,13 +289,17 @@ def test_t1_and_t4_commands_with_dsm(tmp_path):
         pd.DataFrame([dict(experiment="budget_a", method=method, fid=np.nan, fid_status="unavailable: no weights")]
                      ).to_csv(files[method][1], index=False)
 
+    runs = {m: _summary(tmp_path / "train" / "budget_a" / m / "train_log.json", stop="budget", target_ssim=None,
+                        budget_seconds=120, dataset="faces", resolution=32) for m in ("ours", "ddpm", "dsm")}
+
     def t4(methods, out):
         return main(["table", "t4", "--ssim", *(str(files[m][0]) for m in methods),
-                     "--fid", *(str(files[m][1]) for m in methods), "--experiments", "budget_a",
-                     "--datasets", "faces", "--resolutions", "32", "--budgets", "120", "--out", str(out)])
+                     "--fid", *(str(files[m][1]) for m in methods), "--summaries", *(runs[m] for m in methods),
+                     "--out", str(out)])
 
     assert t4(["ours", "ddpm"], tmp_path / "t4") == 0
     plain = pd.read_csv(tmp_path / "t4.csv")
+    assert (plain["dataset"].iloc[0], plain["resolution"].iloc[0], plain["budget_s"].iloc[0]) == ("faces", 32, 120)
     assert "dsm_ssim" not in plain.columns and "like-for-like" not in (tmp_path / "t4.tex").read_text()
     assert t4(["ours", "ddpm", "dsm"], tmp_path / "t4_dsm") == 0
     row = pd.read_csv(tmp_path / "t4_dsm.csv").iloc[0]

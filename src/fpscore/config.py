@@ -149,16 +149,9 @@ def validate(config: dict, source: str = "config") -> dict:
 
 def load_config(path: str | Path) -> dict:
     """Read a YAML config file, fill defaults, validate."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
-    if raw is not None and not isinstance(raw, dict):
-        raise ValueError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
-    return validate(raw or {}, source=str(path))
+    from fpscore.fileio import read_mapping
+
+    return validate(read_mapping(path, "config file", yaml.safe_load, (yaml.YAMLError,), "YAML"), source=str(path))
 
 
 # ---- one value against its key ----------------------------------------------------------------

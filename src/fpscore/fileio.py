@@ -47,6 +47,22 @@ def write_all(outputs: list[tuple[str | Path, Callable[[str], None]]]) -> None:
             writer(tmp)
 
 
+def read_mapping(path: str | Path, what: str, parse: Callable[[str], object], errors: tuple, kind: str) -> dict:
+    """``parse`` of a text file that holds a mapping (a YAML config, a JSON summary); an empty one is {}.
+    A missing file is FileNotFoundError, one that does not parse (``errors``) or holds no mapping a
+    ValueError, each naming ``what`` and the path."""
+    path = Path(path)
+    try:
+        value = parse(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except errors as err:
+        raise ValueError(f"{what} {path} is not valid {kind}: {err}") from None
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{what} {path} must hold a mapping, got {type(value).__name__}")
+    return value or {}
+
+
 def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
     """Hex digest of a file, read in chunks (archives are GBs)."""
     digest = hashlib.new(algorithm)

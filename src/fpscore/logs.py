@@ -53,13 +53,6 @@ def read_solve_logs(runs: Iterable[tuple[str | Path, str, int, str]]) -> pd.Data
 
 def read_summary(path: str | Path) -> dict:
     """A training summary (train_log.json of ``fpscore train``)."""
-    path = Path(path)
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"training summary {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"training summary {path} is not valid JSON ({err})") from None
-    if not isinstance(summary, dict):
-        raise ValueError(f"training summary {path}: expected a JSON object, got {type(summary).__name__}")
-    return summary
+    from fpscore.fileio import read_mapping
+
+    return read_mapping(path, "training summary", json.loads, (json.JSONDecodeError,), "JSON")

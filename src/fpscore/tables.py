@@ -124,9 +124,10 @@ def denoise_run(summary: dict, where: str = "training summary") -> dict:
     A run that reached its target counts its time_to_target_seconds, one that did not its
     training seconds at the cap; ours adds its precompute_seconds.
     """
-    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    missing = [k for k in SUMMARY_KEYS if k not in summary or (k in SUMMARY_KEYS[:4] and summary[k] is None)]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {missing}")
+        raise ValueError(f"{where}: missing key(s) {missing} (summaries of `fpscore train --experiment ... "
+                         "--dataset ...` record them)")
     if summary["reached"] is None:
         raise ValueError(f"{where}: not a target-SSIM run (stop = {summary.get('stop')!r})")
     method, pre = summary["method"], summary["precompute_seconds"]
@@ -141,6 +142,17 @@ def denoise_run(summary: dict, where: str = "training summary") -> dict:
                 method=method, reached=reached,
                 train_seconds=summary["time_to_target_seconds"] if reached else summary["train_seconds"],
                 precompute_seconds=float(pre or 0.0) if method == "ours" else 0.0)
+
+
+def budget_run(summary: dict, where: str = "training summary") -> dict:
+    """What a budget run is (experiment, dataset, resolution, budget_seconds) from its training summary."""
+    keys = ("experiment", "dataset", "resolution", "budget_seconds")
+    missing = [k for k in keys if summary.get(k) is None]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing} (not a budget run of `fpscore train --experiment "
+                         "... --dataset ...`?)")
+    return dict(experiment=summary["experiment"], dataset=summary["dataset"], resolution=int(summary["resolution"]),
+                budget_seconds=float(summary["budget_seconds"]))
 
 
 def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ localrules:
 
 rule download_cifar10:
     output:
-        download_target("cifar10"),
+        PLAN.download_target("cifar10"),
     params:
         url=config["data"]["cifar10"]["url"],
         md5=config["data"]["cifar10"]["md5"],
@@ -25,7 +25,7 @@ rule download_cifar10:
 
 rule download_celeba:
     output:
-        download_target("celeba"),
+        PLAN.download_target("celeba"),
     params:
         url=config["data"]["celeba"]["url"],
         md5=config["data"]["celeba"]["md5"],
@@ -37,7 +37,7 @@ rule download_celeba:
         "fpscore download --dataset celeba --url {params.url:q} --md5 {params.md5:q} --out {output:q} > {log:q} 2>&1"
 
 
-# The solver comparison's images when experiments.solver_images is set (common.smk, COMPARE_STAGE).
+# The solver comparison's images when experiments.solver_images is set (fpscore.experiments, compare_stage).
 rule solver_subset:
     input:
         "results/data/{dataset}/{res}/images.npz",
@@ -45,7 +45,7 @@ rule solver_subset:
         images="results/data/{dataset}/{res}/solver_subset/images.npz",
         manifest="results/data/{dataset}/{res}/solver_subset/manifest.json",
     params:
-        images=SOLVER_IMAGES,
+        images=PLAN.solver_images,
     conda:
         CONDA_ENV
     log:

@@ -1,8 +1,9 @@
 # Evaluation: sample metrics (SSIM, FID), the score error of each solver, the paper's
 # tables (results/tables/t*.{csv,md,tex}) and figures (results/figures/f*.{png,pdf}).
-# Every rule calls one `fpscore` command (src/fpscore/cli/metrics.py, table.py, figure.py) with its input files and, as
-# lists of the same length, what each file is (dataset, resolution, solver, experiment, method); each table and
-# figure has a short rule name and a stable path, so one target regenerates alone:
+# Every rule calls one `fpscore` command (src/fpscore/cli/metrics.py, table.py, figure.py) with its input
+# files: training summaries and samples files record their experiment, method, dataset and size; solve
+# logs come with their labels (fpscore.experiments). Each table and figure has a short rule name and a
+# stable path, so one target regenerates alone:
 #   snakemake --cores 4 results/figures/f4_budget_32.png
 # Tables and figures take seconds: on a cluster they run on the submit host rather
 # than wait in the queue (FID and SSIM, which generate features, stay jobs).
@@ -24,18 +25,18 @@ localrules:
     f10_ssim_curves,
 
 
-# Lists of runs and their labels (SOLVE_RUNS, DENOISE_RUNS, BUDGET_RUNS, ...) live in common.smk.
+# The runs each table and figure compares come from the package's plan (PLAN, fpscore.experiments).
 
 
 # ---- metrics ----------------------------------------------------------------------------------
 
 rule score_error:
     input:
-        expand("results/{stage}/{{dataset}}/{{res}}/{solver}/scores", stage=COMPARE_STAGE, solver=T2_SOLVERS),
+        compared_scores,
     output:
         "results/metrics/scores/{dataset}/{res}/score_error.csv",
     params:
-        solvers=T2_SOLVERS,
+        solvers=PLAN.t2_solvers,
     conda:
         CONDA_ENV
     log:
@@ -53,7 +54,7 @@ rule ssim:
         "results/metrics/{experiment}/{method}/ssim.csv",
     params:
         references=reference_option,
-        ssim_mode=ssim_mode_option(),
+        ssim_mode=PLAN.metric_options("ssim"),
     conda:
         CONDA_ENV
     log:
@@ -74,7 +75,7 @@ rule fid:
         "results/metrics/{experiment}/{method}/fid.csv",
     params:
         references=reference_option,
-        options=fid_options(),
+        options=PLAN.metric_options("fid"),
     conda:
         CONDA_ENV
     log:
@@ -89,89 +90,77 @@ rule fid:
 
 rule t1_time_to_ssim:
     input:
-        [f"results/train/{name}/{method}/train_log.json" for name, method in DENOISE_RUNS],
+        PLAN.run_files("denoise", "results/train/{experiment}/{method}/train_log.json"),
     output:
         csv=report("results/tables/t1_time_to_ssim.csv", caption="../report/t1_time_to_ssim.rst", category="Tables"),
         md="results/tables/t1_time_to_ssim.md",
         tex="results/tables/t1_time_to_ssim.tex",
     params:
         stem=table_stem,
-        experiments=[name for name, _ in DENOISE_RUNS],
-        methods=[method for _, method in DENOISE_RUNS],
-        datasets=[experiment(name)["dataset"] for name, _ in DENOISE_RUNS],
-        resolutions=[experiment(name)["resolution"] for name, _ in DENOISE_RUNS],
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/t1_time_to_ssim.log",
     shell:
-        "fpscore table t1 --summaries {input:q} --experiments {params.experiments} --methods {params.methods} "
-        "--datasets {params.datasets} --resolutions {params.resolutions} --out {params.stem:q} > {log:q} 2>&1"
+        "fpscore table t1 --summaries {input:q} --out {params.stem:q} > {log:q} 2>&1"
 
 
 rule t2_solvers:
     input:
-        logs=SOLVE_LOGS,
-        errors=[f"results/metrics/scores/{d}/{r}/score_error.csv" for d, r in PROJECTION_RUNS],
+        logs=PLAN.solve_logs(),
+        errors=PLAN.score_errors(),
     output:
         csv=report("results/tables/t2_solvers.csv", caption="../report/t2_solvers.rst", category="Tables"),
         md="results/tables/t2_solvers.md",
         tex="results/tables/t2_solvers.tex",
     params:
         stem=table_stem,
-        labels=solve_labels(),
+        labels=PLAN.solve_labels(),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/t2_solvers.log",
     shell:
-        "fpscore table t2 --solve-logs {input.logs:q} --datasets {params.labels[datasets]} "
-        "--resolutions {params.labels[resolutions]} --solvers {params.labels[solvers]} "
-        "--score-errors {input.errors:q} --out {params.stem:q} > {log:q} 2>&1"
+        "fpscore table t2 --solve-logs {input.logs:q} {params.labels} --score-errors {input.errors:q} "
+        "--out {params.stem:q} > {log:q} 2>&1"
 
 
 rule t3_systems:
     input:
-        SOLVE_LOGS,
+        PLAN.solve_logs(),
     output:
         csv=report("results/tables/t3_systems.csv", caption="../report/t3_systems.rst", category="Tables"),
         md="results/tables/t3_systems.md",
         tex="results/tables/t3_systems.tex",
     params:
         stem=table_stem,
-        labels=solve_labels(),
-        rank=rank_option(),
+        labels=PLAN.solve_labels(),
+        rank=PLAN.rank_option(),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/t3_systems.log",
     shell:
-        "fpscore table t3 --solve-logs {input:q} --datasets {params.labels[datasets]} "
-        "--resolutions {params.labels[resolutions]} --solvers {params.labels[solvers]} "
-        "{params.rank} --out {params.stem:q} > {log:q} 2>&1"
+        "fpscore table t3 --solve-logs {input:q} {params.labels} {params.rank} --out {params.stem:q} > {log:q} 2>&1"
 
 
 rule t4_budget:
     input:
-        ssim=[f"results/metrics/{name}/{method}/ssim.csv" for name, method in BUDGET_RUNS],
-        fid=[f"results/metrics/{name}/{method}/fid.csv" for name, method in BUDGET_RUNS],
+        ssim=PLAN.run_files("budget", "results/metrics/{experiment}/{method}/ssim.csv"),
+        fid=PLAN.run_files("budget", "results/metrics/{experiment}/{method}/fid.csv"),
+        summaries=PLAN.run_files("budget", "results/train/{experiment}/{method}/train_log.json"),
     output:
         csv=report("results/tables/t4_budget.csv", caption="../report/t4_budget.rst", category="Tables"),
         md="results/tables/t4_budget.md",
         tex="results/tables/t4_budget.tex",
     params:
         stem=table_stem,
-        experiments=BUDGET,
-        datasets=[experiment(name)["dataset"] for name in BUDGET],
-        resolutions=[experiment(name)["resolution"] for name in BUDGET],
-        budgets=[experiment(name)["budget_seconds"] for name in BUDGET],
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/t4_budget.log",
     shell:
-        "fpscore table t4 --ssim {input.ssim:q} --fid {input.fid:q} --experiments {params.experiments} "
-        "--datasets {params.datasets} --resolutions {params.resolutions} --budgets {params.budgets} "
+        "fpscore table t4 --ssim {input.ssim:q} --fid {input.fid:q} --summaries {input.summaries:q} "
         "--out {params.stem:q} > {log:q} 2>&1"
 
 
@@ -191,24 +180,21 @@ rule f1_schematic:
 
 rule f2_denoising:
     input:
-        expand("results/samples/{experiment}/ours/samples.npz", experiment=DENOISE),
+        PLAN.run_files("denoise", "results/samples/{experiment}/{method}/samples.npz", ["ours"]),
     output:
         png=report("results/figures/f2_denoising.png", caption="../report/f2_denoising.rst", category="Figures"),
         pdf="results/figures/f2_denoising.pdf",
-    params:
-        labels=[f"{experiment(n)['dataset']}_{experiment(n)['resolution']}x{experiment(n)['resolution']}"
-                for n in DENOISE],
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/f2_denoising.log",
     shell:
-        "fpscore figure f2 --samples {input:q} --labels {params.labels:q} --out {output.png:q} > {log:q} 2>&1"
+        "fpscore figure f2 --samples {input:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule f3_generation:
     input:
-        expand("results/samples/{experiment}/ours/samples.npz", experiment=experiments_of("generation")[:1]),
+        [f"results/samples/{name}/ours/samples.npz" for name in PLAN.of_kind("generation")[:1]],
     output:
         png=report("results/figures/f3_generation.png", caption="../report/f3_generation.rst",
                    category="Figures"),
@@ -223,24 +209,20 @@ rule f3_generation:
 
 rule f4_budget:
     input:
-        samples=budget_res("samples"),
-        ssim=budget_res("ssim"),
+        samples=budget_files("results/samples/{experiment}/{method}/samples.npz"),
+        ssim=budget_files("results/metrics/{experiment}/{method}/ssim.csv"),
     output:
         png=report("results/figures/f4_budget_{res}.png", caption="../report/f4_budget.rst", category="Figures",
                    subcategory="{res}x{res}"),
         pdf="results/figures/f4_budget_{res}.pdf",
-    params:
-        methods=COMPARED,
-        budget=budget_seconds_of,
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/f4_budget_{res}.log",
     wildcard_constraints:
-        res="|".join(BUDGET_AT),
+        res="|".join(PLAN.budget_at()),
     shell:
-        "fpscore figure f4 --samples {input.samples:q} --ssim {input.ssim:q} --methods {params.methods} "
-        "--budget-seconds {params.budget} --resolution {wildcards.res} --out {output.png:q} > {log:q} 2>&1"
+        "fpscore figure f4 --samples {input.samples:q} --ssim {input.ssim:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule f6_solver_time:
@@ -260,40 +242,38 @@ rule f6_solver_time:
 
 rule f7_picard:
     input:
-        SOLVE_LOGS,
+        PLAN.solve_logs(),
     output:
         png=report("results/figures/f7_picard.png", caption="../report/f7_picard.rst", category="Figures"),
         pdf="results/figures/f7_picard.pdf",
     params:
-        labels=solve_labels(),
+        labels=PLAN.solve_labels(),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/f7_picard.log",
     shell:
-        "fpscore figure f7 --solve-logs {input:q} --datasets {params.labels[datasets]} "
-        "--resolutions {params.labels[resolutions]} --solvers {params.labels[solvers]} "
-        "--out {output.png:q} > {log:q} 2>&1"
+        "fpscore figure f7 --solve-logs {input:q} {params.labels} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule f8_projection_residual:
     input:
-        logs=[f"results/{COMPARE_STAGE}/{d}/{r}/projection/solve_log.csv" for d, r in PROJECTION_RUNS],
-        prepared=[f"results/{COMPARE_STAGE}/{d}/{r}/projection/prepared.npz" for d, r in PROJECTION_RUNS],
-        images=[images_of(COMPARE_STAGE, d, r) for d, r in PROJECTION_RUNS],
+        logs=PLAN.projection_files("solve_log.csv"),
+        prepared=PLAN.projection_files("prepared.npz"),
+        images=PLAN.projection_files("images.npz"),
     output:
         png=report("results/figures/f8_projection_residual.png", caption="../report/f8_projection_residual.rst",
                    category="Figures"),
         pdf="results/figures/f8_projection_residual.pdf",
     params:
-        labels=[f"{d} {r}x{r}" for d, r in PROJECTION_RUNS],
+        labels=PLAN.projection_labels(),
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/f8_projection_residual.log",
     shell:
         "fpscore figure f8 --solve-logs {input.logs:q} --prepared {input.prepared:q} --images {input.images:q} "
-        "--labels {params.labels:q} --out {output.png:q} > {log:q} 2>&1"
+        "{params.labels} --out {output.png:q} > {log:q} 2>&1"
 
 
 # The rank sweep is measured by the solver benchmark (`fpscore solver-benchmark`); its CSV has
@@ -314,19 +294,16 @@ rule f9_rank_sweep:
 
 rule f10_ssim_curves:
     input:
-        [f"results/train/{name}/{method}/train_log.csv" for name, method in DENOISE_RUNS],
+        logs=PLAN.run_files("denoise", "results/train/{experiment}/{method}/train_log.csv"),
+        summaries=PLAN.run_files("denoise", "results/train/{experiment}/{method}/train_log.json"),
     output:
         png=report("results/figures/f10_ssim_curves.png", caption="../report/f10_ssim_curves.rst",
                    category="Figures"),
         pdf="results/figures/f10_ssim_curves.pdf",
-    params:
-        experiments=[name for name, _ in DENOISE_RUNS],
-        methods=[method for _, method in DENOISE_RUNS],
-        targets=[experiment(name)["target_ssim"] for name, _ in DENOISE_RUNS],
     conda:
         CONDA_ENV
     log:
         "results/logs/evaluate/f10_ssim_curves.log",
     shell:
-        "fpscore figure f10 --train-logs {input:q} --experiments {params.experiments} --methods {params.methods} "
-        "--targets {params.targets} --out {output.png:q} > {log:q} 2>&1"
+        "fpscore figure f10 --train-logs {input.logs:q} --summaries {input.summaries:q} --out {output.png:q} "
+        "> {log:q} 2>&1"

@@ -4,7 +4,7 @@
 #   results/train/{experiment}/{method}/model.pt, train_log.csv, train_log.json (summary)
 #   results/samples/{experiment}/{method}/samples.npz
 # Training resumes from model.pt.ckpt (beside the model, undeclared) after an interruption.
-# Input and params functions live in common.smk.
+# Inputs and options come from the package's plan (fpscore.experiments) through common.smk.
 rule train:
     input:
         images=experiment_images,
@@ -15,8 +15,8 @@ rule train:
         log="results/train/{experiment}/{method}/train_log.csv",
         summary="results/train/{experiment}/{method}/train_log.json",
     params:
-        scores=train_scores_option,
-        stop=stop_options,
+        scores=optional_option("--scores", "scores"),
+        solve_log=optional_option("--solve-log", "solve_log"),
         options=train_options,
     threads: config["learn"]["train"]["threads"]
     resources:
@@ -27,8 +27,8 @@ rule train:
     log:
         "results/logs/learn/train_{experiment}_{method}.log",
     shell:
-        "fpscore train --method {wildcards.method} --images {input.images:q} {params.scores} "
-        "{params.stop} {params.options} --threads {threads} --out {output.model:q} --log {output.log:q} "
+        "fpscore train --method {wildcards.method} --images {input.images:q} {params.scores} {params.solve_log} "
+        "{params.options} --threads {threads} --out {output.model:q} --log {output.log:q} "
         "--summary {output.summary:q} > {log:q} 2>&1"
 
 
@@ -39,8 +39,7 @@ rule sample:
     output:
         samples="results/samples/{experiment}/{method}/samples.npz",
     params:
-        options=sample_options(),
-        protocol=sample_protocol_options,
+        options=sample_options,
     threads: config["learn"]["train"]["threads"]
     conda:
         CONDA_ENV
@@ -48,4 +47,4 @@ rule sample:
         "results/logs/learn/sample_{experiment}_{method}.log",
     shell:
         "fpscore sample --model {input.model:q} --out {output.samples:q} {params.options} "
-        "{params.protocol} --threads {threads} > {log:q} 2>&1"
+        "--threads {threads} > {log:q} 2>&1"

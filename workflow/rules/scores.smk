@@ -4,7 +4,7 @@
 # shard at a time, byte-identical whatever the shard size). For the
 # projection solver the seed work is its own job that every shard depends on.
 # Stage {stage}: scores = the whole set (what training reads), scores_subset = the first
-# experiments.solver_images images, for the solver comparison (common.smk, COMPARE_STAGE).
+# experiments.solver_images images, for the solver comparison (fpscore.experiments, compare_stage).
 # OPENBLAS_NUM_THREADS=1: numpy's threaded BLAS spins against PETSc on few cores.
 
 

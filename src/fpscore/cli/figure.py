@@ -2,14 +2,14 @@
 
 Reads the files the command line names, draws the figure (``fpscore.figures``) and
 writes <stem>.png and <stem>.pdf whole or not at all (``fpscore.rendering``). Samples
-files hold keys ``images`` (N x C x H x W), ``states`` (K x N x C x H x W) and
-``times`` (K).
+files hold keys ``images`` (N x C x H x W), ``states`` (K x N x C x H x W), ``times``
+(K) and, from the model's training summary, ``method``, ``experiment``, ``dataset`` and
+``budget_seconds``: the figures label runs from their files.
 """
 from __future__ import annotations
 
 from fpscore.cli.args import aligned
 from fpscore.cli.table import add_solve_log_labels, solve_logs
-from fpscore.names import METHODS
 
 FIGURES = ("f1", "f2", "f3", "f4", "f6", "f7", "f8", "f9", "f10")
 
@@ -18,6 +18,16 @@ def _samples(path: str, keys=("images", "states", "times")) -> dict:
     from fpscore.fileio import read_npz_arrays
 
     return read_npz_arrays(path, "samples", keys)
+
+
+def _label(path, record, key: str) -> str:
+    """A label a file records (a samples file's or a training summary's experiment, dataset, method)."""
+    value = record.get(key) if isinstance(record, dict) else (record[key] if key in record else None)
+    value = "" if value is None else str(value)
+    if not value:
+        raise ValueError(f"{path} records no {key} (written by an older `fpscore train` / `fpscore sample`: "
+                         "rerun them)")
+    return value
 
 
 def projection_points(args):
@@ -52,19 +62,26 @@ def build_figure(args):
         return figures.schematic()
     if name == "f2":
         rows = []
-        for path, label in aligned("f2", samples=args.samples, labels=args.labels):
-            s = _samples(path, ("states", "times"))
-            rows.append(dict(label=label, states=s["states"][:, 0], times=s["times"]))
+        for path in args.samples or []:
+            s = _samples(path, ("states", "times", "images", "dataset"))
+            res = s["images"].shape[-1]
+            rows.append(dict(label=f"{_label(path, s, 'dataset')}_{res}x{res}", states=s["states"][:, 0],
+                             times=s["times"]))
         return figures.denoising_progression(rows)
     if name == "f3":
         s = _samples(args.samples[0], ("states", "times"))
         return figures.generation_progression(s["states"], s["times"])
     if name == "f4":
-        panels = []
-        for path, ssim, method in aligned("f4", samples=args.samples, ssim=args.ssim, methods=args.methods):
+        panels, budgets = [], set()
+        for path, ssim in aligned("f4", samples=args.samples, ssim=args.ssim):
+            s = _samples(path, ("images", "method", "budget_seconds"))
             mean_ssim = read_csv(ssim, "SSIM metrics")["mean_ssim"].iloc[0]
-            panels.append(dict(method=method, images=_samples(path, ("images",))["images"], mean_ssim=mean_ssim))
-        return figures.budget_grid(panels, budget_seconds=args.budget_seconds, resolution=args.resolution)
+            panels.append(dict(method=str(s["method"]), images=s["images"], mean_ssim=mean_ssim))
+            budgets.add(float(s["budget_seconds"]))
+        if len(budgets) != 1 or any(b != b for b in budgets):
+            raise ValueError(f"f4: the samples files record the training budgets {sorted(budgets)}; expected one "
+                             "(samples of one budget experiment, written by `fpscore sample` of such a model)")
+        return figures.budget_grid(panels, budget_seconds=budgets.pop(), resolution=panels[0]["images"].shape[-1])
     if name == "f6":
         return figures.solver_times(read_csv(args.table, "T2 table"))
     if name == "f7":
@@ -74,12 +91,17 @@ def build_figure(args):
     if name == "f9":
         return figures.rank_sweep(read_csv(args.table, "rank-sweep CSV"))
     if name == "f10":
-        runs = aligned("f10", train_logs=args.train_logs, experiments=args.experiments, methods=args.methods,
-                       targets=args.targets)
-        frames = [read_csv(path, "training log").assign(experiment=exp, method=method)
-                  for path, exp, method, _ in runs]
-        return figures.ssim_curves(pd.concat(frames, ignore_index=True),
-                                   {exp: float(target) for _, exp, _, target in runs})
+        from fpscore.logs import read_summary
+
+        frames, targets = [], {}
+        for log, summary_path in aligned("f10", train_logs=args.train_logs, summaries=args.summaries):
+            summary = read_summary(summary_path)
+            experiment = _label(summary_path, summary, "experiment")
+            frames.append(read_csv(log, "training log").assign(experiment=experiment,
+                                                               method=_label(summary_path, summary, "method")))
+            if summary.get("target_ssim") is not None:
+                targets[experiment] = float(summary["target_ssim"])
+        return figures.ssim_curves(pd.concat(frames, ignore_index=True), targets)
     raise ValueError(f"unknown figure {name!r}")
 
 
@@ -98,13 +120,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("figure", help="draw one of the paper's figures (PNG and PDF)")
     p.add_argument("name", choices=FIGURES)
     p.add_argument("--out", required=True, help="output .png (the .pdf is written beside it)")
-    p.add_argument("--samples", nargs="+", help="f2, f4: samples.npz files; f3: one samples.npz")
-    p.add_argument("--labels", nargs="+", help="f2: the panel label of each samples file; f8: of each solve log")
-    p.add_argument("--methods", nargs="+", choices=METHODS, help="f4: the method of each samples file; "
-                                                                 "f10: of each training log")
+    p.add_argument("--samples", nargs="+", help="f2, f4: samples.npz files (each records its method, dataset and "
+                   "training budget); f3: one samples.npz")
+    p.add_argument("--labels", nargs="+", help="f8: the label of each solve log")
     p.add_argument("--ssim", nargs="+", help="f4: ssim.csv of each samples file")
-    p.add_argument("--budget-seconds", type=float, help="f4: the training budget")
-    p.add_argument("--resolution", type=int, help="f4: the image size")
     p.add_argument("--table", help="f6: T2 CSV; f9: rank sweep CSV")
     p.add_argument("--solve-logs", nargs="+", help="f7: solve logs (labelled by --datasets, --resolutions, "
                                                    "--solvers); f8: solve logs of projecting runs")
@@ -112,6 +131,5 @@ def register(subparsers) -> None:
     p.add_argument("--prepared", nargs="+", help="f8: the prepared state (seeds) of each solve log")
     p.add_argument("--images", nargs="+", help="f8: the images.npz of each solve log")
     p.add_argument("--train-logs", nargs="+", help="f10: training logs (train_log.csv)")
-    p.add_argument("--experiments", nargs="+", help="f10: the experiment of each training log")
-    p.add_argument("--targets", nargs="+", type=float, help="f10: the target SSIM of each training log")
+    p.add_argument("--summaries", nargs="+", help="f10: the training summary (train_log.json) of each training log")
     p.set_defaults(func=run_figure)

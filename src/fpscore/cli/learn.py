@@ -81,6 +81,9 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="resumable checkpoint (default: OUT.ckpt beside the model)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--experiment", help="the experiment this run belongs to (recorded in the summary, with the "
+                   "dataset and the image size, for the tables and figures)")
+    p.add_argument("--dataset", help="the dataset of --images (recorded in the summary)")
     s = p.add_argument_group("stopping (the experiment's: experiments.denoise / budget / generation)")
     s.add_argument("--stop", required=True, choices=STOP_RULES)
     s.add_argument("--target-ssim", type=float, help="--stop target_ssim: the SSIM to reach")
@@ -216,7 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
     wall0 = time.perf_counter()
     result = train(method, net, images, settings, stop, checkpoint_path=checkpoint, data_fingerprint=data_fp,
                    progress=not args.no_progress, evaluator=evaluator_from_args(args))
-    summary = dict(result.summary, images=args.images, image_indices=chosen, image_names=names,
+    summary = dict(result.summary, experiment=args.experiment, dataset=args.dataset, resolution=h,
+                   images=args.images, image_indices=chosen, image_names=names,
                    skipped_unconverged=dropped,
                    scores=args.scores, precompute_seconds=pre, parameters=count_parameters(net),
                    wall_seconds_this_run=time.perf_counter() - wall0, unet=net.config.as_dict(),
@@ -244,7 +248,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.sampler_n_samples < 1:
         raise ValueError(f"--sampler-n-samples: expected a positive number of samples, got {args.sampler_n_samples}")
     device = _device(args)
-    net, method, shape, _ = load_model(args.model, device)
+    net, method, shape, summary = load_model(args.model, device)
     # options given on the command line override what model.pt recorded
     overrides = group_values(args, SAMPLER if method.name in ("ours", "dsm") else DDPM_SAMPLER)
     method = method_from_description(method.describe(), device=device, **overrides)
@@ -262,7 +266,7 @@ def run_sample(args: argparse.Namespace) -> int:
     else:
         result = method.sample(net, args.sampler_n_samples, shape, torch.Generator().manual_seed(args.seed),
                                progression_steps=args.sampler_progression_steps)
-    write_samples(args.out, result, method.name)
+    write_samples(args.out, result, method.name, summary)
     print(f"wrote {args.out}: {args.sampler_n_samples} samples ({result.sampler}, {result.nfe} network evaluations, "
           f"{time.perf_counter() - t0:.1f} s)")
     return 0

@@ -2,15 +2,16 @@
 
 Reads the files the command line names (``fpscore.logs``), builds the table
 (``fpscore.tables``) and writes <stem>.csv, .md and .tex whole or not at all
-(``fpscore.rendering``). Solve logs come with their labels (--datasets,
---resolutions, --solvers: one each, in the same order).
+(``fpscore.rendering``). Training summaries and metric rows name their own
+experiment, method, dataset and image size; solve logs, which do not, come with their
+labels (--datasets, --resolutions, --solvers: one each, in the same order).
 """
 from __future__ import annotations
 
 import argparse
 
 from fpscore.cli.args import aligned
-from fpscore.names import METHODS, SOLVERS
+from fpscore.names import SOLVERS
 from fpscore.options import Group, add_group, group_values
 
 RANK = Group("scores.projection", keys=("rank",))  # t3: the subspace rank the projection solver used
@@ -25,19 +26,21 @@ def solve_logs(args):
                                    resolutions=args.resolutions, solvers=args.solvers))
 
 
+def _summaries(paths, what: str) -> list[tuple[str, dict]]:
+    from fpscore.logs import read_summary
+
+    if not paths:
+        raise ValueError(f"{what}: no training summaries given (--summaries)")
+    return [(f"training summary {path}", read_summary(path)) for path in paths]
+
+
 def _t1(args):
     import pandas as pd
 
     from fpscore import tables
-    from fpscore.logs import read_summary
 
-    rows = []
-    for path, exp, method, dataset, res in aligned("t1", summaries=args.summaries, experiments=args.experiments,
-                                                   methods=args.methods, datasets=args.datasets,
-                                                   resolutions=args.resolutions):
-        summary = dict(read_summary(path), experiment=exp, method=method, dataset=dataset, resolution=res)
-        rows.append(tables.denoise_run(summary, f"training summary {path}"))
-    return tables.t1_time_to_ssim(pd.DataFrame(rows))
+    runs = [tables.denoise_run(summary, where) for where, summary in _summaries(args.summaries, "t1")]
+    return tables.t1_time_to_ssim(pd.DataFrame(runs))
 
 
 def _t4(args):
@@ -46,10 +49,7 @@ def _t4(args):
     from fpscore import tables
     from fpscore.logs import concat_csv
 
-    runs = pd.DataFrame([dict(experiment=exp, dataset=dataset, resolution=int(res), budget_seconds=float(budget))
-                         for exp, dataset, res, budget in aligned(
-                             "t4 experiments", experiments=args.experiments, datasets=args.datasets,
-                             resolutions=args.resolutions, budgets=args.budgets)])
+    runs = pd.DataFrame([tables.budget_run(summary, where) for where, summary in _summaries(args.summaries, "t4")])
     metrics = tables.budget_metrics(concat_csv(args.ssim, "SSIM metrics"), concat_csv(args.fid, "FID metrics"), runs)
     return tables.t4_budget(metrics)
 
@@ -83,7 +83,7 @@ def run_table(args) -> int:
 
 def add_solve_log_labels(p: argparse.ArgumentParser, what: str) -> None:
     """The labels of --solve-logs (one each, in the same order)."""
-    p.add_argument("--datasets", nargs="+", help=f"{what}: the dataset of each solve log / experiment")
+    p.add_argument("--datasets", nargs="+", help=f"{what}: the dataset of each solve log")
     p.add_argument("--resolutions", nargs="+", type=int, help=f"{what}: the image size of each")
     p.add_argument("--solvers", nargs="+", choices=SOLVERS, help=f"{what}: the solver of each solve log")
 
@@ -92,15 +92,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("table", help="build one of the paper's tables (CSV, Markdown, LaTeX)")
     p.add_argument("name", choices=TABLES, help="t1 time to SSIM, t2 solvers, t3 systems, t4 fixed budget")
     p.add_argument("--out", required=True, help="output stem: writes <stem>.csv, .md, .tex")
-    p.add_argument("--summaries", nargs="+", help="t1: training summaries (train_log.json) of the denoising runs")
-    p.add_argument("--experiments", nargs="+", help="t1: the experiment of each summary; t4: the budget experiments")
-    p.add_argument("--methods", nargs="+", choices=METHODS, help="t1: the method of each summary")
+    p.add_argument("--summaries", nargs="+", help="t1: training summaries (train_log.json) of the denoising runs; "
+                   "t4: of the budget runs (each records its experiment, method, dataset, image size and budget)")
     p.add_argument("--solve-logs", nargs="+", help="t2, t3: solve logs (labelled by --datasets, --resolutions, "
                                                    "--solvers)")
-    add_solve_log_labels(p, "t1, t2, t3, t4")
+    add_solve_log_labels(p, "t2, t3")
     p.add_argument("--score-errors", nargs="+", help="t2: score-error CSVs (fpscore score-error)")
     add_group(p, RANK, title="t3")
-    p.add_argument("--budgets", nargs="+", type=float, help="t4: the training seconds of each experiment")
     p.add_argument("--ssim", nargs="+", help="t4: ssim.csv of every (experiment, method)")
     p.add_argument("--fid", nargs="+", help="t4: fid.csv of every (experiment, method)")
     p.set_defaults(func=run_table)

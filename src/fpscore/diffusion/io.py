@@ -156,11 +156,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", **sampler_o
     return net.eval(), method, tuple(payload["image_shape"]), payload["summary"]
 
 
-def write_samples(path: str | Path, result, method: str) -> None:
-    """samples.npz: images N x C x H x W, states K x N x C x H x W at times K, sampler, method, nfe."""
+def write_samples(path: str | Path, result, method: str, summary: dict | None = None) -> None:
+    """samples.npz: images N x C x H x W, states K x N x C x H x W at times K, sampler, method, nfe, and
+    from the model's training summary the experiment, dataset and budget_seconds ('' and NaN where it
+    has none), so that the figures label samples from the file."""
+    summary = summary or {}
+    budget = summary.get("budget_seconds")
+
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, images=np.clip(result.final, 0, 1).astype(np.float32), raw=result.final.astype(np.float32),
                      states=result.states.astype(np.float32), times=np.asarray(result.times, np.float64),
-                     sampler=np.array(result.sampler), method=np.array(method), nfe=np.array(result.nfe))
+                     sampler=np.array(result.sampler), method=np.array(method), nfe=np.array(result.nfe),
+                     experiment=np.array(summary.get("experiment") or ""), dataset=np.array(summary.get("dataset") or ""),
+                     budget_seconds=np.array(np.nan if budget is None else float(budget)))
     _atomic(path, write)
