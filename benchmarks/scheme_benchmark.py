@@ -21,10 +21,11 @@ back onto the coarse pixels). Per scheme, the error against the exact one-dimens
 (Cole-Hopf, reflect only: the 1-D reduction needs zero flux on the sides).
 
 Each (set, scheme, boundary) part is saved as it finishes (``--out``/parts/*.csv) and skipped on
-a rerun, so an interrupted run resumes; ``--summary`` prints the table of an existing run.
+a rerun, so an interrupted run resumes; ``--summary`` prints the table of the saved parts, or
+writes it into (``--write``) or checks it against (``--check``) docs/results/scheme.md.
 
     python benchmarks/scheme_benchmark.py --images 300 --out benchmarks/results/scheme
-    python benchmarks/scheme_benchmark.py --summary --out benchmarks/results/scheme
+    python benchmarks/scheme_benchmark.py --summary --write
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cifar_scale_benchmark import stand_in_set  # noqa: E402
+from readme_block import add_output_options, emit  # noqa: E402
 from fpscore.fileio import atomic_outputs  # noqa: E402
 from fpscore.fokker_planck.params import FPParams  # noqa: E402
 from fpscore.names import BOUNDARIES, SCHEMES  # noqa: E402
@@ -53,6 +55,10 @@ STUDY_PHOTOS = ("grass", "gravel", "hubble_deep_field", "immunohistochemistry", 
                 "retina", "rocket", "text")
 PAPER = ("zero", "centred")
 INSIDE = 8  # pixels from the edge that count as "away from the border"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "scheme"
+TARGET = REPO / "docs" / "results" / "scheme.md"
+BEGIN, END = "<!-- scheme-table:begin -->", "<!-- scheme-table:end -->"
 
 
 def study_set(n: int, seed: int, low_share: float = 1 / 3) -> tuple[np.ndarray, np.ndarray]:
@@ -248,6 +254,10 @@ def summary(out: Path) -> str:
             "1-D exact error": extra.get("exact_1d", pd.Series(dtype=float)).median(),
         })
     table = pd.DataFrame(lines)
+    sets = table["set"].map({"study": 0, "standin": 1}).fillna(2)
+    order = table.assign(_set=sets, _b=table.boundary.map({"zero": 0, "reflect": 1}),
+                         _s=table.scheme.map({s: i for i, s in enumerate(SCHEMES)}))
+    table = table.loc[order.sort_values(["_set", "_b", "_s"]).index]
     return table.to_markdown(index=False, floatfmt=".3g")
 
 
@@ -257,8 +267,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of both sets (default %(default)s)")
     p.add_argument("--sample", type=int, default=12, help="images for the contrast and refinement checks")
     p.add_argument("--sets", nargs="+", default=["study", "standin"], choices=["study", "standin"])
-    p.add_argument("--out", type=Path, required=True, help="directory: parts/ and extras/ (CSV), summary.md")
-    p.add_argument("--summary", action="store_true", help="print (and write) the summary of --out and exit")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory: parts/ and extras/ (CSV) "
+                   "(default %(default)s)")
+    p.add_argument("--summary", action="store_true", help="only the summary of the saved parts of --out")
+    add_output_options(p, TARGET)
     args = p.parse_args(argv)
     if not args.summary:
         if args.images < 1 or args.sample < 0:
@@ -297,11 +309,7 @@ def main(argv=None) -> int:
                     if boundary == "reflect":
                         extra["exact_1d"] = exact_1d_error(scheme)
                     save(extra, extra_path)
-    table = summary(args.out)
-    print(table)
-    with atomic_outputs(args.out / "summary.md") as (tmp,):
-        Path(tmp).write_text(table + "\n")
-    return 0
+    return emit(args, summary(args.out), BEGIN, END, f"the saved parts under {args.out}")
 
 
 if __name__ == "__main__":
