@@ -378,9 +378,9 @@ def test_cli_writes_npz_and_manifest(tmp_path):
     out, man = tmp_path / "d" / "images.npz", tmp_path / "d" / "manifest.json"
     assert main(["data", "--dataset", "faces", "--resolution", "16", "--out", str(out), "--manifest", str(man),
                  "--count", "3", "--indices"]) == 0
-    images, names = data.load_dataset(out)
-    assert images.shape == (3, 1, 16, 16) and images.dtype == np.float32 and names == ["lfw_000", "lfw_001",
-                                                                                        "lfw_002"]
+    images, names = data.read_images(out)
+    assert images.shape == (3, 1, 16, 16) and images.dtype == np.float32 and list(names) == ["lfw_000", "lfw_001",
+                                                                                              "lfw_002"]
     assert json.loads(man.read_text())["indices"] == [0, 1, 2]
 
 
@@ -388,14 +388,14 @@ def test_data_subset_keeps_the_first_images(tmp_path, capsys):
     src, man = tmp_path / "images.npz", tmp_path / "manifest.json"
     assert main(["data", "--dataset", "faces", "--resolution", "8", "--out", str(src), "--manifest", str(man),
                  "--count", "4", "--indices"]) == 0
-    images, names = data.load_dataset(src)
+    images, names = data.read_images(src)
     for count, kept in ((3, 3), (10, 4)):  # more than the set: all of it
         out, out_man = tmp_path / f"s{count}" / "images.npz", tmp_path / f"s{count}" / "manifest.json"
         assert main(["data-subset", "--images", str(src), "--count", str(count), "--out", str(out),
                      "--manifest", str(out_man)]) == 0
-        sub, sub_names = data.load_dataset(out)
+        sub, sub_names = data.read_images(out)
         np.testing.assert_array_equal(sub, images[:kept])
-        assert sub_names == names[:kept] and json.loads(out_man.read_text())["count"] == kept
+        assert list(sub_names) == list(names[:kept]) and json.loads(out_man.read_text())["count"] == kept
     assert main(["data-subset", "--images", str(src), "--count", "0", "--out", str(tmp_path / "z.npz"),
                  "--manifest", str(tmp_path / "z.json")]) == 2
     assert "--count: expected a positive number" in capsys.readouterr().err
@@ -442,7 +442,7 @@ def test_a_shard_reads_its_rows_from_a_memory_map(tmp_path, monkeypatch):
     np.testing.assert_array_equal(whole, images)
     read = []
     real_check = data.check_images
-    monkeypatch.setattr(data, "check_images", lambda arr: read.append(len(arr)) or real_check(arr))
+    monkeypatch.setattr(data.images, "check_images", lambda arr: read.append(len(arr)) or real_check(arr))
     part, part_names = data.read_images(out, rows=range(2, 5))
     np.testing.assert_array_equal(part, images[2:5])
     assert read == [3] and not isinstance(part, np.memmap) and list(part_names) == list(names)
@@ -466,3 +466,10 @@ def test_a_truncated_or_incomplete_images_file_is_named(tmp_path):
     np.savez(names_only, names=np.array(list("abcd")))
     with pytest.raises(ValueError, match=r"names.npz: missing key\(s\) images.*expected 'images'"):
         data.read_images(names_only, rows=range(0, 2))
+
+
+def test_the_splits_are_the_schemas():
+    from fpscore.data.cifar10 import CIFAR10_SPLITS
+    from fpscore.names import CIFAR10_SPLITS as SCHEMA_SPLITS
+
+    assert tuple(CIFAR10_SPLITS) == SCHEMA_SPLITS

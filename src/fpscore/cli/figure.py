@@ -35,7 +35,7 @@ def projection_points(args):
     the pixel distance of every image to its nearest seed."""
     import pandas as pd
 
-    from fpscore.data import load_dataset
+    from fpscore.data import read_images
     from fpscore.fileio import read_npz_arrays
     from fpscore.logs import read_csv
     from fpscore.solvers.seeds import nearest_seed
@@ -45,7 +45,7 @@ def projection_points(args):
     for log_path, prepared, image_path, label in aligned("f8", solve_logs=args.solve_logs, prepared=args.prepared,
                                                          images=args.images, labels=args.labels):
         seeds = read_npz_arrays(prepared, "projection seeds", ("seeds",))["seeds"]
-        _, distance, _ = nearest_seed(load_dataset(image_path)[0], seeds)
+        _, distance, _ = nearest_seed(read_images(image_path)[0], seeds)
         points = projection_vs_dissimilarity(read_csv(log_path, "solve log"), distance)
         frames.append(points.assign(label=label))
     return pd.concat(frames, ignore_index=True)

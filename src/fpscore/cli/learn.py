@@ -135,9 +135,9 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
     if args.method == "ours":
         if not args.scores:
             raise ValueError("--method ours needs --scores (the score set of the score step)")
-        from fpscore.data import load_dataset
+        from fpscore.data import read_images
 
-        all_names = load_dataset(args.images)[1]
+        all_names = [str(n) for n in read_images(args.images)[1]]
         scores, times, g, sde = load_scores(args.scores, all_names, images.shape[1:], chosen)
         traj = trajectories_of(images, scores, times, g, device)
         method = OursMethod(sde, sampler, traj, device=device, parameterization=args.parameterization,
@@ -163,13 +163,13 @@ def keep_converged(args, images, names, chosen):
     selected image converged."""
     import numpy as np
 
-    from fpscore.data import load_dataset
+    from fpscore.data import read_images
     from fpscore.score_store import read_scores
 
     if not args.scores:
         raise ValueError("--skip-unconverged needs --scores (the score set whose converged flags pick the images)")
     flags = read_scores(args.scores)
-    all_names = [str(n) for n in load_dataset(args.images)[1]]
+    all_names = [str(n) for n in read_images(args.images)[1]]
     if [str(n) for n in flags["names"]] != all_names:
         raise ValueError(f"{args.scores}: image names differ from those of {args.images}: the converged flags "
                          "belong to another image set")

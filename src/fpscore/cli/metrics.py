@@ -24,9 +24,9 @@ def _samples(path: str):
 
 def _references(path: str, count: int | None, index: int | None = None):
     """The training images of an experiment: the first ``count`` or the single image ``index``."""
-    from fpscore.data import load_dataset
+    from fpscore.data import read_images
 
-    images = load_dataset(path)[0]
+    images = read_images(path)[0]
     if index is not None:
         if not 0 <= index < len(images):
             raise ValueError(f"--reference-index {index} but {path} holds {len(images)} images")

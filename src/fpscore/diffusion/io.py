@@ -24,27 +24,13 @@ from fpscore.diffusion.unet import UNet, UNetConfig
 MODEL_FORMAT = "fpscore-model/1"
 
 
-def select(n_available: int, indices: Sequence[int] | None, count: int | None, what: str) -> list[int]:
-    """Indices of the training images: explicit `indices`, else the first `count`, else all."""
-    if indices:
-        bad = [i for i in indices if not 0 <= int(i) < n_available]
-        if bad:
-            raise ValueError(f"--indices: image index(es) {bad} out of range for {what} with {n_available} images")
-        return [int(i) for i in indices]
-    if count is not None:
-        if not 1 <= count <= n_available:
-            raise ValueError(f"--count: expected 1..{n_available} (the images in {what}), got {count}")
-        return list(range(count))
-    return list(range(n_available))
-
-
 def load_images(path: str | Path, indices: Sequence[int] | None = None, count: int | None = None):
-    """(images n x C x H x W float32 in [0, 1], names, selected indices) from images.npz (validated by
-    ``fpscore.data.read_images``)."""
-    from fpscore.data import read_images
+    """(images n x C x H x W float32 in [0, 1], names, selected indices) from images.npz: explicit
+    `indices`, else the first `count`, else all (``fpscore.data.read_images``, ``select_indices``)."""
+    from fpscore.data import read_images, select_indices
 
     images, names = read_images(path)
-    chosen = select(images.shape[0], indices, count, str(path))
+    chosen = select_indices(images.shape[0], count, indices, "", pool=str(path), names=("--indices", "--count"))
     return images[chosen].astype(np.float32), [str(names[i]) for i in chosen], chosen
 
 
