@@ -7,7 +7,20 @@ from fpscore.diffusion.ddpm import DDPMSchedule
 from fpscore.diffusion.embedding import embed_scores
 from fpscore.diffusion.methods import DDPMMethod, OursMethod, method_from_description
 from fpscore.diffusion.sde import VESDE
-from fpscore.diffusion.training import StopRule, TrainSettings, optimizer_state_equal, train
+from fpscore.diffusion.training import StopRule, TrainSettings, train
+
+
+def optimizer_state_equal(a: dict, b: dict) -> bool:
+    """Whether two optimizer state dicts hold identical tensors and settings."""
+    def same(x, y):
+        if isinstance(x, torch.Tensor):
+            return isinstance(y, torch.Tensor) and x.shape == y.shape and torch.equal(x, y)
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(same, x, y))
+        return x == y
+    return same(a, b)
 from fpscore.diffusion.unet import UNet, UNetConfig
 from fpscore.metrics import mean_ssim_to_closest
 
@@ -140,7 +153,7 @@ def test_bad_settings_and_methods():
 
 
 def test_ema_warmup_follows_the_closed_form():
-    from fpscore.diffusion.training import EMA
+    from fpscore.diffusion.ema import EMA
 
     net = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(net.weight)

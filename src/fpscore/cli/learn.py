@@ -128,7 +128,7 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
     from fpscore.diffusion.io import load_scores
     from fpscore.diffusion.methods import DDPMMethod, DSMMethod, OursMethod
     from fpscore.diffusion.sde import VESDE
-    from fpscore.diffusion.training import fingerprint
+    from fpscore.diffusion.checkpoint import fingerprint
 
     sampler = group_values(args, SAMPLER)
 

@@ -1,7 +1,8 @@
 """The training loop shared by our method, the DSM baseline and the DDPM baseline.
 
 Split as in Song et al.'s score_sde_pytorch: a ``TrainState`` (everything a checkpoint
-holds besides the tensors), an ``EMA`` of the weights with its decay schedule, and an
+holds besides the tensors), an ``EMA`` of the weights with its decay schedule
+(``fpscore.diffusion.ema``), resumable checkpoints (``fpscore.diffusion.checkpoint``), and an
 injected evaluation function (``fpscore.diffusion.evaluation.Evaluator``: one protocol,
 written once, used by the stopping rule here and by the CLI's sample / ssim steps).
 
@@ -26,15 +27,9 @@ the data.
 """
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -43,8 +38,9 @@ import torch
 from tqdm import tqdm
 
 from fpscore.config import check, schema_default, violation
+from fpscore.diffusion.checkpoint import Interrupt, fingerprint, load_checkpoint, save_checkpoint
+from fpscore.diffusion.ema import EMA
 from fpscore.diffusion.evaluation import Evaluator
-from fpscore.fileio import atomic_outputs
 from fpscore.names import EVAL_SCHEDULES, STOP_RULES
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -134,37 +130,6 @@ class TrainResult:
     optimizer_state: dict = field(default_factory=dict)
 
 
-class EMA:
-    """Exponential moving average of a network's weights (buffers copied), with an optional warm-up.
-
-    Update k = 0, 1, 2 ... uses decay_k = min(decay, (1 + k) / (10 + k)) with warm-up (the
-    authors' DDPM baseline; Song et al.'s score_sde), else decay: ema <- decay_k ema + (1 - decay_k) w.
-    """
-
-    def __init__(self, net: torch.nn.Module, decay: float, warmup: bool):
-        self.model = copy.deepcopy(net).eval().requires_grad_(False)
-        self.decay, self.warmup, self.updates = float(decay), bool(warmup), 0
-
-    def decay_at(self, k: int) -> float:
-        return min(self.decay, (1.0 + k) / (10.0 + k)) if self.warmup else self.decay
-
-    @torch.no_grad()
-    def update(self, net: torch.nn.Module) -> None:
-        d = self.decay_at(self.updates)
-        for pe, p in zip(self.model.parameters(), net.parameters()):
-            pe.lerp_(p, 1.0 - d)
-        for be, b in zip(self.model.buffers(), net.buffers()):
-            be.copy_(b)
-        self.updates += 1
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.updates = int(state["updates"])
-
-
 def next_eval_time(schedule: str, every: float, scheduled: float | None) -> float:
     """The training time of the evaluation after the one scheduled at `scheduled` (None: the first).
 
@@ -177,46 +142,6 @@ def next_eval_time(schedule: str, every: float, scheduled: float | None) -> floa
             return 0.0
         return min(1.0, every) if scheduled == 0 else scheduled + min(scheduled, every)
     raise ValueError(f"train.eval_schedule: expected one of {EVAL_SCHEDULES}, got {schedule!r}")
-
-
-def fingerprint(*parts) -> str:
-    """SHA-256 of JSON-able parts and arrays: identifies a training trajectory for resuming."""
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):  # in blocks of rows: the bytes of the whole, never all in memory
-            h.update(str((part.shape, part.dtype)).encode())
-            rows = part.reshape(1, -1) if part.ndim == 0 else part
-            for start in range(0, len(rows), 256):
-                h.update(np.ascontiguousarray(rows[start:start + 256]).tobytes())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    with atomic_outputs(path) as (tmp,):
-        torch.save(obj, tmp)
-
-
-class _Interrupt:
-    """Turns SIGINT / SIGTERM into a flag checked at step boundaries (main thread only)."""
-
-    def __init__(self):
-        self.signal = None
-
-    @contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in old:
-            signal.signal(s, lambda signum, frame: setattr(self, "signal", signum))
-        try:
-            yield self
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
 
 
 def _sync(device: torch.device) -> None:
@@ -274,33 +199,18 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
 
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
-        if saved.get("fingerprint") == fp:
-            net.load_state_dict(saved["net"])
-            opt.load_state_dict(saved["opt"])
-            if ema is not None:
-                ema.load_state_dict(saved["ema"])
-            torch.set_rng_state(saved["torch_rng"])
-            batch_gen.set_state(saved["batch_rng"])
-            np.random.set_state(saved["numpy_rng"])
-            if device.type == "cuda" and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"], device)
-            st = TrainState(**saved["state"])
+        saved = load_checkpoint(ckpt, fp, net, opt, ema, batch_gen, device)
+        if saved is not None:
+            st = TrainState(**saved)
             st.resumed_from_step = st.step
             tqdm.write(f"resuming from checkpoint {ckpt} at step {st.step} "
                        f"({st.train_seconds:.1f} training seconds)")
         else:
             tqdm.write(f"ignoring checkpoint {ckpt}: it belongs to other training settings or data")
 
-    def save_checkpoint():
-        if ckpt is None:
-            return
-        atomic_torch_save({
-            "fingerprint": fp, "net": net.state_dict(), "opt": opt.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None, "torch_rng": torch.get_rng_state(),
-            "batch_rng": batch_gen.get_state(), "numpy_rng": np.random.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "state": asdict(st)}, ckpt)
+    def save():
+        if ckpt is not None:
+            save_checkpoint(ckpt, fp, net, opt, ema, batch_gen, device, asdict(st))
 
     def flush_row(ssim=math.nan):
         loss = st.loss_sum / st.loss_count if st.loss_count else math.nan
@@ -372,7 +282,7 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
         return loss_value
 
     net.train()
-    interrupt = _Interrupt()
+    interrupt = Interrupt()
     last_ckpt = time.perf_counter()
     bar = tqdm(total=round(limit, 1), unit="s", desc=f"train {method.name}", disable=not progress,
                initial=round(min(st.train_seconds, limit), 1), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
@@ -391,12 +301,12 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
                 if interrupt.signal is not None:
                     raise KeyboardInterrupt(f"signal {interrupt.signal}")
                 if ckpt is not None and time.perf_counter() - last_ckpt >= settings.checkpoint_every_seconds:
-                    save_checkpoint()
+                    save()
                     last_ckpt = time.perf_counter()
         except BaseException:
             # Every path into here is a step boundary or a failed step whose parameters were not
             # updated (loss / backward errors): the state is consistent, so keep it for a rerun.
-            save_checkpoint()
+            save()
             bar.close()
             raise
     bar.close()
@@ -420,16 +330,3 @@ def train(method, net: torch.nn.Module, references: np.ndarray, settings: TrainS
     }
     return TrainResult(net=ema.model if ema is not None else net, log=st.log, summary=summary,
                        evaluations=st.evaluations, optimizer_state=opt.state_dict())
-
-
-def optimizer_state_equal(a: dict, b: dict) -> bool:
-    """Whether two optimizer state dicts hold identical tensors and settings (used by tests)."""
-    def same(x, y):
-        if isinstance(x, torch.Tensor):
-            return isinstance(y, torch.Tensor) and x.shape == y.shape and torch.equal(x, y)
-        if isinstance(x, dict):
-            return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
-        if isinstance(x, (list, tuple)):
-            return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(same, x, y))
-        return x == y
-    return same(a, b)
