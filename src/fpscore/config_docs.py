@@ -76,12 +76,6 @@ def render_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme_keys_section(text: str) -> str:
-    """The generated part of config/README.md (between the BEGIN/END markers)."""
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[start:stop].strip("\n") + "\n"
-
-
 def update_embedded_config(path: Path) -> None:
     """Rewrite config/config.yaml from the schema defaults, keeping its header comment."""
     text = path.read_text()
