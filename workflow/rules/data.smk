@@ -1,5 +1,5 @@
 # Dataset stage: download archives (cifar10, celeba) and prepare
-# results/data/{dataset}/{res}/images.npz + manifest.json (see src/fpscore/data.py).
+# results/data/{dataset}/{res}/images.npz + manifest.json (see src/fpscore/data/).
 # Offline: place the archive at the download rule's output path and rerun.
 
 
