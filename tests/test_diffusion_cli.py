@@ -11,6 +11,7 @@ from fpscore.diffusion.sde import VESDE
 TINY = ["--base-channels", "8", "--channel-mults", "1", "2", "--attn-resolutions", "--batch-size", "4",
         "--threads", "1", "--device", "cpu", "--no-progress", "--sampler-method", "heun", "--sampler-heun-steps", "4",
         "--ddpm-timesteps", "20", "--ddpm-sampler", "ddim", "--ddpm-ddim-steps", "4", "--eval-samples", "1"]
+NO_SKIP = [*TINY, "--no-skip-invalid"]  # the baselines by hand, without a score set (learn.skip_invalid is on)
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # and restores the thread count fpscore sets
 
 
@@ -21,11 +22,13 @@ def inputs(tmp_path):
     names = np.array(["a", "b", "c"])
     np.savez(tmp_path / "images.npz", images=images, names=names)
     sde = VESDE(n_times=5)
-    params = json.dumps({"fp": {"sigma": 5.0, "eps": 1e-3, "n_times": 5}, "solver": {"solver": "spsolve"}})
+    params = json.dumps({"fp": {"sigma": 5.0, "eps": 1e-3, "n_times": 5, "boundary": "reflect", "scheme": "minimal"},
+                         "solver": {"solver": "spsolve"}})
     np.savez(tmp_path / "scores.npz", m=np.zeros((3, 1, 5, 8, 8), np.float32),
              scores=0.01 * rng.standard_normal((3, 1, 5, 8, 8)).astype(np.float32), times=sde.times(),
              g=sde.g(sde.times()), names=names, params=np.array(params),
-             picard_iterations=np.full((3, 1), 2), converged=np.ones((3, 1), bool))
+             picard_iterations=np.full((3, 1), 2), converged=np.ones((3, 1), bool),
+             within_bound=np.ones((3, 1), bool), nu_active=np.zeros((3, 1)), valid=np.ones((3, 1), bool))
     pd.DataFrame({"image": [0, 0, 1, 2], "channel": 0, "assemble_seconds": [0.5, 0.25, 9.0, 9.0],
                   "solve_seconds": [1.0, 0.25, 9.0, 9.0]}).to_csv(tmp_path / "solve_log.csv", index=False)
     return tmp_path
@@ -58,7 +61,7 @@ def test_train_and_sample_ddpm_with_target(inputs, capsys):
     rc = main(["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--count", "2",
                "--stop", "target_ssim", "--target-ssim", "0.99", "--time-cap-seconds", "0.5", "--eval-every-seconds", "0.2",
                "--experiment", "denoise_x", "--dataset", "faces",
-               "--out", str(d / "model.pt"), "--log", str(d / "log.csv"), "--summary", str(d / "s.json"), *TINY])
+               "--out", str(d / "model.pt"), "--log", str(d / "log.csv"), "--summary", str(d / "s.json"), *NO_SKIP])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "s.json").read_text())
     assert (summary["experiment"], summary["dataset"], summary["resolution"]) == ("denoise_x", "faces", 8)
@@ -79,7 +82,7 @@ def test_train_and_sample_dsm(inputs, capsys):
     d = inputs
     rc = main(["train", "--method", "dsm", "--images", str(d / "images.npz"), "--indices", "1", "--stop", "steps",
                "--max-steps", "3", "--parameterization", "eps", "--sde-sigma", "4", "--sde-n-times", "7",
-               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
+               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *NO_SKIP])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "train_log.json").read_text())
     assert summary["method"] == "dsm" and summary["steps"] == 3 and summary["precompute_seconds"] is None
@@ -107,7 +110,7 @@ def test_train_and_sample_dsm(inputs, capsys):
 def test_bad_train_inputs(inputs, capsys, extra, match):
     d = inputs
     rc = main(["train", "--images", str(d / "images.npz"), "--out", str(d / "m.pt"), "--log", str(d / "l.csv"),
-               *TINY, *extra])
+               *NO_SKIP, *extra])
     assert rc == 2
     assert match in capsys.readouterr().err
     assert not (d / "m.pt").exists()
@@ -128,34 +131,39 @@ def test_mismatched_scores_are_a_clear_error(inputs, capsys):
 
 
 @pytest.mark.parametrize("method", ["ours", "dsm", "ddpm"])
-def test_skip_unconverged_leaves_the_same_images_out_of_every_method(inputs, capsys, method):
-    """With --skip-unconverged every method trains on the selected images whose channels all
-    converged in the score set; the summary lists the others."""
+def test_skip_invalid_leaves_the_same_images_out_of_every_method(inputs, capsys, method):
+    """By default (learn.skip_invalid) every method trains on the selected images whose channels all
+    have a valid score (converged and within the bound); the summary lists the others and why."""
     d = inputs
     with np.load(d / "scores.npz") as f:
         arrays = dict(f)
-    np.savez(d / "flagged.npz", **{**arrays, "converged": np.array([[True], [False], [True]])})
+    converged, within = np.array([[True], [False], [True]]), np.array([[True], [True], [False]])
+    np.savez(d / "flagged.npz", **{**arrays, "converged": converged, "within_bound": within,
+                                   "valid": converged & within})
     rc = main(["train", "--method", method, "--images", str(d / "images.npz"), "--scores", str(d / "flagged.npz"),
-               "--skip-unconverged", "--stop", "steps", "--max-steps", "1", "--out", str(d / "m.pt"),
-               "--log", str(d / "l.csv"), *TINY])
+               "--stop", "steps", "--max-steps", "1", "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY])
     out = capsys.readouterr()
     assert rc == 0, out.err
-    assert "1 of 3 image(s) left out" in out.out
+    assert "2 of 3 image(s) left out" in out.out
     summary = json.loads((d / "l.json").read_text())
-    assert summary["image_indices"] == [0, 2] and summary["image_names"] == ["a", "c"]
-    assert summary["skipped_unconverged"] == [1]
+    assert summary["image_indices"] == [0] and summary["image_names"] == ["a"]
+    assert [(s["image"], s["not_converged"], s["outside_bound"]) for s in summary["skipped_invalid"]] == [
+        (1, [0], []), (2, [], [0])]
+    assert summary["score_discretisation"] == {"boundary": "reflect", "scheme": "minimal"}
 
 
-def test_skip_unconverged_errors_name_the_option(inputs, capsys):
+def test_skip_invalid_errors_name_the_option(inputs, capsys):
     d = inputs
-    base = ["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--skip-unconverged", "--stop", "steps",
+    base = ["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--stop", "steps",
             "--max-steps", "1", "--out", str(d / "m.pt"), "--log", str(d / "l.csv"), *TINY]
-    assert main(base) == 2 and "--skip-unconverged needs --scores" in capsys.readouterr().err
+    assert main(base) == 2 and "--skip-invalid (the default, learn.skip_invalid) needs --scores" in \
+        capsys.readouterr().err
+    assert main([*base, "--no-skip-invalid", "--out", str(d / "all.pt")]) == 0  # every image, no score set needed
     with np.load(d / "scores.npz") as f:
         arrays = dict(f)
-    np.savez(d / "none.npz", **{**arrays, "converged": np.zeros((3, 1), bool)})
+    np.savez(d / "none.npz", **{**arrays, "valid": np.zeros((3, 1), bool)})
     assert main([*base, "--scores", str(d / "none.npz"), "--indices", "0", "1"]) == 2
-    assert "none of the 2 selected image(s) converged" in capsys.readouterr().err
+    assert "none of the 2 selected image(s) has a valid score" in capsys.readouterr().err
     np.savez(d / "other.npz", **{**arrays, "names": np.array(["x", "y", "z"])})
     assert main([*base, "--scores", str(d / "other.npz")]) == 2
     assert "belong to another image set" in capsys.readouterr().err
@@ -172,7 +180,7 @@ def test_noisy_copy_protocol_train_and_sample(inputs, capsys):
     d = inputs
     rc = main(["train", "--method", "dsm", "--images", str(d / "images.npz"), "--indices", "1", "--stop", "steps",
                "--max-steps", "2", "--eval-protocol", "noisy_copy", "--eval-noise", "0.3", "--ssim-mode", "minmax",
-               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
+               "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *NO_SKIP])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "train_log.json").read_text())
     assert (summary["eval_protocol"], summary["ssim_mode"]) == ("noisy_copy", "minmax")
@@ -184,5 +192,5 @@ def test_noisy_copy_protocol_train_and_sample(inputs, capsys):
         assert s["images"].shape == (2, 1, 8, 8) and s["times"][0] < 1.0  # starts at t* < 1, not from noise
     rc = main(["train", "--method", "ddpm", "--images", str(d / "images.npz"), "--stop", "steps", "--max-steps", "1",
                "--eval-protocol", "noisy_copy", "--eval-noise", "-1", "--out", str(d / "m2.pt"), "--log",
-               str(d / "l2.csv"), *TINY])
+               str(d / "l2.csv"), *NO_SKIP])
     assert rc == 2 and "noise_std" in capsys.readouterr().err

@@ -52,7 +52,12 @@ def test_score_files_and_shards(plan):
         "results/scores/photos/16/ksp/shards/0.csv", "results/scores/photos/16/ksp/shards/1.csv"]
     assert plan.projection_file("scores", "photos", 16, "ksp", "prepared.npz") == []
     assert plan.compared_scores("photos", 16)[0] == "results/scores/photos/16/spsolve/scores"
-    assert plan.learn_scores("budget_faces16_n2", "ddpm", "scores") == []
+    # learn.skip_invalid (the default): every method reads the score set's valid flags, only ours its log
+    assert plan.learn_scores("budget_faces16_n2", "ddpm", "scores") == \
+        f"results/scores/faces/16/{plan.config['scores']['solver']}/scores"
+    assert plan.learn_scores("budget_faces16_n2", "ddpm", "solve_log.csv") == []
+    no_skip = Plan(dict(plan.config, learn=dict(plan.config["learn"], skip_invalid=False)))
+    assert no_skip.learn_scores("budget_faces16_n2", "ddpm", "scores") == []
     assert plan.learn_scores("budget_faces16_n2", "ours", "solve_log.csv") == \
         f"results/scores/faces/16/{plan.config['scores']['solver']}/solve_log.csv"
     subset = Plan(dict(plan.config, experiments=dict(plan.config["experiments"], solver_images=1)))

@@ -54,13 +54,13 @@ def test_solver_comparison_on_a_subset(tmp_path):
     assert not re.search(r"results/scores/\w+/\d+/spsolve", out)  # spsolve only on the subset
 
 
-def test_skip_unconverged_gives_every_method_the_score_flags(tmp_path):
-    """learn.skip_unconverged: the baselines' train jobs read the score set too (its converged flags)
-    and every train command carries --skip-unconverged; without it the baselines do not wait for it."""
-    on = tmp_path / "skip.yaml"
-    on.write_text("learn:\n  skip_unconverged: true\n")
+def test_skip_invalid_gives_every_method_the_score_flags(tmp_path):
+    """learn.skip_invalid (the default): the baselines' train jobs read the score set too (its valid
+    flags) and every train command carries --skip-invalid; without it the baselines do not wait for it."""
+    off = tmp_path / "skip.yaml"
+    off.write_text("learn:\n  skip_invalid: false\n")
     plans = {}
-    for name, extra in (("off", []), ("on", [str(on)])):
+    for name, extra in (("off", [str(off)]), ("on", [])):
         cmd = [SNAKEMAKE, "all", "-n", "-p", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path / name),
                "--configfile", str(TINY), *extra]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -70,7 +70,7 @@ def test_skip_unconverged_gives_every_method_the_score_flags(tmp_path):
         trains = [line for line in plan.splitlines() if "fpscore train --method" in line]
         baselines = [line for line in trains if "--method ours" not in line]
         assert trains and baselines
-        assert all(("--skip-unconverged" in t) == (name == "on") for t in trains)
+        assert all(("--skip-invalid" in t) == (name == "on") for t in trains)
         assert all(("--scores " in t) == (name == "on") for t in baselines)
         assert all("--solve-log" not in t for t in baselines)
 

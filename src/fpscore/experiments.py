@@ -153,9 +153,9 @@ class Plan:
 
     def learn_scores(self, name: str, method: str, what: str) -> str | list:
         """The score directory or solve_log.csv (``what``) of the configured solver a training run reads:
-        our method's; the directory also for every method with learn.skip_unconverged (its converged flags
+        our method's; the directory also for every method with learn.skip_invalid (its valid flags
         pick the images); [] otherwise."""
-        skip = self.config["learn"]["skip_unconverged"] and what == "scores"
+        skip = self.config["learn"]["skip_invalid"] and what == "scores"
         if method != "ours" and not skip:
             return []
         spec = self.experiment(name)

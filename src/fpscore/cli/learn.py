@@ -21,7 +21,7 @@ TRAIN = Group("learn.train", exclude=("threads", "times"))  # TrainSettings
 TIMES = Group("learn.train", keys=("times",))  # how ours draws training times
 THREADS = Group("learn.train", keys=("threads",))  # a rule passes its own threads
 PARAMETERIZATION = Group("learn", keys=("parameterization",))
-SKIP = Group("learn", keys=("skip_unconverged",))  # every method: only images whose scores converged
+SKIP = Group("learn", keys=("skip_invalid",))  # every method: only images whose channels all have a valid score
 SAMPLER = Group("learn.sampler", prefix="sampler-", exclude=("n_samples", "progression_steps"))
 DDPM = Group("learn.ddpm", prefix="ddpm-")
 DSM = Group("learn.dsm", prefix="dsm-", exclude=("train",))  # train: which jobs the workflow runs
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--images", required=True, help="images.npz of the data step")
     p.add_argument("--scores", help="the score set of the score step, a directory or .npz (method ours; every "
-                   "method with --skip-unconverged)")
+                   "method with --skip-invalid, the default)")
     p.add_argument("--solve-log", help="solve_log.csv of the score set: adds the pre-computation time (ours)")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--indices", type=int, nargs="+", help="train on these image indices")
@@ -143,7 +143,8 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
         method = OursMethod(sde, sampler, traj, device=device, parameterization=args.parameterization,
                             times=group_values(args, TIMES)["times"])
         lazy = isinstance(traj, LazyTrajectories)
-        return method, fingerprint(*((images, scores, times, g) if lazy else (traj,)))
+        discretisation = score_discretisation(args.scores)  # named too, so scores of two schemes never mix
+        return method, fingerprint(discretisation, *((images, scores, times, g) if lazy else (traj,)))
     if args.method == "dsm":
         sde = VESDE(**group_values(args, SDE))
         method = DSMMethod(sde, sampler, images, device=device, parameterization=args.parameterization,
@@ -156,33 +157,50 @@ def build_method(args, images: np.ndarray, chosen: list[int], device):
     raise ValueError(f"--method: expected one of {METHODS}, got {args.method!r}")
 
 
-def keep_converged(args, images, names, chosen):
-    """The selected images whose channels all converged in the score set ``--scores`` (every
-    method: the flags pick the same images for ours and the baselines); returns (images, names,
-    chosen, dropped indices). ValueError without --scores, for another image set, or when no
-    selected image converged."""
+def score_discretisation(scores_path) -> dict:
+    """The boundary and scheme (METHOD.md 2b) a score set was computed with, from its recorded parameters."""
+    import json
+
+    from fpscore.score_store import read_scores
+
+    fp = json.loads(str(read_scores(scores_path)["params"]))["fp"]
+    return {"boundary": fp["boundary"], "scheme": fp["scheme"]}
+
+
+def keep_valid(args, images, names, chosen):
+    """The selected images whose channels all have a valid score in ``--scores`` (converged and within
+    the maximum-principle bound; every method: the flags pick the same images for ours and the
+    baselines); returns (images, names, chosen, skipped: one record per left-out image with its
+    invalid channels and why). ValueError without --scores, for another image set, or when no
+    selected image is valid."""
     import numpy as np
 
     from fpscore.data import read_images
     from fpscore.score_store import read_scores
 
     if not args.scores:
-        raise ValueError("--skip-unconverged needs --scores (the score set whose converged flags pick the images)")
+        raise ValueError("--skip-invalid (the default, learn.skip_invalid) needs --scores, the score set whose valid "
+                         "flags pick the images; --no-skip-invalid trains on every selected image")
     flags = read_scores(args.scores)
     all_names = [str(n) for n in read_images(args.images)[1]]
     if [str(n) for n in flags["names"]] != all_names:
-        raise ValueError(f"{args.scores}: image names differ from those of {args.images}: the converged flags "
+        raise ValueError(f"{args.scores}: image names differ from those of {args.images}: the valid flags "
                          "belong to another image set")
-    ok = np.asarray(flags["converged"]).reshape(len(all_names), -1).all(axis=1)
-    keep = [k for k, i in enumerate(chosen) if ok[i]]
-    dropped = [i for i in chosen if not ok[i]]
+    n = len(all_names)
+    valid, converged, within = (np.asarray(flags[k]).reshape(n, -1) for k in ("valid", "converged", "within_bound"))
+    keep = [k for k, i in enumerate(chosen) if valid[i].all()]
+    skipped = [{"image": int(i), "name": all_names[i], "channels": np.flatnonzero(~valid[i]).tolist(),
+                "not_converged": np.flatnonzero(~converged[i]).tolist(),
+                "outside_bound": np.flatnonzero(converged[i] & ~within[i]).tolist()}
+               for i in chosen if not valid[i].all()]
     if not keep:
-        raise ValueError(f"--skip-unconverged: none of the {len(chosen)} selected image(s) converged in "
-                         f"{args.scores}")
-    if dropped:
-        print(f"skip-unconverged: {len(dropped)} of {len(chosen)} image(s) left out (channels not converged "
-              f"in {args.scores}): {dropped[:10]}{' ...' if len(dropped) > 10 else ''}")
-    return images[keep], [names[k] for k in keep], [chosen[k] for k in keep], dropped
+        raise ValueError(f"--skip-invalid: none of the {len(chosen)} selected image(s) has a valid score in every "
+                         f"channel in {args.scores}")
+    if skipped:
+        shown = [s["image"] for s in skipped[:10]]
+        print(f"skip-invalid: {len(skipped)} of {len(chosen)} image(s) left out (a channel not converged or outside "
+              f"the maximum-principle bound in {args.scores}): {shown}{' ...' if len(skipped) > 10 else ''}")
+    return images[keep], [names[k] for k in keep], [chosen[k] for k in keep], skipped
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -201,9 +219,9 @@ def run_train(args: argparse.Namespace) -> int:
                          "raise learn.train.time_cap_seconds above every budget")
     device = _device(args)
     images, names, chosen = load_images(args.images, args.indices, args.count)
-    dropped = []
-    if group_values(args, SKIP)["skip_unconverged"]:
-        images, names, chosen, dropped = keep_converged(args, images, names, chosen)
+    skipped = []
+    if group_values(args, SKIP)["skip_invalid"]:
+        images, names, chosen, skipped = keep_valid(args, images, names, chosen)
     c, h, w = images.shape[1:]
     if h != w:
         raise ValueError(f"{args.images}: the U-Net expects square images, got {h} x {w}")
@@ -221,7 +239,8 @@ def run_train(args: argparse.Namespace) -> int:
                    progress=not args.no_progress, evaluator=evaluator_from_args(args))
     summary = dict(result.summary, experiment=args.experiment, dataset=args.dataset, resolution=h,
                    images=args.images, image_indices=chosen, image_names=names,
-                   skipped_unconverged=dropped,
+                   skipped_invalid=skipped,
+                   score_discretisation=score_discretisation(args.scores) if args.scores else None,
                    scores=args.scores, precompute_seconds=pre, parameters=count_parameters(net),
                    wall_seconds_this_run=time.perf_counter() - wall0, unet=net.config.as_dict(),
                    method_description=method.describe())
