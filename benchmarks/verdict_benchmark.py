@@ -24,6 +24,9 @@ part (or with --report) OUT/summary.csv, OUT/summary.txt and OUT/time_to_target_
     nohup python benchmarks/verdict_benchmark.py --part 1 > OUT/part1.log 2>&1 &
     python benchmarks/verdict_benchmark.py --report                 # tables and figures from saved runs
     python benchmarks/verdict_benchmark.py --smoke                  # a tiny end-to-end check
+
+The set part (``--part sets32`` / ``sets64``: the fixed-budget claim of Figures 4 and 5 on 16 faces, with
+the controls) lives in verdict_sets.py and saves under OUT/sets/ (its docstring says what it records).
 """
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+import verdict_sets
+from verdict_sets import SET_PARTS
 
 METHODS = ("ours", "ours_zero", "dsm", "ddpm")
 PROTOCOLS_RUN = ("generate", "noisy_copy")
@@ -516,11 +522,31 @@ def plan(parts: dict) -> None:
     print("cuts:\n  " + "\n  ".join(CUTS))
 
 
+def run_set_part(args, out: Path) -> int:
+    """--part sets32 | sets64 (verdict_sets.py): the runs not saved yet, then the report; --report: the report."""
+    if args.report:
+        verdict_sets.report(out)
+        return 0
+    import torch
+
+    from fpscore.config import schema_defaults
+
+    torch.set_num_threads(args.threads)
+    defaults = schema_defaults()
+    part = SET_PARTS[args.part]
+    verdict_sets.plan(args.part, part)
+    verdict_sets.run_part(args.part, part, out, recipes(defaults), defaults,
+                          only=dict(f.split("=", 1) for f in args.only))
+    verdict_sets.report(out)
+    return 0
+
+
 def main() -> int:
     from fpscore.config import schema_defaults
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=list(PARTS), help="run this part (skips runs already saved)")
+    ap.add_argument("--part", choices=list(PARTS) + list(SET_PARTS),
+                    help="run this part (skips runs already saved); sets32 / sets64: verdict_sets.py")
     ap.add_argument("--only", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="run only the runs whose field (dataset, image, protocol, method, seed) has this value")
     ap.add_argument("--list", action="store_true", help="print the parts and what the caps cut")
@@ -533,7 +559,11 @@ def main() -> int:
     out = Path(args.out)
     if args.list:
         plan(PARTS)
+        for name, part in SET_PARTS.items():
+            verdict_sets.plan(name, part)
         return 0
+    if args.part in SET_PARTS:
+        return run_set_part(args, out / "sets")
     if args.report:
         report(out)
         return 0
