@@ -110,3 +110,11 @@ def test_figure_command_writes_png_and_pdf(tmp_path):
     assert main(["figure", "f1", "--out", str(out)]) == 0
     assert out.stat().st_size > 0 and out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     assert sorted(p.name for p in out.parent.iterdir()) == ["f1_schematic.pdf", "f1_schematic.png"]
+
+
+def test_budget_grid_titles_carry_fid_kid_and_counts():
+    panels = [dict(method="ours", images=RNG.random((4, 1, 8, 8)), mean_ssim=0.9, fid=123.4, kid=0.056,
+                   n_generated=4, n_reference=8),
+              dict(method="ddpm", images=RNG.random((4, 1, 8, 8)), mean_ssim=0.4)]
+    titles = [ax.get_title() for ax in figures.budget_grid(panels, budget_seconds=120, resolution=8).axes]
+    assert "FID 123.4, KID 0.056 (4 vs 8 images)" in titles[0] and "KID" not in titles[1]

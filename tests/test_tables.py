@@ -196,6 +196,21 @@ def test_t4_budget_with_unavailable_fid():
         tables.t4_budget(metrics.iloc[:1])
 
 
+def test_t4_budget_with_kid_counts_and_floor():
+    ssim = pd.DataFrame([dict(experiment="budget_a", method=m, mean_ssim=v, ssim_mode="clip")
+                         for m, v in (("ours", 0.8), ("ddpm", 0.5))])
+    fid = pd.DataFrame([dict(experiment="budget_a", method=m, fid=f, fid_status="ok", kid=k, kid_std=0.01,
+                             n_generated=8, n_reference=8, fid_floor=90.0, kid_floor=0.02, n_floor="4 vs 4",
+                             network="archive") for m, f, k in (("ours", 120.0, 0.05), ("ddpm", 200.0, 0.2))])
+    runs = pd.DataFrame([dict(experiment="budget_a", dataset="faces", resolution=32, budget_seconds=120)])
+    row = tables.t4_budget(tables.budget_metrics(ssim, fid, runs)).iloc[0]
+    assert (row["ours_fid"], row["ddpm_fid"], row["ours_kid"], row["ddpm_kid"]) == (120.0, 200.0, 0.05, 0.2)
+    assert (row["n_generated"], row["n_reference"], row["n_floor"]) == (8, 8, "4 vs 4")
+    assert (row["fid_floor"], row["kid_floor"], row["fid_status"]) == (90.0, 0.02, "ok")
+    old = tables.budget_metrics(ssim, fid[["experiment", "method", "fid", "fid_status"]], runs)
+    assert np.isnan(tables.t4_budget(old).iloc[0]["ours_kid"])  # files written before KID: NaN, no error
+
+
 # ---- the command line: logs on disk in, CSV + Markdown + LaTeX out -------------------------------
 
 def _write_scores_tree(root):

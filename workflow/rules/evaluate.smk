@@ -211,6 +211,7 @@ rule f4_budget:
     input:
         samples=budget_files("results/samples/{experiment}/{method}/samples.npz"),
         ssim=budget_files("results/metrics/{experiment}/{method}/ssim.csv"),
+        fid=budget_files("results/metrics/{experiment}/{method}/fid.csv"),
     output:
         png=report("results/figures/f4_budget_{res}.png", caption="../report/f4_budget.rst", category="Figures",
                    subcategory="{res}x{res}"),
@@ -222,7 +223,8 @@ rule f4_budget:
     wildcard_constraints:
         res="|".join(PLAN.budget_at()),
     shell:
-        "fpscore figure f4 --samples {input.samples:q} --ssim {input.ssim:q} --out {output.png:q} > {log:q} 2>&1"
+        "fpscore figure f4 --samples {input.samples:q} --ssim {input.ssim:q} --fid {input.fid:q} "
+        "--out {output.png:q} > {log:q} 2>&1"
 
 
 rule f6_solver_time:

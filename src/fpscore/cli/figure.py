@@ -73,10 +73,14 @@ def build_figure(args):
         return figures.generation_progression(s["states"], s["times"])
     if name == "f4":
         panels, budgets = [], set()
-        for path, ssim in aligned("f4", samples=args.samples, ssim=args.ssim):
+        fids = args.fid or [None] * len(args.samples or [])
+        for path, ssim, fid in aligned("f4", samples=args.samples, ssim=args.ssim, fid=fids):
             s = _samples(path, ("images", "method", "budget_seconds"))
             mean_ssim = read_csv(ssim, "SSIM metrics")["mean_ssim"].iloc[0]
-            panels.append(dict(method=str(s["method"]), images=s["images"], mean_ssim=mean_ssim))
+            panel = dict(method=str(s["method"]), images=s["images"], mean_ssim=mean_ssim)
+            if fid is not None:  # FID and KID with their counts in the title
+                panel.update(read_csv(fid, "FID metrics").iloc[0][["fid", "kid", "n_generated", "n_reference"]])
+            panels.append(panel)
             budgets.add(float(s["budget_seconds"]))
         if len(budgets) != 1 or any(b != b for b in budgets):
             raise ValueError(f"f4: the samples files record the training budgets {sorted(budgets)}; expected one "
@@ -124,6 +128,7 @@ def register(subparsers) -> None:
                    "training budget); f3: one samples.npz")
     p.add_argument("--labels", nargs="+", help="f8: the label of each solve log")
     p.add_argument("--ssim", nargs="+", help="f4: ssim.csv of each samples file")
+    p.add_argument("--fid", nargs="+", help="f4: fid.csv of each samples file (FID and KID in the titles; optional)")
     p.add_argument("--table", help="f6: T2 CSV; f9: rank sweep CSV")
     p.add_argument("--solve-logs", nargs="+", help="f7: solve logs (labelled by --datasets, --resolutions, "
                                                    "--solvers); f8: solve logs of projecting runs")
