@@ -563,7 +563,7 @@ def main() -> int:
             verdict_sets.plan(name, part)
         return 0
     if args.part in SET_PARTS:
-        return run_set_part(args, out / "sets")
+        return run_set_part(args, out / SET_PARTS[args.part].folder)
     if args.report:
         report(out)
         return 0

@@ -81,6 +81,7 @@ class SetPart:
     final_samples: int = 16
     checkpoint_every: float = 60.0
     unet: dict = field(default_factory=dict)  # overrides of the schema's learn.unet (tests: a tiny network)
+    folder: str = "sets"       # under the verdict benchmark's OUT
 
     def runs(self) -> list[SetRun]:
         """Seed-major: after the first seed every setting has one complete set of methods."""
@@ -93,6 +94,9 @@ SETTINGS_32 = (("default", SET_METHODS), ("authors", SET_METHODS), ("authors-war
 BUDGET_32 = 600.0
 SET_PARTS = {
     "sets32": SetPart(32, "faces", 16, (0, 1, 2), SETTINGS_32, BUDGET_32),
+    # What budget lets the methods converge: one seed, 1200 s, the training curve on 8 samples (BUDGET_NOTE).
+    "sets32-probe": SetPart(32, "faces", 16, (0,), (("default", ("ours", "ddpm")), ("authors", ("ours",))), 1200.0,
+                            eval_every=60.0, eval_samples=8, folder="sets_probe"),
     "sets64": SetPart(64, "faces", 16, (0, 1), (("default", SET_METHODS),), 1200.0, eval_every=120.0),
 }
 BUDGET_NOTE = ("budget: CPU training seconds on 1 torch thread of a shared 2-core machine, the same for every "

@@ -229,11 +229,118 @@ def minmax_ceilings() -> str:
             "[0, 1] (the image itself, normalised, against the image): " + "; ".join(cells) + ".")
 
 
-def table(runs: list[dict]) -> str:
+# ---- the set part (verdict_sets.py): fixed budget on 16 faces, with the controls -------------------
+
+SET_SIZE = 32
+
+
+def _by_seed(runs: list[dict], recipe: str, method: str, size: int = SET_SIZE) -> dict:
+    return {r["seed"]: r for r in runs if (r["size"], r["recipe"], r["method"]) == (size, recipe, method)}
+
+
+def _set_recipe(recipe: str, method: str) -> str:
+    """The recipe whose runs stand for ``method`` under ``recipe`` (SHARED_RUNS: authors-warmup takes ours,
+    dsm and ours_zero from authors)."""
+    source, shared = SHARED_RUNS.get(recipe, (None, ()))
+    return source if method in shared else recipe
+
+
+def set_pairs(runs: list[dict], recipe: str, other: str, other_recipe: str | None = None) -> list[tuple]:
+    """(ours, other) run pairs of the same seed; ours from ``recipe`` (or the recipe it shares), the other
+    method from ``other_recipe`` (default: ``recipe``)."""
+    ours = _by_seed(runs, _set_recipe(recipe, "ours"), "ours")
+    others = _by_seed(runs, _set_recipe(other_recipe or recipe, other), other)
+    return [(ours[s], others[s]) for s in sorted(ours) if s in others]
+
+
+def _spread(values) -> str:
+    v = np.asarray(values, float)
+    return f"{np.median(v):.3f} [{v.min():.3f}, {v.max():.3f}]"
+
+
+def set_cell(pairs: list[tuple], other: str) -> tuple[str, str]:
+    """(cell, verdict word) of ours vs ``other`` over seed pairs: medians and [min, max] of the mean SSIM to the
+    closest training image (each run's recipe mode), KID and FID with the sample counts, the floor, near copies."""
+    if not pairs:
+        return "not measured yet", ""
+    a, b = (np.array([p[i]["mean_ssim"] for p in pairs]) for i in (0, 1))
+    d = a - b
+    first = pairs[0][0]
+    cell = (f"SSIM {np.median(a):.4f} vs {np.median(b):.4f} (medians, n={len(pairs)} seeds; ours "
+            f"[{a.min():.3f}, {a.max():.3f}], {other} [{b.min():.3f}, {b.max():.3f}], {first['ssim_mode']}); "
+            f"KID {_spread([p[0]['kid'] for p in pairs])} vs {_spread([p[1]['kid'] for p in pairs])}, "
+            f"FID {np.median([p[0]['fid'] for p in pairs]):.0f} vs {np.median([p[1]['fid'] for p in pairs]):.0f} "
+            f"({first['n_generated']} samples vs {first['n_reference']} training images; floor, "
+            f"{first['n_floor']}: KID {first['kid_floor']:.3f}, FID {first['fid_floor']:.0f}); near copies "
+            f"{np.median([p[0]['copy_fraction'] for p in pairs]):.2f} vs "
+            f"{np.median([p[1]['copy_fraction'] for p in pairs]):.2f}")
+    word = ("ours higher in every pair" if d.min() > 0 else "ours lower in every pair" if d.max() < 0 else
+            "pairs disagree")
+    return cell, word
+
+
+def set_rows(runs: list[dict]) -> list[list[str]]:
+    """The set rows: fixed budget ours vs DDPM (and DDPM with the authors' warm-up), and the score embedding
+    controls (dsm vs ours, ours_zero vs ours), per recipe, paired by seed."""
+    if not runs:
+        return []
+    budget = runs[0]["part_budget"]
+    n = runs[0]["n_images"]
+    where = f"{n} faces {SET_SIZE}×{SET_SIZE}, {budget:.0f} CPU s each (ours' pre-computation inside)"
+    specs = [
+        (f"Fixed budget on sets: ours vs DDPM ({where}; paper: 32×32, 4155 s)", "0.8991 vs 0.8517", "ddpm", None),
+        (f"Fixed budget on sets: ours vs DDPM with the authors' learning-rate warm-up ({where})", "0.8991 vs 0.8517",
+         "ddpm", "authors-warmup"),
+        (f"Score embedding on sets: dsm vs ours ({where})", "claimed, no control", "dsm", None),
+        (f"Score embedding on sets: ours_zero vs ours ({where})", "claimed, no control", "ours_zero", None),
+    ]
+    rows = []
+    for text, paper, other, other_recipe in specs:
+        cells, verdicts = [], []
+        for recipe, label in RECIPE_COLUMNS:
+            if other_recipe and _set_recipe(other_recipe, "ours") != recipe:
+                cells.append("not run")
+                continue
+            cell, word = set_cell(set_pairs(runs, recipe, other, other_recipe), other)
+            cells.append(cell)
+            if word:
+                claim = "score embedding helps" if other in ("dsm", "ours_zero") else "ours better"
+                verdict = {"ours higher in every pair": "confirmed", "ours lower in every pair": "contradicted"}.get(
+                    word, "not confirmed")
+                verdicts.append(f"{label}: {claim} {verdict} ({word})")
+        if other == "ddpm" and not other_recipe:
+            ctrl = [f"{m} SSIM {_spread([r['mean_ssim'] for r in _by_seed(runs, 'default', m).values()])}"
+                    for m in ("dsm", "ours_zero") if _by_seed(runs, "default", m)]
+            control = "; ".join(ctrl) or "not measured yet"
+        else:
+            control = "(this row is the control)" if other in ("dsm", "ours_zero") else "see the row above"
+        rows.append([text, paper, *cells, control, "; ".join(verdicts) or "not measured yet"])
+    return rows
+
+
+def set_note(runs: list[dict]) -> str:
+    if not runs:
+        return ""
+    per = {}
+    for r in runs:
+        per.setdefault((r["recipe"], r["method"]), []).append(r)
+    counts = ", ".join(f"{recipe} {m}: {len(rs)}" for (recipe, m), rs in sorted(per.items()))
+    first = runs[0]
+    return (f"Set runs saved: {len(runs)} ({counts}); seeds paired; SSIM of each sample to its closest training image "
+            f"in the recipe's mode (the project's: clip, the authors': minmax); DDPM samples ancestrally (1000 steps), "
+            f"the others with their recipe's ODE sampler; {first['n_generated']} samples per run; KID and FID from the "
+            "offline FID Inception-v3 against the training set, floor = one half of the training set against the other; "
+            "near copies = samples closer to one training image than 1/3 of their distance to the second "
+            f"(the training images' own median nearest distance: {first['train_nn_distance_median']:.3f} RMS). "
+            "Runs, summary and figures: benchmarks/results/verdict/sets/.")
+
+
+def table(runs: list[dict], set_runs: list[dict] | None = None) -> str:
     head = ["Claim", "Paper", "Authors' recipe", "Project's recipe", "Like-for-like control (project's recipe)",
             "Verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row(runs, c)) + " |" for c in CLAIMS]
+    lines += ["| " + " | ".join(r) + " |" for r in set_rows(set_runs or [])]
     per_part: dict = {}
     for r in runs:
         key = (r["size"], r["recipe"], r["protocol"])
@@ -246,6 +353,8 @@ def table(runs: list[dict]) -> str:
     raw = raw_alone(runs)
     lines += ["", f"Saved runs: {len(runs)} ({counts}); caps {caps}; {pre_text}{minmax_ceilings()}"]
     lines += ["", raw] if raw else []
+    note = set_note(set_runs or [])
+    lines += ["", note] if note else []
     return "\n".join(lines)
 
 
@@ -256,7 +365,10 @@ def main(argv=None) -> int:
                     help="the verdict benchmark's output folder (default: %(default)s)")
     add_output_options(ap, TARGET)
     args = ap.parse_args(argv)
-    return emit(args, table(saved_runs(args.runs)), BEGIN, END, "the saved runs")
+    import verdict_sets
+
+    return emit(args, table(saved_runs(args.runs), verdict_sets.saved(args.runs / "sets")), BEGIN, END,
+                "the saved runs")
 
 
 if __name__ == "__main__":

@@ -96,3 +96,31 @@ def test_groups_share_the_authors_runs_with_the_warmup_recipe():
     g = verdict_sets.groups(runs)
     assert [r["recipe"] for r in g[(32, "authors-warmup")]["ours"]] == ["authors"]
     assert g[(32, "authors-warmup")]["ddpm"][0]["recipe"] == "authors-warmup"
+
+
+def _set_run(recipe, method, seed, ssim):
+    return dict(size=32, dataset="faces", n_images=16, recipe=recipe, method=method, seed=seed, mean_ssim=ssim,
+                ssim_mode="clip" if recipe == "default" else "minmax", kid=0.1, fid=200.0, n_generated=16,
+                n_reference=16, n_floor="8 vs 8", kid_floor=0.01, fid_floor=150.0, copy_fraction=0.0,
+                train_nn_distance_median=0.1, part_budget=600.0)
+
+
+def test_verdict_table_set_rows_pair_seeds_per_recipe():
+    import verdict_table
+
+    ssim = {"ours": 0.8, "dsm": 0.7, "ours_zero": 0.85}
+    runs = [_set_run(r, m, s, ssim[m]) for r in ("default", "authors") for m in ssim for s in (0, 1, 2)]
+    runs += [_set_run("default", "ddpm", s, 0.5) for s in (0, 1, 2)]
+    runs += [_set_run("authors", "ddpm", s, 0.9 if s else 0.7) for s in (0, 1, 2)]
+    runs += [_set_run("authors-warmup", "ddpm", s, 0.9) for s in (0, 1)]
+    rows = {r[0].split(" (")[0]: r for r in verdict_table.set_rows(runs)}
+    ddpm = rows["Fixed budget on sets: ours vs DDPM"]
+    assert ddpm[3].startswith("SSIM 0.8000 vs 0.5000 (medians, n=3 seeds")
+    assert "project's recipe: ours better confirmed" in ddpm[5]
+    assert "authors' recipe: ours better not confirmed (pairs disagree)" in ddpm[5]
+    assert "dsm SSIM 0.700" in ddpm[4] and "16 samples vs 16 training images" in ddpm[3]
+    warm = rows["Fixed budget on sets: ours vs DDPM with the authors' learning-rate warm-up"]
+    assert warm[3] == "not run" and "n=2 seeds" in warm[2] and "contradicted" in warm[5]
+    assert "score embedding helps confirmed" in rows["Score embedding on sets: dsm vs ours"][5]
+    assert "score embedding helps contradicted" in rows["Score embedding on sets: ours_zero vs ours"][5]
+    assert verdict_table.set_rows([]) == [] and "Set runs saved: 26" in verdict_table.set_note(runs)
