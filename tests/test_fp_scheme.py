@@ -293,20 +293,27 @@ def real_pair(request):
     return np.concatenate([photo, face]).astype(np.float64)
 
 
+def _batched(**kw):
+    from fpscore.solvers.batched import BatchedSolver
+
+    return BatchedSolver(threads=1, **kw)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_every_engine_equals_spsolve(real_pair, scheme, boundary, torch_one_thread):
-    """ksp, projection and the batched engine (both kernels) give spsolve's m within 1e-6 at the same
-    true relative residual, and the same flags, for every scheme and boundary (zero + centred
-    included: where it fails, it fails alike)."""
+    """ksp, projection and the batched engine (fused, and stepwise with both kernels) give spsolve's m
+    within 1e-6 at the same true relative residual, and the same flags, for every scheme and boundary
+    (zero + centred included: where it fails, it fails alike)."""
     params = FPParams(scheme=scheme, boundary=boundary)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ref = compute_scores(real_pair, params, make_solver("spsolve"), progress=False)
         engines = {"ksp": make_solver("ksp"), "projection": make_solver("projection", projection={"n_seeds": 1}),
-                   "batched-numba": make_solver("batched", batched={"threads": 1, "kernel": "numba"}),
-                   "batched-torch": make_solver("batched", batched={"threads": 1, "kernel": "torch"})}
+                   "batched-fused": _batched(engine="fused"),
+                   "batched-numba": _batched(kernel="numba", engine="stepwise"),
+                   "batched-torch": _batched(kernel="torch")}
         for name, solver in engines.items():
             with solver:
                 res = compute_scores(real_pair, params, solver, progress=False)

@@ -93,7 +93,7 @@ def test_prepared_state_round_trip(images, reference, tmp_path):
     a.save_prepared(str(tmp_path / "prepared.npz"))
     b = ProjectionSolver(ksp_options=KSP, n_seeds=2, rank=3)
     b.load_prepared(str(tmp_path / "prepared.npz"))
-    assert prepare_solver(images, PARAMS, b) == []
+    assert len(prepare_solver(images, PARAMS, b)) == 0
     assert set(b._bases) == set(a._bases)
     for key in a._bases:
         np.testing.assert_array_equal(a._bases[key], b._bases[key])

@@ -13,7 +13,7 @@ from skimage import data, transform
 from fpscore.cli import main
 from fpscore.score_store import read_scores
 from fpscore.scores import SCORE_KEYS
-from fpscore.solvers.base import LOG_COLUMNS
+from fpscore.solvers.base import LEVEL_COLUMNS, LOG_COLUMNS
 
 FAST = ["--n-times", "4", "--kde-bins", "64", "--no-progress", "--nonlinear", "picard"]  # Algorithm 1
 
@@ -50,10 +50,18 @@ def test_scores_file_and_log(tmp_path, images_file):
         assert params["fp"]["n_times"] == 4 and params["solver"]["solver"] == "spsolve"
         assert f["converged"].all() and f["picard_iterations"].min() >= 2
         iters = f["picard_iterations"]
-    df = pd.read_csv(log)
-    assert list(df.columns) == list(LOG_COLUMNS)
-    assert len(df) == 3 * iters.sum()  # 3 time levels per Picard sweep
-    assert (df["final_residual"] <= 1e-10).all()
+    df = pd.read_csv(log)  # the default: one row per image, channel and time level
+    assert list(df.columns) == list(LEVEL_COLUMNS)
+    assert len(df) == 3 * 3 and df["solves"].sum() == 3 * iters.sum()  # 3 time levels, one solve per sweep
+    assert (df.groupby("image")["picard_iter"].max().to_numpy() == iters[:, 0]).all()
+    assert (df["final_residual"] <= 1e-10).all() and (df["max_iterations"] <= df["iterations"]).all()
+    assert df["startup_seconds"].iloc[0] > 0 and (df["startup_seconds"].iloc[1:] == 0).all()
+    rc, _, log = _run(tmp_path, images_file, "--solver", "spsolve", "--solve-log", "solve", name="per_solve")
+    assert rc == 0
+    per_solve = pd.read_csv(log)
+    assert list(per_solve.columns) == list(LOG_COLUMNS)
+    assert len(per_solve) == 3 * iters.sum()  # 3 time levels per Picard sweep
+    assert (per_solve["final_residual"] <= 1e-10).all()
 
 
 def test_every_step_logs_its_peak_memory(tmp_path, images_file, capsys):
@@ -98,9 +106,14 @@ def test_merge_rejects_incomplete_cover(tmp_path, images_file, capsys):
 
 
 def test_non_convergence_is_flagged(tmp_path, images_file):
-    with pytest.warns(RuntimeWarning, match="did not converge"):
+    """Once, at the end: how many channels, which, and why; the flags in the file and the log."""
+    with pytest.warns(RuntimeWarning, match="did not converge") as caught:
         rc, out, log = _run(tmp_path, images_file, "--solver", "spsolve", "--picard-max-iter", "1")
     assert rc == 0
+    flagged = [w for w in caught if "flagged" in str(w.message)]
+    assert len(flagged) == 1 and len(caught) == 1
+    assert "3 channel(s) flagged as not converged (Picard iteration did not converge for image 0, channel 0" in str(
+        flagged[0].message)
     with np.load(out) as f:
         assert not f["converged"].any()
     assert not pd.read_csv(log)["converged"].any()
@@ -201,7 +214,7 @@ def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
         merge_logs([bad], tmp_path / "m3.csv")
     short, long = row.rsplit(",", 1)[0], row + ",x"  # their commas add up to two good rows
     bad.write_text(f"{header}\n{row}\n{short}\n{long}\n")
-    with pytest.raises(ValueError, match=r"bad.csv, line 3: 11 fields"):
+    with pytest.raises(ValueError, match=rf"bad.csv, line 3: {len(LOG_COLUMNS) - 1} fields"):
         merge_logs([bad], tmp_path / "m3.csv")
     quoted = tmp_path / "quoted.csv"  # a field with a comma in it: parsed, written back quoted
     quoted_row = '"a,b",' + row.split(",", 1)[1]
@@ -213,3 +226,21 @@ def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
     with pytest.raises(ValueError, match=r"cannot read solve log .*missing.csv"):
         merge_logs([tmp_path / "missing.csv"], tmp_path / "m4.csv")
     assert not any((tmp_path / f"m{i}.csv").exists() for i in (2, 3, 4))
+
+
+def test_merge_logs_of_either_kind(tmp_path):
+    """Level logs merge as per-solve logs do; the kind is the first file's; a mixed merge is an error
+    naming the file and the option."""
+    from fpscore.scores import merge_logs
+
+    level = tmp_path / "level.csv"
+    level.write_text(",".join(LEVEL_COLUMNS) + "\n" + ",".join(str(i) for i in range(len(LEVEL_COLUMNS))) + "\n")
+    solve = tmp_path / "solve.csv"
+    solve.write_text(",".join(LOG_COLUMNS) + "\n")
+    out = tmp_path / "merged.csv"
+    assert merge_logs([level, level], out) == 2
+    assert out.read_text().splitlines()[0] == ",".join(LEVEL_COLUMNS)
+    with pytest.raises(ValueError, match=r"solve.csv has columns .* one row per linear solve: every log of a merge "
+                                         r"must be of one kind, scores.solve_log"):
+        merge_logs([level, solve], tmp_path / "mixed.csv")
+    assert merge_logs([], out, kind="level") == 0 and out.read_text() == ",".join(LEVEL_COLUMNS) + "\n"

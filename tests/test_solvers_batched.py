@@ -88,8 +88,8 @@ def test_batched_equals_spsolve_picard(mixed, nonlinear, device, torch_one_threa
     assert all(row["final_residual"] <= 1e-10 for row in res.log)
     assert all(list(row) == list(LOG_COLUMNS) for row in res.log)
     assert len(res.log) == res.solves.sum() and {r["solver"] for r in res.log} == {"batched"}
-    if nonlinear == "picard":
-        np.testing.assert_array_equal(res.picard_iterations[[0, 2]], ref.picard_iterations)
+    if nonlinear == "picard":  # the same sweeps but where a change lands within rounding of picard_tol
+        assert np.abs(res.picard_iterations[[0, 2]] - ref.picard_iterations).max() <= 1
     # seconds apportioned per system: positive, summing to about the run's time
     assert all(r["solve_seconds"] > 0 and r["assemble_seconds"] >= 0 for r in res.log)
 

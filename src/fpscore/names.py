@@ -16,6 +16,7 @@ NONLINEAR = enum("nonlinear")  # Algorithm 1 sweeps (§5), per-level Newton (§5
 BOUNDARIES = enum("boundary")  # ghost cells: m = 0 (the paper), or the boundary pixel's value (§2b)
 SCHEMES = enum("scheme")  # the discretisation of (D m)^2 (§2b)
 NEWTON_STOPS = enum("newton_stop")  # Newton's stopping test: the last change, the predicted next change
+SOLVE_LOGS = enum("solve_log")  # rows of the solve log: one per time level (of a channel), one per linear solve
 METHODS = enum("method")  # what `fpscore train` trains (the workflow's {method} wildcard)
 PARAMETERIZATIONS = enum("parameterization")  # raw: the authors' (output = score)
 TIME_EMBEDDINGS = enum("time_embedding")

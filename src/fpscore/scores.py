@@ -1,8 +1,12 @@
 """Score pre-computation over a set of images (METHOD.md §4-5): m and s for every
-image channel, with one solver for the whole set and one solve-log row per
-linear solve."""
+image channel, with one solver for the whole set; its solve log (``step.SolveLog``, one entry per
+linear solve in memory) is written with one row per time level of a channel or per linear solve
+(``scores.solve_log``)."""
 from __future__ import annotations
 
+import re
+import time
+import warnings
 import zipfile
 from dataclasses import dataclass, replace
 
@@ -16,14 +20,16 @@ from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
 from fpscore.fokker_planck.picard import solve_channel
 from fpscore.fokker_planck.scheme import validity
-from fpscore.solvers.base import LOG_COLUMNS, Solver
+from fpscore.fokker_planck.step import Flag, SolveLog, flag_summary, startup_seconds
+from fpscore.solvers.base import LOG_KINDS, Solver
 
 
 @dataclass
 class ScoreSet:
     """m and scores (N, C, T, H, W), the time grid and g(t_n), outer iterations (Picard
     sweeps, or the most Newton iterations at any level), convergence and linear solves
-    per (image, channel), the solve log (rows of LOG_COLUMNS) and the validity per channel
+    per (image, channel), the solve log (``step.SolveLog``: one entry per linear solve, the
+    first with the start-up seconds), the flagged channels (``step.Flag``) and the validity per channel
     (``scheme.validity``): ``within_bound`` (m stayed within the maximum-principle bound),
     ``nu_active`` (share of pixel-levels with artificial diffusion) and ``valid`` = converged
     and within the bound: the channels a method may learn from."""
@@ -34,10 +40,11 @@ class ScoreSet:
     g: np.ndarray
     picard_iterations: np.ndarray
     converged: np.ndarray
-    log: list[dict]
+    log: SolveLog
     solves: np.ndarray | None = None
     within_bound: np.ndarray | None = None
     nu_active: np.ndarray | None = None
+    flags: list | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -67,14 +74,14 @@ def channel_driver(nonlinear: str):
     raise ValueError(f"nonlinear: unknown driver {nonlinear!r}; expected one of {', '.join(NONLINEAR)}")
 
 
-def prepare_solver(images, params: FPParams, solver: Solver) -> list[dict]:
+def prepare_solver(images, params: FPParams, solver: Solver) -> SolveLog:
     """The solver's work before the set: solve the images of ``solver.seed_request`` with
     its recording solver (this driver, ``params.nonlinear``), then ``solver.build_prepared``;
-    returns the log rows of those solves ([] when the solver asks for none)."""
+    returns the log of those solves (empty when the solver asks for none)."""
     imgs = validate_images(images)
     request = solver.seed_request(imgs)
     if request is None:
-        return []
+        return SolveLog()
     indices, recorder = request
     indices = np.asarray(indices, dtype=int)
     with recorder:
@@ -88,11 +95,13 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     """m and s of every channel of every image (N, C, H, H) with ``solver``.
 
     The nonlinear driver is ``params.nonlinear`` (``nonlinear`` overrides it): Picard
-    sweeps (Algorithm 1) or per-level Newton (§5b). ``prepare_solver`` runs first (its
-    log rows lead the log). ``image_indices`` labels the images in the log and solve
+    sweeps (Algorithm 1) or per-level Newton (§5b). ``solver.load()`` runs first (its one-time
+    costs, logged as start-up: ``step.startup_seconds``), then ``prepare_solver`` (its log
+    entries lead the log). ``image_indices`` labels the images in the log and solve
     contexts (default 0..N-1; the projection's seeds keep their indices in the full set).
     ``dtype`` of the returned m and scores (the solves are float64 throughout). A solver
-    with ``solve_set`` (the batched engine) solves all channels at once instead.
+    with ``solve_set`` (the batched engine) solves all channels at once instead. Channels
+    flagged as not converged are reported once, at the end: one RuntimeWarning (``step.flag_summary``).
     """
     if nonlinear is not None:
         params = replace(params, nonlinear=nonlinear)
@@ -103,13 +112,35 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
         raise ValueError(f"image_indices: expected {N} labels, got shape {labels.shape}")
     times, g = params.times(), params.g()
     T = times.size
-    log = prepare_solver(imgs, params, solver)
+    t0 = time.perf_counter()
+    solver.load()
+    startup = startup_seconds(time.perf_counter() - t0)
+    prepared = prepare_solver(imgs, params, solver)
     if hasattr(solver, "solve_set"):
-        res = solver.solve_set(imgs, params, labels, progress=progress)
-        result = ScoreSet(m=res.m.astype(dtype, copy=False), scores=res.s.astype(dtype, copy=False), times=times,
-                          g=g, picard_iterations=res.iterations, converged=res.converged, log=log + res.rows,
-                          solves=res.solves)
-        return _with_validity(result, params, res.m, res.s)
+        res = solver.solve_set(imgs, params, labels, progress=progress, dtype=dtype)
+        result = ScoreSet(m=res.m, scores=res.s, times=times, g=g, picard_iterations=res.iterations,
+                          converged=res.converged, log=SolveLog.concat([prepared, res.log]), solves=res.solves,
+                          within_bound=res.within_bound, nu_active=res.nu_active, flags=res.flags)
+        if res.within_bound is None:
+            result = _with_validity(result, params, res.m, res.s)
+    else:
+        result = _per_channel(imgs, params, solver, labels, progress, dtype, prepared)
+    if len(result.log):
+        result.log.columns["startup_seconds"][0] += startup
+    if result.flags:
+        warnings.warn(f"scores ({solver.name}): {flag_summary(result.flags)}", RuntimeWarning, stacklevel=2)
+    return result
+
+
+_FLAG_MESSAGE = re.compile(r"^(Newton|Picard) iteration (did not converge|broke down)")
+
+
+def _per_channel(imgs, params, solver, labels, progress, dtype, prepared: SolveLog) -> ScoreSet:
+    """compute_scores with a per-channel driver: channel by channel; a flagged channel's warnings
+    become its ``Flag`` (the first one's message, its first unconverged level); other warnings pass."""
+    N, C, H, W = imgs.shape
+    times, g = params.times(), params.g()
+    T = times.size
     drive = channel_driver(params.nonlinear)
     stopping = (dict(tol=params.picard_tol, max_iter=params.picard_max_iter) if params.nonlinear == "picard"
                 else dict(tol=params.newton_tol, max_iter=params.newton_max_iter, stop=params.newton_stop,
@@ -121,22 +152,37 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     conv = np.zeros((N, C), dtype=bool)
     within = np.zeros((N, C), dtype=bool)
     nu_active = np.zeros((N, C))
+    rows: list[dict] = []
+    flags: list[Flag] = []
     system = FPSystem(H, W)
     try:
         for a in tqdm(range(N), desc=f"scores ({solver.name})", unit="image", disable=not progress):
             for c in range(C):
                 m0 = initial_log_density(imgs[a, c], bins=params.kde_bins, floor=params.kde_floor)
-                res = drive(m0, times, g, params.dh, solver, **stopping, scheme=params.scheme,
-                            boundary=params.boundary, system=system, image=int(labels[a]), channel=c)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    res = drive(m0, times, g, params.dh, solver, **stopping, scheme=params.scheme,
+                                boundary=params.boundary, system=system, image=int(labels[a]), channel=c)
+                mine = [w for w in caught if issubclass(w.category, RuntimeWarning)
+                        and _FLAG_MESSAGE.match(str(w.message))] if not res.converged else []
+                for w in caught:
+                    if not any(w is x for x in mine):
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                if not res.converged:
+                    bad = [row["time_level"] for row in res.rows if not row["converged"]]
+                    level = min(bad) if bad and params.nonlinear == "newton" else 0
+                    flags.append(Flag(int(labels[a]), c, level, "did not converge",
+                                      text=str(mine[0].message) if mine else None))
                 m[a, c], s[a, c] = res.m, res.s
                 check = validity(res.m, res.s, params.dh, params.scheme, params.boundary)
                 within[a, c], nu_active[a, c] = check.within_bound, check.nu_active
                 iters[a, c], conv[a, c], solves[a, c] = res.iterations, res.converged, res.solves
-                log.extend(res.rows)
+                rows.extend(res.rows)
     finally:
         system.close()
-    return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv, log=log,
-                    solves=solves, within_bound=within, nu_active=nu_active)
+    return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv,
+                    log=SolveLog.concat([prepared, SolveLog.from_rows(rows)]), solves=solves, within_bound=within,
+                    nu_active=nu_active, flags=flags)
 
 
 # ---- files -------------------------------------------------------------------------------------
@@ -155,51 +201,98 @@ def write_npz(path, arrays: dict) -> None:
                     np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
-def write_log(path, rows: list[dict]) -> None:
-    """Write the solve log (LOG_COLUMNS, one row per linear solve) as CSV, atomically; missing and NaN
-    values are empty fields, as pandas writes them (the csv module: no pandas import in score jobs)."""
-    import csv
-    import math
-
-    def cell(value):
-        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
+def write_log(path, log, kind: str = "solve") -> None:
+    """Write the solve log (a ``step.SolveLog`` or row dicts) as CSV, atomically: ``kind`` "solve" one row
+    per linear solve (LOG_COLUMNS), "level" one per image, channel and time level (LEVEL_COLUMNS,
+    ``SolveLog.levels``); names.SOLVE_LOGS. Missing and NaN values are empty fields, as pandas writes
+    them; floats as Python writes them (shortest round trip). Column by column: no per-row Python
+    objects (a 1,000-image shard has 57,000 level rows)."""
+    columns, arrays = SolveLog.from_rows(log).table(kind)
+    cells = [_cells(arrays[key]) for key in columns]
     with atomic_outputs(path) as (tmp,):
         with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(LOG_COLUMNS)
-            writer.writerows([cell(row.get(key)) for key in LOG_COLUMNS] for row in rows)
+            f.write(",".join(columns) + "\n")
+            f.writelines(",".join(row) + "\n" for row in zip(*cells))
 
 
-def merge_logs(paths, out) -> int:
-    """Concatenate solve logs (CSV with the LOG_COLUMNS header) into ``out``, atomically, a block of
-    lines in memory at a time (a 50,000-image set has millions of rows); returns the row count. A file
-    that cannot be read, has another header or a row of the wrong length is a ValueError naming it."""
+def _cells(values: np.ndarray) -> list[str]:
+    """CSV fields of one column (as the csv module writes them: True/False, integers, repr of floats,
+    empty for NaN and None, quoted where needed)."""
+    if values.dtype == object:
+        out = ["" if v is None else str(v) for v in values.tolist()]
+        if any(("," in v) or ('"' in v) or ("\n" in v) for v in out):
+            import csv
+            import io
+
+            def quote(v):
+                buf = io.StringIO()
+                csv.writer(buf, lineterminator="").writerow([v])
+                return buf.getvalue()
+
+            out = [quote(v) for v in out]
+        return out
+    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
+        return list(map(str, values.tolist()))
+    return ["" if v != v else repr(v) for v in values.tolist()]
+
+
+def log_kind(header) -> str | None:
+    """The kind of a solve log (names.SOLVE_LOGS) from its header, None for another header."""
+    for kind, columns in LOG_KINDS.items():
+        if list(header or []) == list(columns):
+            return kind
+    return None
+
+
+def merge_logs(paths, out, kind: str | None = None) -> int:
+    """Concatenate solve logs of one kind (CSV, the header of LOG_COLUMNS or LEVEL_COLUMNS) into ``out``,
+    atomically, a block of lines in memory at a time (a 50,000-image set has millions of rows);
+    returns the row count. ``kind``: what the logs must be (default: the first one's; with no logs,
+    the schema's ``scores.solve_log``). A file that cannot be read, has another header or a row of the
+    wrong length is a ValueError naming it."""
+    import csv
+
+    from fpscore.config import schema_default
+
+    paths = list(paths)
+    if kind is None and paths:
+        try:
+            with open(paths[0]) as f:
+                kind = log_kind(next(csv.reader([f.readline()]), None))
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"merge: cannot read solve log {paths[0]}: {err}") from None
+        if kind is None:
+            kind = "solve"  # _append_log names the file and both headers
+    kind = kind or schema_default("scores.solve_log")
+    columns = LOG_KINDS[kind]
     rows = 0
     with atomic_outputs(out) as (tmp,):
         with open(tmp, "w", newline="") as f:
-            f.write(",".join(LOG_COLUMNS) + "\n")
+            f.write(",".join(columns) + "\n")
             for path in paths:
-                rows += _append_log(path, f)
+                rows += _append_log(path, f, columns)
     return rows
 
 
 _LOG_BLOCK = 1 << 24  # bytes of whole lines copied at a time
 
 
-def _append_log(path, out) -> int:
+def _append_log(path, out, columns) -> int:
     """Append the rows of one solve log to the open file ``out``; returns their count. Blocks of
-    plain rows (no quotes, one comma fewer than LOG_COLUMNS in every line) are copied as they
+    plain rows (no quotes, one comma fewer than ``columns`` in every line) are copied as they
     are, bytes for bytes; any other block is parsed by the csv module, which names a bad line."""
     import csv
 
-    commas = len(LOG_COLUMNS) - 1
+    commas = len(columns) - 1
     rows, lines_read = 0, 1  # rows written; file lines read, the header included
     try:
         with open(path) as src:  # universal newlines: a CRLF file's rows are copied with LF
             header = next(csv.reader([src.readline()]), None)
-            if header != list(LOG_COLUMNS):
-                raise ValueError(f"merge: solve log {path} has columns {header}, expected {list(LOG_COLUMNS)}")
+            if header != list(columns):
+                other = log_kind(header)
+                raise ValueError(f"merge: solve log {path} has columns {header}, expected {list(columns)}"
+                                 + (f" (it has one row per {'linear solve' if other == 'solve' else 'time level'}: "
+                                    "every log of a merge must be of one kind, scores.solve_log)" if other else ""))
             while lines := src.readlines(_LOG_BLOCK):
                 if not lines[-1].endswith("\n"):
                     lines[-1] += "\n"
@@ -207,14 +300,14 @@ def _append_log(path, out) -> int:
                     out.writelines(lines)
                     rows += len(lines)
                 else:
-                    rows += _append_parsed(path, lines, lines_read + 1, out)
+                    rows += _append_parsed(path, lines, lines_read + 1, out, columns)
                 lines_read += len(lines)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"merge: cannot read solve log {path}: {err}") from None
     return rows
 
 
-def _append_parsed(path, lines: list[str], first_line: int, out) -> int:
+def _append_parsed(path, lines: list[str], first_line: int, out, columns) -> int:
     """Append CSV ``lines`` (file lines ``first_line``...) of ``path`` through the csv module and
     return the rows written: a row of the wrong length is a ValueError naming the file and line."""
     import csv
@@ -223,9 +316,9 @@ def _append_parsed(path, lines: list[str], first_line: int, out) -> int:
     writer = csv.writer(out, lineterminator="\n")
     rows = 0
     for rows, row in enumerate(reader, 1):
-        if len(row) != len(LOG_COLUMNS):
+        if len(row) != len(columns):
             raise ValueError(f"merge: solve log {path}, line {first_line + reader.line_num - 1}: {len(row)} "
-                             f"fields, expected {len(LOG_COLUMNS)}")
+                             f"fields, expected {len(columns)}")
         writer.writerow(row)
     return rows
 

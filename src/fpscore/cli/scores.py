@@ -86,7 +86,7 @@ def run_scores(args: argparse.Namespace) -> int:
                                     image_indices=indices, dtype=np.float32)
         meta = params_json(params, solver)
     write_npz(args.out, score_arrays(result, names, meta, indices=indices))
-    write_log(args.log, result.log)
+    write_log(args.log, result.log, args.solve_log)
     bad, outside = int((~result.converged).sum()), int((result.converged & ~result.within_bound).sum())
     print(f"fpscore scores: {result.m.shape[0]} image(s), {len(result.log)} linear solves, "
           f"{bad} channel(s) not converged, {outside} converged outside the maximum-principle bound "
@@ -102,7 +102,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     with solver_from_args(args) as solver:
         rows = prepare_solver(images, params, solver)
         solver.save_prepared(str(args.out))
-    write_log(args.log, rows)
+    write_log(args.log, rows, args.solve_log)
     print(f"fpscore scores-prepare: {len(rows)} linear solves -> {args.out}, {args.log}")
     return 0
 
@@ -133,7 +133,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", required=True, help="images.npz of the data stage (keys images, names)")
     p.add_argument("--out", required=True, help="scores .npz to write")
-    p.add_argument("--log", required=True, help="solve log .csv to write (one row per linear solve)")
+    p.add_argument("--log", required=True, help="solve log .csv to write (one row per time level of a channel, or "
+                   "per linear solve: --solve-log)")
     p.add_argument("--shard", type=int, default=None, help="compute only shard I (images I*S .. I*S+S-1, "
                    "S = --shard-size)")
     p.add_argument("--prepared", default=None, help="prepared solver state from `fpscore scores-prepare`")
@@ -151,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = subparsers.add_parser("scores-merge", help="merge shard score files into one score directory")
     r.add_argument("--images", required=True, help="images.npz the shards were computed from")
     r.add_argument("--shards", nargs="+", required=True, help="shard .npz files")
-    r.add_argument("--logs", nargs="*", default=[], help="shard solve logs (.csv)")
+    r.add_argument("--logs", nargs="*", default=[], help="shard solve logs (.csv, all of one kind: scores.solve_log)")
     r.add_argument("--prepare-log", default=None, help="solve log of scores-prepare, put first")
     r.add_argument("--out", required=True, help="the score directory to write (m.npy, scores.npy, ...; "
                    "fpscore.score_store)")

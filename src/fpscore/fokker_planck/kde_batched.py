@@ -119,3 +119,92 @@ def initial_log_density_batched(channels, bins: int = 256, floor: float = 1e-300
             corner[sel] = _band_density(a_idx[sel], b_idx[sel], w[sel], cov[sel], k_max[sel], L, bins, delta, n)
     p = (w * corner).reshape(K, 4, n).sum(1)
     return torch.log(p.clamp_min(floor)).reshape(K, H, H)
+
+
+# ---- the same KDE without torch: compiled row transforms, scipy's column FFTs ----------------------
+_TWIDDLES: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _twiddle(L1: int, bins: int, n_cols: int) -> np.ndarray:
+    """exp(-2 pi i b k / L1) for b < bins, k < n_cols (bins, n_cols), the angle reduced exactly
+    (b k mod L1) before the cos and sin."""
+    key = (L1, bins, n_cols)
+    if key not in _TWIDDLES:
+        m = np.outer(np.arange(bins, dtype=np.int64), np.arange(n_cols, dtype=np.int64)) % L1
+        _TWIDDLES[key] = np.exp(-2j * np.pi * (m / L1))
+    return _TWIDDLES[key]
+
+
+def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: float = 1e-300,
+                                 out: np.ndarray | None = None) -> np.ndarray:
+    """m^0 (K, H, H) float64 of K square channels (numpy, values in [0, 1]) with no torch: the KDE of
+    ``initial_log_density_batched`` (the same grid sizes, bands and kernel), whose row transforms
+    are pruned DFTs compiled in ``fpscore.solvers.fused_numba`` (the first Kc frequencies of every
+    row, from the bins that hold points; the irfft evaluated only at the corners read back) and
+    whose column transforms are scipy's FFTs over each group of channels of one padded size. Equal
+    to ``kde.initial_log_density`` channel by channel to rounding (tested to 1e-12). ``out``
+    (K, H, H) float64 is written when given."""
+    from scipy import fft as sfft
+
+    from fpscore.fokker_planck.kde import fast_length
+    from fpscore.solvers import fused_numba
+
+    chans = np.asarray(channels, dtype=np.float64)
+    if chans.ndim != 3 or chans.shape[1] != chans.shape[2] or chans.shape[0] == 0:
+        raise ValueError(f"initial density: expected a non-empty stack K x H x H of square channels, "
+                         f"got shape {chans.shape}")
+    if int(bins) != bins or bins < 8:
+        raise ValueError(f"kde_bins: expected an integer >= 8, got {bins!r}")
+    bins = int(bins)
+    K, H, _ = chans.shape
+    n = H * H
+    x = chans.reshape(K, n)
+    y = np.ascontiguousarray(chans.transpose(0, 2, 1)).reshape(K, n)
+    delta = 1.0 / (bins - 1)
+    if n > 1:  # Scott's kernel covariance, eigenvalues floored at delta^2 (as the torch version)
+        xc, yc = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+        sxx, syy, sxy = np.einsum("ij,ij->i", xc, xc), np.einsum("ij,ij->i", yc, yc), np.einsum("ij,ij->i", xc, yc)
+        cov = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2) / (n - 1) * n ** (-1.0 / 3.0)
+    else:
+        cov = np.zeros((K, 2, 2))
+    evals, evecs = np.linalg.eigh(cov)
+    cov = (evecs * np.maximum(evals, delta * delta)[:, None, :]) @ evecs.transpose(0, 2, 1)
+    lam_min = np.linalg.eigvalsh(cov)[:, 0]
+    reach = np.ceil(_TRUNCATE_STD * np.sqrt(np.stack([cov[:, 0, 0], cov[:, 1, 1]], 1)) / delta).astype(int)
+    lengths = {r: fast_length(bins + int(r)) for r in np.unique(reach)}
+    L0 = np.array([lengths[r] for r in reach[:, 0]])
+    L1 = np.array([lengths[r] for r in reach[:, 1]])
+    k_max = np.sqrt(2.0 * _SPECTRAL_CUTOFF / lam_min)
+    m0 = np.empty((K, n)) if out is None else out.reshape(K, n)
+    chunk = max(1, _CHUNK_ELEMENTS["cpu"] // (bins * 64))
+    for size in sorted(set(zip(L0.tolist(), L1.tolist()))):
+        group = np.flatnonzero((L0 == size[0]) & (L1 == size[1]))
+        for start in range(0, group.size, chunk):
+            sel = group[start:start + chunk]
+            _band_compiled(x[sel], y[sel], cov[sel], k_max[sel], size, bins, delta, n, floor, m0, sel, sfft,
+                           fused_numba)
+    return m0.reshape(K, H, H)
+
+
+def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, fused_numba) -> None:
+    """m0[sel] of G channels of one padded size L (``initial_log_density_compiled``)."""
+    kx = 2 * np.pi * np.fft.fftfreq(L[0], d=delta)
+    ky_all = 2 * np.pi * np.fft.rfftfreq(L[1], d=delta)
+    own = np.searchsorted(ky_all, k_max, side="right")  # each channel's band ky <= k_max (a leading block)
+    n_cols = int(own.max())
+    ky = ky_all[:n_cols]
+    twiddle = _twiddle(L[1], bins, n_cols)
+    G = x.shape[0]
+    spec = np.empty((G, n_cols, L[0]), dtype=np.complex128)  # (channel, column frequency, row)
+    fused_numba.kde_forward(x, y, bins, twiddle, own, spec)
+    spec = sfft.fft(spec, axis=2, overwrite_x=True)
+    c00, c01, c11 = (cov[:, i, j, None, None] for i, j in ((0, 0), (0, 1), (1, 1)))
+    kernel = np.exp(-0.5 * (c00 * kx[None, None, :] ** 2 + 2 * c01 * kx[None, None, :] * ky[None, :, None]
+                            + c11 * ky[None, :, None] ** 2)) / (delta * delta * n)
+    km = k_max[:, None, None]
+    kernel *= (np.abs(kx)[None, None, :] <= km) & (ky[None, :, None] <= km)
+    spec *= kernel
+    spec = sfft.ifft(spec, axis=2, overwrite_x=True)
+    out = np.empty((G, n))
+    fused_numba.kde_back(x, y, bins, spec, twiddle, own, L[1], floor, out)
+    m0[sel] = out

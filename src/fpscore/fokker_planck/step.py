@@ -63,6 +63,7 @@ def log_row(*, image: int, channel: int, outer_iter: int, time_level: int, solve
         "solver": solver, "iterations": int(iterations), "initial_residual": float(initial_residual),
         "final_residual": float(final_residual), "projection_residual": float(projection_residual),
         "assemble_seconds": assemble_seconds, "solve_seconds": solve_seconds, "converged": converged,
+        "startup_seconds": 0.0,
     }
 
 
@@ -136,3 +137,207 @@ def driver_inputs(m0, times, g, drift, source, system) -> DriverInputs:
         raise ValueError(f"system is for {system.shape}, image channel is {shape}")
     return DriverInputs(m0, times, g, np.diff(times), per_level("drift", drift, T, shape),
                         per_level("source", source, T, shape), system)
+
+
+# ---- the solve log in memory -----------------------------------------------------------------------
+_INT_COLUMNS = ("image", "channel", "picard_iter", "time_level", "iterations", "solves", "max_iterations")
+
+
+class SolveLog:
+    """The solve log of a ``compute_scores`` call in memory, column by column: numpy arrays of
+    LOG_COLUMNS, one entry per linear solve (whatever ``scores.solve_log`` writes: ``levels``
+    aggregates them per image, channel and time level). Iterating gives the rows as dicts in
+    LOG_COLUMNS order (Python scalars), ``log[i]`` one row and ``log[a:b]`` a list of them,
+    ``frame()`` a DataFrame. ``part`` numbers the pieces a log was concatenated from (the
+    projection's seed solves, then the set): levels are aggregated within a piece."""
+
+    def __init__(self, columns: dict | None = None, part: np.ndarray | None = None):
+        from fpscore.solvers.base import LOG_COLUMNS
+
+        columns = columns or {}
+        n = len(next(iter(columns.values()))) if columns else 0
+        self.columns = {}
+        for key in LOG_COLUMNS:
+            value = columns.get(key)
+            if value is None:
+                value = _empty_column(key, n)
+            elif key == "solver":
+                value = np.asarray(value, dtype=object)
+            else:
+                value = np.asarray(value, dtype=_dtype(key))
+            if value.shape != (n,):
+                raise ValueError(f"solve log column {key!r}: expected {n} entries, got shape {value.shape}")
+            self.columns[key] = value
+        self.part = np.zeros(n, dtype=np.int64) if part is None else np.asarray(part, dtype=np.int64)
+
+    @classmethod
+    def from_rows(cls, rows) -> "SolveLog":
+        """A log from row dicts (``log_row``); a SolveLog is returned as it is."""
+        from fpscore.solvers.base import LOG_COLUMNS
+
+        if isinstance(rows, SolveLog):
+            return rows
+        rows = list(rows)
+        return cls({key: [row.get(key, _missing(key)) for row in rows] for key in LOG_COLUMNS})
+
+    @classmethod
+    def concat(cls, logs) -> "SolveLog":
+        """One log of several (each becomes its own ``part``)."""
+        logs = [cls.from_rows(log) for log in logs]
+        logs = [log for log in logs if len(log)] or [cls()]
+        columns = {key: np.concatenate([log.columns[key] for log in logs]) for key in logs[0].columns}
+        parts, offset = [], 0
+        for log in logs:
+            parts.append(log.part + offset)
+            offset = int(parts[-1].max()) + 1 if len(log) else offset
+        return cls(columns, np.concatenate(parts))
+
+    def __len__(self) -> int:
+        return self.part.size
+
+    def _row(self, i: int) -> dict:
+        return {key: _scalar(col[i]) for key, col in self.columns.items()}
+
+    def __iter__(self):
+        lists = [col.tolist() for col in self.columns.values()]
+        keys = list(self.columns)
+        return (dict(zip(keys, values)) for values in zip(*lists))
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return [self._row(i) for i in range(*item.indices(len(self)))]
+        return self._row(range(len(self))[item])
+
+    def frame(self):
+        """The rows as a pandas DataFrame (LOG_COLUMNS)."""
+        import pandas as pd
+
+        return pd.DataFrame({key: col for key, col in self.columns.items()})
+
+    def levels(self) -> dict[str, np.ndarray]:
+        """The rows aggregated per (part, image, channel, time level) in LEVEL_COLUMNS, in the order of
+        (part, image, channel, time level): outer iterations the largest, solves counted, Krylov
+        iterations summed and their largest, the worst final residual (NaN if any is), seconds
+        summed, converged only if every solve of the level is."""
+        from fpscore.solvers.base import LEVEL_COLUMNS
+
+        c = self.columns
+        if len(self) == 0:
+            return {key: _empty_column(key, 0) for key in LEVEL_COLUMNS}
+        order = np.lexsort((c["time_level"], c["channel"], c["image"], self.part))
+        keys = np.stack([self.part[order], c["image"][order], c["channel"][order], c["time_level"][order]])
+        start = np.flatnonzero(np.r_[True, np.any(keys[:, 1:] != keys[:, :-1], axis=0)])
+
+        def reduce(ufunc, key):
+            return ufunc.reduceat(c[key][order], start)
+
+        return {
+            "image": keys[1, start], "channel": keys[2, start], "time_level": keys[3, start],
+            "solver": c["solver"][order][start],
+            "picard_iter": reduce(np.maximum, "picard_iter"),
+            "solves": np.diff(np.r_[start, len(self)]),
+            "iterations": reduce(np.add, "iterations"),
+            "max_iterations": reduce(np.maximum, "iterations"),
+            "final_residual": reduce(np.maximum, "final_residual"),
+            "assemble_seconds": reduce(np.add, "assemble_seconds"),
+            "solve_seconds": reduce(np.add, "solve_seconds"),
+            "converged": reduce(np.logical_and, "converged"),
+            "startup_seconds": reduce(np.add, "startup_seconds"),
+        }
+
+    def table(self, kind: str) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+        """(columns, arrays) of the file ``kind`` (names.SOLVE_LOGS: "solve" = LOG_COLUMNS, "level")."""
+        from fpscore.solvers.base import LOG_KINDS
+
+        if kind not in LOG_KINDS:
+            raise ValueError(f"solve_log: unknown value {kind!r}, expected one of {', '.join(LOG_KINDS)}")
+        return LOG_KINDS[kind], (self.columns if kind == "solve" else self.levels())
+
+
+def _dtype(key: str):
+    if key in _INT_COLUMNS:
+        return np.int64
+    return bool if key == "converged" else np.float64
+
+
+def _missing(key: str):
+    return 0.0 if key == "startup_seconds" else (True if key == "converged" else np.nan)
+
+
+def _empty_column(key: str, n: int) -> np.ndarray:
+    if key == "solver":
+        return np.full(n, "", dtype=object)
+    if key == "startup_seconds":
+        return np.zeros(n)
+    if key == "converged":
+        return np.ones(n, dtype=bool)
+    return np.full(n, np.nan) if _dtype(key) is np.float64 else np.zeros(n, dtype=np.int64)
+
+
+def _scalar(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+# ---- what a set reports once, at its end ------------------------------------------------------------
+@dataclass
+class Flag:
+    """A channel flagged as not converged: where (image, channel, the first time level it failed at,
+    0 for the whole Picard iteration) and why (``cause``; ``text``: the whole message where a
+    per-channel driver wrote one, which names the place itself)."""
+
+    image: int
+    channel: int
+    level: int
+    cause: str
+    text: str | None = None
+
+    def describe(self) -> str:
+        if self.text is not None:
+            return self.text
+        where = f"image {self.image}, channel {self.channel}" + (f", time level {self.level}" if self.level else "")
+        return f"{where}: {self.cause}"
+
+
+def flag_summary(flags: list[Flag], shown: int = 10) -> str:
+    """The one warning of a set about its flagged channels: how many, which (image, channel) with the
+    level and the cause (the first ``shown``), and where the details are."""
+    listed = "; ".join(f.describe() for f in flags[:shown])
+    more = f"; and {len(flags) - shown} more" if len(flags) > shown else ""
+    return (f"{len(flags)} channel(s) flagged as not converged ({listed}{more}); each keeps its last finite "
+            "iterate, its unconverged levels are converged=False in the solve log")
+
+
+_PROCESS_START: float | None = None
+_IMPORTED = time.monotonic()
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (Linux: /proc/self/stat; elsewhere since fpscore's import)."""
+    import os
+
+    global _PROCESS_START
+    if _PROCESS_START is None:
+        try:
+            ticks = os.sysconf("SC_CLK_TCK")
+            with open("/proc/self/stat") as f:
+                start = int(f.read().rsplit(")", 1)[1].split()[19]) / ticks
+            with open("/proc/uptime") as f:
+                uptime = float(f.read().split()[0])
+            _PROCESS_START = time.monotonic() - (uptime - start)
+        except (OSError, ValueError, IndexError):
+            _PROCESS_START = _IMPORTED
+    return time.monotonic() - _PROCESS_START
+
+
+_STARTUP_COUNTED = False
+
+
+def startup_seconds(load_seconds: float) -> float:
+    """The start-up a ``compute_scores`` call logs: on the first call of a process, the process's age
+    once its solver is loaded (interpreter, imports, reading the images, compiled kernels: what a
+    shard job pays once); on later calls the seconds of that call's ``solver.load()``."""
+    global _STARTUP_COUNTED
+    if _STARTUP_COUNTED:
+        return load_seconds
+    _STARTUP_COUNTED = True
+    return process_seconds()

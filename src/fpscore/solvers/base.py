@@ -54,12 +54,27 @@ if TYPE_CHECKING:  # pragma: no cover
     from fpscore.fokker_planck.assembly import FPSystem
     from fpscore.fokker_planck.params import FPParams
 
-#: Columns of the solve log, one row per linear solve (in this order).
+#: Columns of the solve log with one row per linear solve (``scores.solve_log: solve``), in this order.
+#: ``startup_seconds``: the process's one-time costs before its first timed solve (imports, compiled
+#: kernels; ``fpscore.fokker_planck.step.startup_seconds``) in the first row of a ``compute_scores``
+#: call, 0 elsewhere.
 LOG_COLUMNS = (
     "image", "channel", "picard_iter", "time_level", "solver", "iterations",
     "initial_residual", "final_residual", "projection_residual",
-    "assemble_seconds", "solve_seconds", "converged",
+    "assemble_seconds", "solve_seconds", "converged", "startup_seconds",
 )
+#: Columns of the solve log with one row per image, channel and time level (``scores.solve_log: level``,
+#: the default): ``picard_iter`` the outer iterations at that level (Newton iterations, or Picard
+#: sweeps), ``solves`` its linear solves, ``iterations`` their Krylov iterations summed and
+#: ``max_iterations`` the most of one solve, ``final_residual`` the worst true relative residual,
+#: the seconds summed, ``converged`` False where the level (Newton) or the channel (Picard) did not
+#: converge; ``startup_seconds`` as in LOG_COLUMNS.
+LEVEL_COLUMNS = (
+    "image", "channel", "time_level", "solver", "picard_iter", "solves", "iterations", "max_iterations",
+    "final_residual", "assemble_seconds", "solve_seconds", "converged", "startup_seconds",
+)
+#: The columns of each kind of solve log (names.SOLVE_LOGS).
+LOG_KINDS = {"solve": LOG_COLUMNS, "level": LEVEL_COLUMNS}
 
 
 class SolverError(RuntimeError):
@@ -191,6 +206,10 @@ class Solver(ABC):
     @abstractmethod
     def solve(self, ctx: SolveContext) -> tuple[np.ndarray, SolveStats]:
         """Solve ctx's system to true relative residual <= self.rtol."""
+
+    def load(self) -> None:
+        """Pay this solver's one-time costs of a process (imports, compiled kernels) now, before any solve
+        is timed (``compute_scores`` calls it first and logs its seconds as start-up); default: nothing."""
 
     def describe(self) -> dict[str, Any]:
         """Solver settings recorded with the scores (JSON-serialisable)."""

@@ -1,0 +1,508 @@
+"""The fused CPU path of the batched engine, compiled (numba): no Python per level or per system.
+
+``newton_channels`` runs the whole per-level Newton iteration of METHOD.md §5b for K channels
+from their m^0, one channel at a time (in parallel over channels with ``threads`` > 1, numba's
+prange): at every level and Newton iteration the 5-point linearisation of §2b (every scheme and
+boundary, term for term as ``fpscore.fokker_planck.scheme.linearised`` and ``stencil`` compute it:
+the same operations in the same order, so the same coefficients to the last bit), BiCGStab warm
+started from the iterate (the per-system kernel of ``batched_numba``, so the same iterates as the
+stepwise engine's compiled kernel), the true relative residual, the rounds of the stepwise engine
+(a system that misses rtol is solved again from where it stopped), the relative change and the
+stopping tests of ``fpscore.fokker_planck.newton`` (``newton_done``, ``newton_diverging``); then
+m^n, its score D_h m^n and the channel's validity (``scheme.validity``) straight into the output
+arrays (float32 or float64: no (N, C, T, H, W) temporaries). Every linear solve leaves one record
+(outer iteration, level, Krylov iterations, initial and final residual, assembly and solve
+seconds, timed by the monotonic clock inside the loop).
+
+What the compiled loop does not do it hands back: a channel with a system that still misses rtol
+after the rounds (today's SuperLU fallback) or with a non-finite iterate returns ``HANDOVER``, and
+the engine solves that channel again with the stepwise engine (the torch driver: BiCGStab, then
+SuperLU, then the breakdown flag), so those semantics are exactly today's.
+
+``kde_forward`` / ``kde_back`` are the row transforms of the binned KDE of §4 computed as pruned
+DFTs (only the kept frequencies, only the bins that hold points; ``kde_batched.initial_log_density_compiled``
+does the column FFTs between them with scipy).
+
+Compiled with cache=True; ``load`` compiles or loads every kernel for the types the engine calls
+them with, so that this one-time cost of a process is paid before anything is timed.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from fpscore.fokker_planck.scheme import BOUND_TOL
+from fpscore.solvers.batched_numba import _FLAGS, _apply, _bicgstab1, _dot
+
+# exact IEEE arithmetic where the result must equal the numpy definition operation for operation
+_EXACT = {"error_model": "numpy", "cache": True, "nogil": True}
+
+SCHEME_CODES = {"centred": 0, "minimal": 1, "monotone": 2, "upwind": 3}
+_CENTRED, _MINIMAL, _MONOTONE, _UPWIND = 0, 1, 2, 3
+
+#: Channel status: solved here, or handed back to the stepwise engine (a system BiCGStab could not
+#: bring to rtol in the rounds, or a non-finite iterate).
+DONE, HANDOVER = 0, 1
+#: Why a level did not converge (the first such level of a channel is reported).
+CAUSE_NONE, CAUSE_MAX_ITER, CAUSE_DIVERGING = 0, 1, 2
+#: Columns of the per-channel integer outputs: status, converged, most Newton iterations at a
+#: level, linear solves, records written, first unconverged level, its cause.
+CH_STATUS, CH_CONVERGED, CH_MOST, CH_SOLVES, CH_RECORDS, CH_FLAG_LEVEL, CH_FLAG_CAUSE = range(7)
+#: Columns of the per-channel float outputs: within the bound (0/1), excess beyond it, nu active share.
+CHF_WITHIN, CHF_EXCESS, CHF_NU_ACTIVE = range(3)
+#: Columns of a solve record: outer iteration, level, Krylov iterations (int); initial and final
+#: residual, assembly and solve seconds (float).
+REC_OUTER, REC_LEVEL, REC_ITS = range(3)
+REC_INIT, REC_FINAL, REC_ASSEMBLE, REC_SOLVE = range(4)
+
+
+@intrinsic
+def _clock_ns(typingctx):
+    """clock_gettime(CLOCK_MONOTONIC) in ns: a clock inside compiled code (numba has none)."""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        spec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32, spec.type]),
+                                            "clock_gettime")
+        builder.call(fn, [ir.Constant(i32, 1), spec])
+        zero = ir.Constant(i32, 0)
+        sec = builder.load(builder.gep(spec, [zero, zero]))
+        nsec = builder.load(builder.gep(spec, [zero, ir.Constant(i32, 1)]))
+        return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
+
+    return sig, codegen
+
+
+@numba.njit(**_EXACT)
+def clock_ns():
+    return _clock_ns()
+
+
+# ---- the lattice (fpscore.fokker_planck.lattice, term for term) ----------------------------------
+@numba.njit(**_EXACT)
+def _score(x, H, W, h, reflect, out, fwd, bwd):
+    """out = D_h x (``lattice.d_h``)."""
+    _shifted_sums(x, H, W, reflect, fwd, bwd)
+    inv2h = 1.0 / (2.0 * h)
+    for k in range(H * W):
+        out[k] = (fwd[k] - bwd[k]) * inv2h
+
+
+@numba.njit(**_EXACT)
+def _shifted_sums(x, H, W, reflect, fwd, bwd):
+    """fwd, bwd = ``lattice.shifted_sums(x)``: the same shifted adds in the same order (row shift,
+    column shift, then the reflected ghosts), as whole-array passes that vectorise."""
+    n = H * W
+    for k in range(n - W):
+        fwd[k] = x[k + W]
+    for k in range(n - W, n):
+        fwd[k] = 0.0
+    for k in range(W):
+        bwd[k] = 0.0
+    for k in range(W, n):
+        bwd[k] = x[k - W]
+    for i in range(H):
+        row = i * W
+        for j in range(W - 1):
+            fwd[row + j] += x[row + j + 1]
+        for j in range(1, W):
+            bwd[row + j] += x[row + j - 1]
+    if reflect:
+        for k in range(n - W, n):
+            fwd[k] += x[k]
+        for i in range(H):
+            fwd[i * W + W - 1] += x[i * W + W - 1]
+        for k in range(W):
+            bwd[k] += x[k]
+        for i in range(H):
+            bwd[i * W] += x[i * W]
+
+
+@numba.njit(**_EXACT)
+def _linearise(x, m_prev, H, W, h, a, scheme, reflect, diag, plus_i, minus_i, plus_j, minus_j, b, fwd, bwd):
+    """Newton's matrix and right-hand side at iterate x (``scheme.linearised(newton=True)`` and
+    ``scheme.stencil``, no drift), operation for operation: the five coefficient fields with the
+    boundary folded in, and b = m^{n-1} + extra. Branch-free per pixel (selects), then the border."""
+    n = H * W
+    _shifted_sums(x, H, W, reflect, fwd, bwd)
+    inv2h = 1.0 / (2.0 * h)
+    invh2 = 1.0 / (h * h)
+    hh = h * h
+    two_h = 2.0 * h
+    kh = (0.5 if scheme == _MINIMAL else 1.0) * h
+    # the fields without the border: diag, and back (north and west) in minus_i, forth (south, east) in plus_i
+    if scheme == _UPWIND:
+        lap = a * 1.0 / hh
+        for k in range(n):
+            u = x[k]
+            p_minus = (2.0 * u - bwd[k]) / h
+            p_plus = (fwd[k] - 2.0 * u) / h
+            q_minus = (p_minus - abs(p_minus)) * 0.5
+            q_plus = (p_plus + abs(p_plus)) * 0.5
+            qm2 = q_minus * q_minus
+            qp2 = q_plus * q_plus
+            minus = qm2 >= qp2
+            em = ((-2.0 * a) * q_minus) / h if minus else 0.0
+            ep = 0.0 if minus else ((-2.0 * a) * q_plus) / h
+            q = qm2 if minus else qp2
+            diag[k] = 1.0 + 4.0 * lap + 2.0 * (em - ep)
+            minus_i[k] = -lap - 0.0 - em
+            plus_i[k] = -lap + 0.0 + ep
+            b[k] = m_prev[k] + (-a) * q
+    else:
+        nu_on = scheme == _MINIMAL or scheme == _MONOTONE
+        for k in range(n):
+            f = fwd[k]
+            g = bwd[k]
+            s = (f - g) * inv2h
+            z = kh * abs(s) - 1.0
+            visc = 1.0 + (z + abs(z)) * 0.5 if nu_on else 1.0
+            v = 0.0 - 2.0 * a * s
+            extra = (-a) * (s * s)
+            # the semismooth part where nu > 0: d nu / d s = k h sign(s)
+            kh_lap = kh * (((f + g) - 4.0 * x[k]) * invh2)
+            sign = (1.0 if s > 0 else 0.0) - (1.0 if s < 0 else 0.0)
+            active = visc > 1.0
+            v = v - a * kh_lap * sign if active else v
+            extra = extra - a * kh_lap * abs(s) if active else extra
+            lap = a * visc / hh
+            half_v = v / two_h
+            diag[k] = 1.0 + 4.0 * lap + 2.0 * (0.0 - 0.0)
+            minus_i[k] = -lap - half_v - 0.0
+            plus_i[k] = -lap + half_v + 0.0
+            b[k] = m_prev[k] + extra
+    for k in range(n):
+        minus_j[k] = minus_i[k]
+        plus_j[k] = plus_i[k]
+    # the border: the reflected ghosts' coefficients onto the diagonal (rows, then columns), then the
+    # neighbours outside the image dropped
+    if reflect:
+        for k in range(W):
+            diag[k] += minus_i[k]
+        for k in range(n - W, n):
+            diag[k] += plus_i[k]
+        for i in range(H):
+            diag[i * W] += minus_j[i * W]
+            diag[i * W + W - 1] += plus_j[i * W + W - 1]
+    for k in range(W):
+        minus_i[k] = 0.0
+    for k in range(n - W, n):
+        plus_i[k] = 0.0
+    for i in range(H):
+        minus_j[i * W] = 0.0
+        plus_j[i * W + W - 1] = 0.0
+
+
+@numba.njit(**_FLAGS)
+def _true_residual(diag, plus_i, minus_i, plus_j, minus_j, x, b, W, work):
+    """||b - A x|| / ||b|| (||A x - b|| where b = 0), as ``batched_ops.relative_residual``."""
+    _apply(x, diag, plus_i, minus_i, plus_j, minus_j, W, work)
+    for k in range(b.size):
+        work[k] = b[k] - work[k]
+    rn = math.sqrt(_dot(work, work))
+    bn = math.sqrt(_dot(b, b))
+    return rn / bn if bn > 0 else rn
+
+
+@numba.njit(**_FLAGS)
+def _rel_change(new, old):
+    """||new - old|| / max(||old||, tiny), the relative change of a Newton step."""
+    num = 0.0
+    den = 0.0
+    for k in range(new.size):
+        dd = new[k] - old[k]
+        num += dd * dd
+        den += old[k] * old[k]
+    return math.sqrt(num) / max(math.sqrt(den), 2.2250738585072014e-308)
+
+
+@numba.njit(**_EXACT)
+def _all_finite(x):
+    for k in range(x.size):
+        if not math.isfinite(x[k]):
+            return False
+    return True
+
+
+# ---- one channel through every level -------------------------------------------------------------
+@numba.njit(**_EXACT)
+def _newton_channel(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter, predicted,
+                    monotone, bound_zero, valid_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
+    """Per-level Newton for one channel (module docstring); m0 (n,), m_out/s_out (T, n); records into
+    rec_i (R, 3), rec_f (R, 4); the channel's summary into ch_i (7,), ch_f (3,)."""
+    n = H * W
+    T = a_levels.size
+    x = np.empty(n)
+    x_new = np.empty(n)
+    m1 = np.empty(n)  # m^{n-1}
+    m2 = np.empty(n)  # m^{n-2}
+    b = np.empty(n)
+    diag, plus_i, minus_i, plus_j, minus_j = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    r, rhat, p, v, t = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    s = np.empty(n)
+    ch_i[:] = 0
+    ch_i[CH_CONVERGED] = 1
+    # level 0: m^0 and its score; the maximum-principle bound of the channel
+    lo = np.inf
+    hi = -np.inf
+    for k in range(n):
+        m1[k] = m0[k]
+        m_out[0, k] = m0[k]
+        lo = min(lo, m0[k])
+        hi = max(hi, m0[k])
+    if bound_zero:
+        lo = min(lo, 0.0)
+        hi = max(hi, 0.0)
+    _score(m1, H, W, h, reflect, s, r, rhat)
+    for k in range(n):
+        s_out[0, k] = s[k]
+    top = -np.inf
+    low = np.inf
+    nan_seen = False
+    active_count = 0
+    records = 0
+    for lev in range(1, T):
+        a = a_levels[lev]
+        if lev == 1:
+            for k in range(n):
+                x[k] = m1[k]
+        else:
+            for k in range(n):
+                x[k] = 2.0 * m1[k] - m2[k]
+        previous = np.inf
+        done = False
+        grew = False
+        first_record = records
+        j = 0
+        for j in range(1, max_iter + 1):
+            t0 = _clock_ns()
+            _linearise(x, m1, H, W, h, a, scheme, reflect, diag, plus_i, minus_i, plus_j, minus_j, b, r, rhat)
+            t1 = _clock_ns()
+            for k in range(n):
+                x_new[k] = x[k]
+            its, init = _bicgstab1(diag, plus_i, minus_i, plus_j, minus_j, b, x_new, safety * rtol, max_it, W,
+                                   r, rhat, p, v, t)
+            final = _true_residual(diag, plus_i, minus_i, plus_j, minus_j, x_new, b, W, r)
+            for _ in range(rounds - 1):  # on from where it stopped (from the warm start after a breakdown)
+                if final <= rtol:
+                    break
+                if not _all_finite(x_new):
+                    for k in range(n):
+                        x_new[k] = x[k]
+                more, _init = _bicgstab1(diag, plus_i, minus_i, plus_j, minus_j, b, x_new, safety * rtol, max_it, W,
+                                         r, rhat, p, v, t)
+                its += more
+                final = _true_residual(diag, plus_i, minus_i, plus_j, minus_j, x_new, b, W, r)
+            t2 = _clock_ns()
+            if not final <= rtol:  # NaN included: the stepwise engine's direct solve takes over
+                ch_i[CH_STATUS] = HANDOVER
+                return
+            change = _rel_change(x_new, x)
+            if not math.isfinite(change):
+                ch_i[CH_STATUS] = HANDOVER
+                return
+            rec_i[records, REC_OUTER] = j
+            rec_i[records, REC_LEVEL] = lev
+            rec_i[records, REC_ITS] = its
+            rec_f[records, REC_INIT] = init
+            rec_f[records, REC_FINAL] = final
+            rec_f[records, REC_ASSEMBLE] = (t1 - t0) * 1e-9
+            rec_f[records, REC_SOLVE] = (t2 - t1) * 1e-9
+            records += 1
+            for k in range(n):
+                x[k] = x_new[k]
+            # newton.newton_done and newton_diverging, the previous change as they see it
+            done = change < tol
+            if predicted and not done and math.isfinite(previous):
+                done = change * (change / previous) ** 2 < tol
+            grew = monotone and not done and math.isfinite(previous) and not change < previous
+            previous = change
+            if done or grew:
+                break
+        ch_i[CH_MOST] = max(ch_i[CH_MOST], j)
+        if not done:
+            ch_i[CH_CONVERGED] = 0
+            if ch_i[CH_FLAG_LEVEL] == 0:
+                ch_i[CH_FLAG_LEVEL] = lev
+                ch_i[CH_FLAG_CAUSE] = CAUSE_DIVERGING if grew else CAUSE_MAX_ITER
+            for q in range(first_record, records):
+                rec_i[q, REC_LEVEL] = -lev  # rows of an unconverged level (the engine flags them)
+        ch_i[CH_SOLVES] += records - first_record
+        _score(x, H, W, h, reflect, s, r, rhat)
+        for k in range(n):
+            m2[k] = m1[k]
+            m1[k] = x[k]
+            m_out[lev, k] = x[k]
+            s_out[lev, k] = s[k]
+            if x[k] != x[k]:
+                nan_seen = True
+            top = max(top, x[k])
+            low = min(low, x[k])
+            if valid_slope * h * abs(s[k]) > 1.0:
+                active_count += 1
+    ch_i[CH_RECORDS] = records
+    # scheme.validity
+    excess = max(max(top - hi, lo - low), 0.0)
+    if nan_seen or not math.isfinite(excess):
+        excess = np.inf
+    scale = max(1.0, max(abs(lo), abs(hi)))
+    ch_f[CHF_WITHIN] = 1.0 if excess <= BOUND_TOL * scale else 0.0
+    ch_f[CHF_EXCESS] = excess
+    ch_f[CHF_NU_ACTIVE] = active_count / ((T - 1) * n) if T > 1 else 0.0
+
+
+@numba.njit(**_EXACT)
+def _channels_serial(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter, predicted,
+                     monotone, bound_zero, valid_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
+    for c in range(m0.shape[0]):
+        _newton_channel(m0[c], a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter,
+                        predicted, monotone, bound_zero, valid_slope, m_out[c], s_out[c], rec_i[c], rec_f[c], ch_i[c],
+                        ch_f[c])
+
+
+@numba.njit(parallel=True, **_EXACT)
+def _channels_parallel(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter, predicted,
+                       monotone, bound_zero, valid_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
+    for c in prange(m0.shape[0]):
+        _newton_channel(m0[c], a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter,
+                        predicted, monotone, bound_zero, valid_slope, m_out[c], s_out[c], rec_i[c], rec_f[c], ch_i[c],
+                        ch_f[c])
+
+
+def validity_slope(scheme: str) -> float:
+    """The slope of ``scheme.validity``'s nu-active share (minimal's for centred and upwind)."""
+    from fpscore.fokker_planck.scheme import NU_SLOPE
+
+    return NU_SLOPE.get(scheme, NU_SLOPE["minimal"])
+
+
+def newton_channels(m0: np.ndarray, a_levels: np.ndarray, h: float, scheme: str, boundary: str, *, rtol: float,
+                    max_it: int, rounds: int, safety: float, tol: float, max_iter: int, stop: str, monotone: bool,
+                    m_out: np.ndarray, s_out: np.ndarray, threads: int = 1):
+    """Per-level Newton for K channels: m0 (K, H, W) float64; a_levels (T,) = dt_n g_n^2 / 2 (entry 0
+    unused); m_out, s_out (K, T, H, W) float32 or float64, written. Returns (records int (K, R, 3),
+    records float (K, R, 4), channel ints (K, 7), channel floats (K, 3)), R = (T - 1) * max_iter;
+    the columns are the module's ``CH_*``, ``CHF_*`` and ``REC_*``."""
+    K, H, W = m0.shape
+    T = a_levels.size
+    R = max(1, (T - 1) * max_iter)
+    rec_i = np.zeros((K, R, 3), dtype=np.int64)
+    rec_f = np.zeros((K, R, 4))
+    ch_i = np.zeros((K, 7), dtype=np.int64)
+    ch_f = np.zeros((K, 3))
+    run = _channels_parallel if threads > 1 else _channels_serial
+    if threads > 1:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    run(np.ascontiguousarray(m0, dtype=np.float64).reshape(K, H * W), np.ascontiguousarray(a_levels, dtype=np.float64),
+        H, W, float(h), SCHEME_CODES[scheme], boundary == "reflect", float(rtol), int(max_it), int(rounds),
+        float(safety), float(tol), int(max_iter), stop == "predicted", bool(monotone), boundary == "zero",
+        float(validity_slope(scheme)), m_out.reshape(K, T, H * W), s_out.reshape(K, T, H * W), rec_i, rec_f, ch_i,
+        ch_f)
+    return rec_i, rec_f, ch_i, ch_f
+
+
+# ---- the binned KDE's row transforms (kde_batched.initial_log_density_compiled) ------------------
+@numba.njit(**_EXACT)
+def _corners(v, bins):
+    """Lower node and offset of the linear binning (``kde._linear_bins``)."""
+    pos = min(max(v, 0.0), 1.0) * (bins - 1)
+    lo = min(int(math.floor(pos)), bins - 2)
+    return lo, pos - lo
+
+
+@numba.njit(**_EXACT)
+def kde_forward(x, y, bins, twiddle, n_cols, out):
+    """The pruned row transform of the binned counts: out[g, kc, a] = sum over the pairs' corners
+    (a, b) of weight * twiddle[b, kc] for kc < n_cols[g] (out (G, Kc, >= bins) complex, zero elsewhere),
+    i.e. the channel's band of rfft(counts, n=L1, axis=1) for every row a, transposed. x, y (G, n). A pair's
+    two columns are combined first, (1 - wy) twiddle[b] + wy twiddle[b + 1], then added to its two
+    rows (contiguous in the frequency: the inner loops vectorise)."""
+    G, npts = x.shape
+    acc = np.zeros((bins, out.shape[1]), dtype=np.complex128)
+    col = np.empty(out.shape[1], dtype=np.complex128)
+    for g in range(G):
+        n_kc = n_cols[g]
+        acc[:] = 0.0
+        for q in range(npts):
+            ix, wx = _corners(x[g, q], bins)
+            iy, wy = _corners(y[g, q], bins)
+            t0 = twiddle[iy]
+            t1 = twiddle[iy + 1]
+            for kc in range(n_kc):
+                col[kc] = (1.0 - wy) * t0[kc] + wy * t1[kc]
+            r0 = acc[ix]
+            r1 = acc[ix + 1]
+            f0 = 1.0 - wx
+            for kc in range(n_kc):
+                r0[kc] += f0 * col[kc]
+                r1[kc] += wx * col[kc]
+        for kc in range(out.shape[1]):
+            for a in range(bins):
+                out[g, kc, a] = acc[a, kc] if kc < n_kc else 0.0
+            for a in range(bins, out.shape[2]):
+                out[g, kc, a] = 0.0
+
+
+@numba.njit(**_EXACT)
+def kde_back(x, y, bins, spec, twiddle, n_cols, L1, floor, out):
+    """log max(p, floor) at the pairs: p the bilinear interpolation of irfft(spec, n=L1, axis=1)
+    evaluated only where it is read, on the channel's band kc < n_cols[g] (zero beyond it); spec
+    (G, Kc, >= bins) complex (the column transforms done, transposed), twiddle[b, kc] = exp(-2 pi i b kc / L1); out (G, n). Per pair: its two rows
+    combined, (1 - wx) R[a] + wx R[a + 1], against its two columns combined, as in ``kde_forward``."""
+    G, npts = x.shape
+    weight = np.empty(spec.shape[1])
+    for kc in range(spec.shape[1]):  # irfft: the zero frequency and (even L1) the Nyquist term once, the others twice
+        weight[kc] = (1.0 if (kc == 0 or 2 * kc == L1) else 2.0) / L1
+    rows = np.empty((bins, spec.shape[1]), dtype=np.complex128)
+    for g in range(G):
+        n_kc = n_cols[g]
+        for a in range(bins):
+            for kc in range(n_kc):
+                rows[a, kc] = spec[g, kc, a] * weight[kc]
+        for q in range(npts):
+            ix, wx = _corners(x[g, q], bins)
+            iy, wy = _corners(y[g, q], bins)
+            r0 = rows[ix]
+            r1 = rows[ix + 1]
+            t0 = twiddle[iy]
+            t1 = twiddle[iy + 1]
+            f0 = 1.0 - wx
+            h0 = 1.0 - wy
+            p = 0.0
+            for kc in range(n_kc):
+                z = f0 * r0[kc] + wx * r1[kc]
+                tw = h0 * t0[kc] + wy * t1[kc]  # Re(z conj(tw)) = z.re tw.re + z.im tw.im
+                p += z.real * tw.real + z.imag * tw.imag
+            out[g, q] = math.log(max(p, floor))
+
+
+def load(threads: int = 1) -> None:
+    """Compile or load every kernel now for the types the engine uses (float32 and float64 outputs;
+    the parallel driver where ``threads`` > 1): a process pays this once, before anything is timed."""
+    H = W = 3
+    T = 3
+    m0 = np.linspace(0.1, 0.9, H * W).reshape(1, H, W)
+    a = np.array([0.0, 0.1, 0.2])
+    for dtype in (np.float32, np.float64):
+        m = np.empty((1, T, H, W), dtype=dtype)
+        newton_channels(m0, a, 1.0, "minimal", "reflect", rtol=1e-10, max_it=20, rounds=2, safety=0.5, tol=1e-10,
+                        max_iter=3, stop="change", monotone=True, m_out=m, s_out=np.empty_like(m), threads=1)
+        if threads > 1:
+            newton_channels(m0, a, 1.0, "minimal", "reflect", rtol=1e-10, max_it=20, rounds=2, safety=0.5,
+                            tol=1e-10, max_iter=3, stop="change", monotone=True, m_out=m, s_out=np.empty_like(m),
+                            threads=threads)
+    pts = np.linspace(0.0, 1.0, 4).reshape(1, 4)
+    tw = np.ones((8, 2), dtype=np.complex128)
+    spec = np.zeros((1, 2, 8), dtype=np.complex128)
+    n_cols = np.full(1, 2, dtype=np.int64)
+    kde_forward(pts, pts, 8, tw, n_cols, spec)
+    kde_back(pts, pts, 8, spec, tw, n_cols, 16, 1e-300, np.empty((1, 4)))
+    clock_ns()
