@@ -46,6 +46,23 @@ def test_t2_reductions_times_and_iterations():
     assert (t2["paper_reduction"] == "15.8-43.7%").all()
 
 
+def test_t2_is_the_same_from_a_per_level_log():
+    """T2 from the per-level log (scores.solve_log: level) equals T2 from the per-solve one; T3 and F8's
+    points need the per-solve log and say which option writes it."""
+    per_solve = _log().assign(startup_seconds=0.0)
+    per_solve.loc[0, "startup_seconds"] = 2.5
+    levels = tables.per_level(per_solve)
+    assert tables.is_per_level(levels) and len(levels) == per_solve.groupby(
+        ["solver", "image", "time_level"]).ngroups
+    pd.testing.assert_frame_equal(tables.t2_solvers(levels), tables.t2_solvers(per_solve))
+    t2 = tables.t2_solvers(levels).set_index("solver")
+    assert t2.loc["spsolve", "startup_s"] == 2.5 and t2.loc["ksp", "startup_s"] == 0.0
+    with pytest.raises(ValueError, match=r"T3 needs a solve log with one row per linear solve.*--solve-log solve"):
+        tables.t3_systems(levels)
+    with pytest.raises(ValueError, match=r"one row per linear solve"):
+        tables.projection_vs_dissimilarity(levels, np.ones((2, 1)))
+
+
 def test_t2_joins_score_errors_and_needs_the_reference():
     errors = pd.DataFrame(dict(dataset="photos", resolution=8, solver=["ksp", "projection"],
                                score_rel_error=[1e-9, 2e-9]))

@@ -1,7 +1,8 @@
 """Readers of what the workflow steps wrote: solve logs, training summaries, metric CSVs.
 
 Every reader names the file in its errors (a missing file is FileNotFoundError, a bad
-one ValueError). The files: solve logs (``fpscore scores``, one row per linear solve),
+one ValueError). The files: solve logs (``fpscore scores``, one row per time level of a channel or
+per linear solve, ``scores.solve_log``),
 training logs and summaries (``fpscore train``: train_log.csv, train_log.json), metric
 rows (``fpscore ssim``, ``fpscore fid``) and the tables built from them.
 """
@@ -35,16 +36,25 @@ def concat_csv(paths: Iterable[str | Path], what: str) -> pd.DataFrame:
     return pd.concat([read_csv(p, what) for p in paths], ignore_index=True)
 
 
-def read_solve_logs(runs: Iterable[tuple[str | Path, str, int, str]]) -> pd.DataFrame:
+def read_solve_logs(runs: Iterable[tuple[str | Path, str, int, str]], per_solve: bool = True) -> pd.DataFrame:
     """Concatenated solve logs, each (path, dataset, resolution, solver) labelled with its dataset,
-    resolution and (where the log has no solver column) solver."""
+    resolution and (where the log has no solver column) solver. ``per_solve``: every log must have
+    one row per linear solve (T3, F7: a per-level log is a ValueError naming the option that writes
+    them); else logs of either kind, each aggregated to one row per time level
+    (``tables.per_level``: T2)."""
     import pandas as pd
+
+    from fpscore.tables import per_level, require_per_solve
 
     frames = []
     for path, dataset, res, solver in runs:
         log = read_csv(path, "solve log")
         if "solver" not in log.columns:
             log["solver"] = solver
+        if per_solve:
+            require_per_solve(log, f"solve log {path}:")
+        else:
+            log = per_level(log)
         frames.append(log.assign(dataset=dataset, resolution=int(res)))
     if not frames:
         raise ValueError("no solve logs given")

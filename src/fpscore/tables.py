@@ -10,7 +10,10 @@ Inputs (one row per ...):
 
 * solve log (linear solve): the columns of ``fpscore.solvers.base.LOG_COLUMNS``
   plus ``dataset`` and ``resolution``; ``final_residual`` and
-  ``projection_residual`` are relative (||b - A x|| / ||b||).
+  ``projection_residual`` are relative (||b - A x|| / ||b||). T2 takes the other kind
+  too, one row per image, channel and time level (``LEVEL_COLUMNS``, ``scores.solve_log:
+  level``), and computes the same numbers from either (``per_level``); T3 and the
+  projection's points need one row per linear solve.
 * denoising runs (T1, run of one method): experiment, dataset, resolution,
   target_ssim, method (ours|ddpm, and dsm: the like-for-like denoising score
   matching baseline, where it was trained), reached (bool), train_seconds (training
@@ -204,32 +207,63 @@ def t1_time_to_ssim(runs: pd.DataFrame) -> pd.DataFrame:
 
 def outer_iterations(log: pd.DataFrame) -> pd.Series:
     """Outer iterations per (dataset, resolution, solver, image, channel): the largest picard_iter of the
-    log, i.e. Picard sweeps (Algorithm 1) or, with Newton, the Newton iterations of its hardest level."""
+    log, i.e. Picard sweeps (Algorithm 1) or, with Newton, the Newton iterations of its hardest level
+    (a per-solve or a per-level log alike)."""
     return log.groupby(["dataset", "resolution", "solver", "image", "channel"])["picard_iter"].max()
 
 
+def is_per_level(log: pd.DataFrame) -> bool:
+    """Whether a solve log has one row per time level (LEVEL_COLUMNS: a ``solves`` column)."""
+    return "solves" in log.columns
+
+
+def per_level(log: pd.DataFrame) -> pd.DataFrame:
+    """A solve log with one row per (dataset, resolution, solver, image, channel, time level), as
+    ``scores.solve_log: level`` writes it (``step.SolveLog.levels``): the outer iterations the largest,
+    solves counted, Krylov iterations summed and their largest, the worst final residual, seconds
+    summed, converged where every solve is. A per-level log is returned as it is."""
+    if is_per_level(log):
+        return log
+    _require(log, ["solver", "image", "channel", "picard_iter", "time_level", "iterations", "final_residual",
+                   "assemble_seconds", "solve_seconds", "converged"], "solve log")
+    keys = [c for c in ("dataset", "resolution", "solver", "image", "channel", "time_level") if c in log.columns]
+    if "startup_seconds" not in log.columns:  # a log written before start-up was logged
+        log = log.assign(startup_seconds=0.0)
+    out = log.groupby(keys, sort=False).agg(
+        picard_iter=("picard_iter", "max"), solves=("iterations", "size"), iterations=("iterations", "sum"),
+        max_iterations=("iterations", "max"), final_residual=("final_residual", "max"),
+        assemble_seconds=("assemble_seconds", "sum"), solve_seconds=("solve_seconds", "sum"),
+        converged=("converged", "all"), startup_seconds=("startup_seconds", "sum"))
+    return out.reset_index()
+
+
 def t2_solvers(log: pd.DataFrame, score_errors: pd.DataFrame | None = None) -> pd.DataFrame:
-    """T2: per dataset, resolution and solver, time and accuracy of all linear solves.
+    """T2: per dataset, resolution and solver, time and accuracy of all linear solves, from a solve log
+    of either kind (``per_level``: the same numbers).
 
     total_s = assembly + solve seconds over every logged solve (seed solves of
     the projection included); reduction_pct = 100 (1 - total_s / total_s of
-    spsolve), the paper's measure; solve_reduction_pct the same on solve seconds.
+    spsolve), the paper's measure; solve_reduction_pct the same on solve seconds;
+    startup_s the one-time costs of the processes before their first timed solve (imports,
+    compiled kernels: ``startup_seconds``), outside total_s.
     ``score_errors`` (dataset, resolution, solver, score_rel_error) joins in when given.
     """
     _require(log, ["dataset", "resolution", "solver", "image", "channel", "picard_iter", "iterations",
                    "final_residual", "assemble_seconds", "solve_seconds", "converged"], "solve log")
+    log = per_level(log)
     keys = ["dataset", "resolution", "solver"]
     g = log.groupby(keys, sort=False)
     table = pd.DataFrame({
-        "systems": g.size(),
+        "systems": g["solves"].sum(),
         "assemble_s": g["assemble_seconds"].sum(),
         "solve_s": g["solve_seconds"].sum(),
-        "ms_per_solve": 1000.0 * g["solve_seconds"].mean(),
-        "mean_iterations": g["iterations"].mean(),
-        "max_iterations": g["iterations"].max(),
+        "startup_s": g["startup_seconds"].sum() if "startup_seconds" in log.columns else np.nan,
+        "mean_iterations": g["iterations"].sum() / g["solves"].sum(),
+        "max_iterations": g["max_iterations"].max(),
         "max_final_residual": g["final_residual"].max(),
         "all_converged": g["converged"].all(),
     })
+    table["ms_per_solve"] = 1000.0 * table["solve_s"] / table["systems"]
     table["total_s"] = table["assemble_s"] + table["solve_s"]
     per_channel = outer_iterations(log)
     table["outer_iterations"] = per_channel.groupby(keys).mean().reindex(table.index)
@@ -247,10 +281,19 @@ def t2_solvers(log: pd.DataFrame, score_errors: pd.DataFrame | None = None) -> p
         _require(score_errors, keys + ["score_rel_error"], "score errors")
         table = table.merge(score_errors[keys + ["score_rel_error"]], on=keys, how="left")
     table["paper_reduction"] = PAPER_T2_REDUCTION
-    order = ["dataset", "resolution", "solver", "systems", "total_s", "assemble_s", "solve_s", "ms_per_solve",
-             "mean_iterations", "max_iterations", "outer_iterations", "solves_per_channel", "max_final_residual", "all_converged",
-             "reduction_pct", "solve_reduction_pct", "score_rel_error", "paper_reduction"]
+    order = ["dataset", "resolution", "solver", "systems", "total_s", "assemble_s", "solve_s", "startup_s",
+             "ms_per_solve", "mean_iterations", "max_iterations", "outer_iterations", "solves_per_channel",
+             "max_final_residual", "all_converged", "reduction_pct", "solve_reduction_pct", "score_rel_error",
+             "paper_reduction"]
     return table[[c for c in order if c in table.columns]]
+
+
+def require_per_solve(log: pd.DataFrame, what: str) -> None:
+    """ValueError unless ``log`` has one row per linear solve (LOG_COLUMNS), naming the option that writes it."""
+    if is_per_level(log):
+        raise ValueError(f"{what} needs a solve log with one row per linear solve; this one has one row per time "
+                         "level (scores.solve_log: level): compute the scores with --solve-log solve "
+                         "(scores.solve_log: solve; the workflow does for the runs it compares)")
 
 
 def score_errors(reference: np.ndarray, candidates: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -291,6 +334,7 @@ def t3_systems(log: pd.DataFrame, ranks: dict[str, int] | None = None) -> pd.Dat
     ``ranks`` maps solver name to the subspace rank it used (NaN for the others).
     Projection residual statistics come from the rows where it was recorded.
     """
+    require_per_solve(log, "T3")
     _require(log, ["dataset", "resolution", "solver", "image", "channel", "picard_iter", "time_level",
                    "projection_residual"], "solve log")
     ranks = ranks or {}
@@ -322,6 +366,7 @@ def projection_vs_dissimilarity(log: pd.DataFrame, distance: np.ndarray) -> pd.D
     every image channel to its nearest seed (``fpscore.solvers.seeds.nearest_seed``).
     Residual columns: median, min and max over the image channel's projected solves.
     """
+    require_per_solve(log, "the projection residual against dissimilarity (F8)")
     _require(log, ["image", "channel", "projection_residual"], "solve log")
     distance = np.asarray(distance, dtype=np.float64)
     projected = log.dropna(subset=["projection_residual"])

@@ -18,12 +18,13 @@ RANK = Group("scores.projection", keys=("rank",))  # t3: the subspace rank the p
 TABLES = ("t1", "t2", "t3", "t4")
 
 
-def solve_logs(args):
-    """The solve logs of --solve-logs, labelled by --datasets, --resolutions and --solvers."""
+def solve_logs(args, per_solve: bool = True):
+    """The solve logs of --solve-logs, labelled by --datasets, --resolutions and --solvers; ``per_solve``:
+    one row per linear solve required (T3, F7), else either kind (T2; ``logs.read_solve_logs``)."""
     from fpscore.logs import read_solve_logs
 
     return read_solve_logs(aligned("solve logs", solve_logs=args.solve_logs, datasets=args.datasets,
-                                   resolutions=args.resolutions, solvers=args.solvers))
+                                   resolutions=args.resolutions, solvers=args.solvers), per_solve=per_solve)
 
 
 def _summaries(paths, what: str) -> list[tuple[str, dict]]:
@@ -62,7 +63,7 @@ def build_table(args):
         return _t1(args)
     if args.name == "t2":
         errors = concat_csv(args.score_errors, "score-error") if args.score_errors else None
-        return tables.t2_solvers(solve_logs(args), errors)
+        return tables.t2_solvers(solve_logs(args, per_solve=False), errors)
     if args.name == "t3":
         return tables.t3_systems(solve_logs(args), {"projection": group_values(args, RANK)["rank"]})
     if args.name == "t4":
