@@ -81,6 +81,12 @@ def test_rule_options_parse_back(plan):
     scores = parser.parse_args(["scores", "--images", "i", "--out", "o", "--log", "l", "--solver", "ksp",
                                 *shlex.split(plan.scores_options("photos"))])
     assert (scores.n_times, scores.kde_bins, scores.rank) == (5, 64, 4)
+    assert scores.solve_log == plan.config["scores"]["solve_log"] == "level"
+    dataset, res, solver = plan.solve_runs()[0]  # a run the solver comparison reads: every linear solve logged
+    compared = parser.parse_args(["scores", "--images", "i", "--out", "o", "--log", "l", "--solver", solver,
+                                  *shlex.split(plan.scores_options(dataset, plan.compare_stage, str(res), solver))])
+    assert compared.solve_log == "solve"
+    assert "--solve-log level" in plan.scores_options(dataset, "scores_other", str(res), solver)
     table = parser.parse_args(["table", "t2", "--out", "t", "--solve-logs", *plan.solve_logs(),
                                *shlex.split(plan.solve_labels())])
     assert len(table.datasets) == len(table.solvers) == len(table.solve_logs) and table.resolutions[0] == 16

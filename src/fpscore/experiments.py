@@ -120,12 +120,22 @@ class Plan:
         overrides = {k: v for k, v in scores["per_dataset"][dataset].items() if v is not None}
         return dict(self.config, scores=dict(scores, **overrides))
 
-    def scores_options(self, dataset: str) -> str:
+    def scores_options(self, dataset: str, stage: str = "scores", res=None, solver: str | None = None) -> str:
         """`fpscore scores` options of every key of config section scores for the dataset (the solver is the
-        rule's wildcard): a new key of the section passes through with no code here."""
+        rule's wildcard): a new key of the section passes through with no code here. A run the solver
+        comparison reads (``is_compared``) logs every linear solve (scores.solve_log: solve; T2, T3, F7, F8)."""
         from fpscore.cli import scores as scores_cli
 
-        return command_text(self.dataset_config(dataset), scores_cli.RULE_GROUPS)
+        config = self.dataset_config(dataset)
+        if self.is_compared(stage, dataset, res, solver):
+            config = dict(config, scores=dict(config["scores"], solve_log="solve"))
+        return command_text(config, scores_cli.RULE_GROUPS)
+
+    def is_compared(self, stage: str, dataset: str, res, solver: str | None) -> bool:
+        """Whether the score run (stage, dataset, res, solver) is one of the solver comparison's (``solve_runs``)."""
+        if res is None or solver is None or stage != self.compare_stage:
+            return False
+        return (dataset, int(res), solver) in self.solve_runs()
 
     def images_of(self, stage: str, dataset: str, res) -> str:
         """The images file a score stage computes: the whole set, or the comparison's subset of it."""

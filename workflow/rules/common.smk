@@ -37,7 +37,9 @@ def stage_images(wildcards):
 
 
 def scores_options(wildcards):
-    return PLAN.scores_options(wildcards.dataset)
+    # scores_prepare has no {solver} wildcard: it is the projection's
+    return PLAN.scores_options(wildcards.dataset, wildcards.stage, wildcards.res,
+                               getattr(wildcards, "solver", "projection"))
 
 
 def shard_files(suffix):
