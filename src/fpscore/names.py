@@ -27,6 +27,7 @@ DSM_TIMES = enum("dsm_times")  # uniform, and ours' TIME_SAMPLINGS
 STARTS = enum("start")  # the sampler's start: N(0, lambda(1)^2) or N(0, 1)
 SSIM_MODES = enum("ssim_mode")
 PROTOCOLS = enum("protocol")  # Table 1's evaluation protocols
+FID_NETWORKS = enum("fid_network")  # where FID's Inception-v3 comes from (fpscore.fid)
 EVAL_SCHEDULES = enum("eval_schedule")
 DEVICES = enum("device")
 KRYLOV_KERNELS = enum("krylov_kernel")  # the batched engine's BiCGStab: auto = numba on CPU, torch on CUDA
