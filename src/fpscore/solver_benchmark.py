@@ -9,9 +9,11 @@ true residual, max |m - m_spsolve-Picard|, and the speed-up over spsolve with Pi
 paper's reference, ``speedup``) and over ksp with Picard at the schema's default settings
 (today's default, ``speedup_ksp``): wall clock per channel, the initial density and the
 projection's seed solves included (``speedup_cpu``: CPU seconds, steadier on a loaded
-machine), the one-time start-up of each solver path (imports, numba's kernel) paid before
-any timing (``warm_up``). Targets of the fastest CPU path: >= 40x spsolve-Picard at 32x32,
->= 90x at 128x128.
+machine), the one-time start-up of each solver path (imports, numba's kernels; ``startup_s``)
+paid before any timing and shown on its own (``warm_up``). Targets of the fastest CPU path:
+>= 40x spsolve-Picard at 32x32, >= 90x at 128x128. The rows "batched cpu ..." run the batched
+engine's fused CPU path where it applies (Newton), "batched cpu stepwise newton" its stepwise
+engine (the torch driver with the compiled BiCGStab: the default path before the fused one).
 
     fpscore solver-benchmark --sets photos faces --sizes 32 64      # what the workflow's rule runs
     python benchmarks/solver_benchmark.py --sets photos faces --sizes 32 64  # the same, as a script
@@ -122,9 +124,12 @@ def solver_configs(ksp_default: str, warm_default: bool = True) -> list[tuple[st
         for nonlinear in ("newton", "newton predicted", "picard"):
             out.append((f"batched {dev} {nonlinear}", "batched", dict(batched=dict(device=dev, threads=1)),
                         nonlinear))
-    # the CPU with torch's whole-batch BiCGStab instead of the compiled kernel (scores.batched.kernel)
+    # the CPU with torch's whole-batch BiCGStab instead of the compiled kernel (scores.batched.kernel), and
+    # the stepwise engine with the compiled kernel (the torch driver, Python per level)
     out.append(("batched cpu torch-kernel newton", "batched",
                 dict(batched=dict(device="cpu", threads=1, kernel="torch")), "newton"))
+    out.append(("batched cpu stepwise newton", "batched",
+                dict(batched=dict(device="cpu", threads=1, engine="stepwise")), "newton"))
     return out
 
 
@@ -175,7 +180,7 @@ def run_one(images: np.ndarray, params: FPParams, name: str, kwargs: dict, nonli
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     seeds = getattr(solver, "_seeds", None)
     note = "; ".join(sorted({str(w.message)[:120] for w in caught}))
-    return result, pd.DataFrame(result.log), wall, cpu, seeds, note
+    return result, result.log.frame(), wall, cpu, seeds, note
 
 
 def summarise(label, name, result, log, wall, cpu, seeds, ref_m, n_ref, note, nonlinear: str) -> dict:
@@ -223,17 +228,25 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
-def warm_up(params: FPParams, configs) -> None:
+def path_key(name: str, kwargs: dict, nonlinear: str) -> tuple:
+    """The solver path of a row: what its one-time costs depend on."""
+    return name, repr(sorted(kwargs.get("batched", {}).items())), nonlinear.split()[0]
+
+
+def warm_up(params: FPParams, configs) -> dict[tuple, float]:
     """Pay the one-time costs of this process before any timing: every solver path solves one
-    8 x 8 image once (imports of PETSc, torch and numba, the compiled kernel's load from numba's
-    cache), which a shard job pays once for all its images, not per channel."""
+    8 x 8 image once (imports of PETSc, torch and numba, the compiled kernels' load from numba's
+    cache), which a shard job pays once for all its images, not per channel. Returns the wall
+    seconds of each path's first run (``path_key``: its start-up, the tiny solve included)."""
     tiny = np.random.default_rng(0).uniform(0.2, 0.8, (1, 1, 8, 8))
-    seen = set()
+    startup = {}
     for _, name, kwargs, nonlinear in configs:
-        key = (name, repr(sorted(kwargs.get("batched", {}).items())))
-        if key not in seen:
-            seen.add(key)
+        key = path_key(name, kwargs, nonlinear)
+        if key not in startup:
+            t0 = time.perf_counter()
             run_one(tiny, replace(params, n_times=3), name, kwargs, nonlinear)
+            startup[key] = time.perf_counter() - t0
+    return startup
 
 
 def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
@@ -283,7 +296,7 @@ def main(argv=None, prog: str | None = None) -> int:
         configs = [c for c in configs if c[0] in REFERENCES or re.search(args.only, c[0])]
     if args.without_petsc:
         configs = [c for c in configs if c[1] not in PETSC_SOLVERS]
-    warm_up(params, configs)
+    startup = warm_up(params, configs)
     rows, sweep, dissim = [], [], []
     for set_name in args.sets:
         for size in args.sizes:
@@ -303,6 +316,7 @@ def main(argv=None, prog: str | None = None) -> int:
                     rate[label], rate_cpu[label] = wall / row["channels"], cpu / row["channels"]
                 per_channel = row.get("channels", np.nan)
                 row = {"set": set_name, "resolution": size, **row,
+                       "startup_s": startup.get(path_key(name, kwargs, nonlinear), np.nan),
                        "speedup": rate.get("spsolve", np.nan) / (row.get("total_s", np.nan) / per_channel),
                        "speedup_ksp": rate.get(KSP_DEFAULT, np.nan) / (row.get("total_s", np.nan) / per_channel),
                        "speedup_cpu": rate_cpu.get("spsolve", np.nan) / (row.get("cpu_s", np.nan) / per_channel)}
@@ -347,7 +361,8 @@ README_ROWS = ("spsolve", "ksp preonly+lu (direct)", "ksp gmres+ilu cold", "ksp 
                "projection pc r8 warm", "projection guess r2 warm", KSP_DEFAULT, "spsolve newton",
                f"{KSP_DEFAULT} newton", f"{KSP_DEFAULT} newton predicted", "projection guess r2 warm newton",
                "projection guess r2 warm newton predicted", "batched cpu newton", "batched cpu newton predicted",
-               "batched cpu torch-kernel newton", "batched cpu picard", "batched cuda newton",
+               "batched cpu torch-kernel newton", "batched cpu stepwise newton", "batched cpu picard",
+               "batched cuda newton",
                "batched cuda newton predicted")
 
 
@@ -374,7 +389,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def _table(df: pd.DataFrame) -> str:
-    cols = ["solver", "total_s", "cpu_s", "assemble_s", "solve_s", "ms_per_channel", "solves_per_channel",
+    cols = ["solver", "total_s", "cpu_s", "assemble_s", "solve_s", "startup_s", "ms_per_channel", "solves_per_channel",
             "ms_per_solve", "iterations", "outer_mean", "max_final_residual", "max_abs_dm",
             "projection_residual_median", "speedup", "speedup_ksp", "speedup_cpu", "error"]
     show = df[[c for c in cols if c in df.columns]]
