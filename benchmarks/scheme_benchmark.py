@@ -20,6 +20,12 @@ h / 4 from m0 interpolated bilinearly, the same time levels; score at the last l
 back onto the coarse pixels). Per scheme, the error against the exact one-dimensional solution
 (Cole-Hopf, reflect only: the 1-D reduction needs zero flux on the sides).
 
+The per-channel seconds of the parts come from runs made at different times on a shared machine;
+``--timing REPS`` measures the default's cost fairly: reflect + centred and reflect + minimal on the
+same study images, alternated REPS times in one process (CPU and wall seconds of ``compute_scores``,
+KDE included: one thread, so CPU seconds are the work, less sensitive than wall seconds to the
+other jobs of a shared machine), saved to timing.csv with the load average.
+
 Each (set, scheme, boundary) part is saved as it finishes (``--out``/parts/*.csv) and skipped on
 a rerun, so an interrupted run resumes; ``--summary`` prints the table of the saved parts, or
 writes it into (``--write``) or checks it against (``--check``) docs/results/scheme.md.
@@ -209,6 +215,37 @@ def exact_1d_error(scheme: str) -> float:
     return float(np.abs(res.m[..., 0] - exact).max())
 
 
+def timing(images: np.ndarray, reps: int) -> pd.DataFrame:
+    """reflect + centred and reflect + minimal alternated ``reps`` times on the same images."""
+    rows = []
+    for rep_ in range(reps):
+        for scheme in ("centred", "minimal"):
+            load, cpu0 = os.getloadavg()[0], time.process_time()
+            res, wall = solve(images, scheme, "reflect")
+            cpu = time.process_time() - cpu0
+            rows.append({"rep": rep_, "scheme": scheme, "cpu_seconds": cpu, "seconds": wall,
+                         "solves": int(res.solves.sum()), "valid": int(res.valid.sum()), "load": load})
+            print(f"timing {rep_} {scheme}: {cpu:.2f} s CPU, {wall:.2f} s wall (load {load:.1f})", flush=True)
+    return pd.DataFrame(rows)
+
+
+def timing_line(out: Path) -> str:
+    path = out / "timing.csv"
+    if not path.exists():
+        return ""
+    df = pd.read_csv(path)
+
+    def ratio(column):
+        wide = df.pivot(index="rep", columns="scheme", values=column)
+        r = wide["minimal"] / wide["centred"]
+        return f"median {r.median():.3f}, range [{r.min():.3f}, {r.max():.3f}]"
+
+    return (f"\n\nreflect + minimal / reflect + centred on the same study images, alternated in one process, "
+            f"{df.rep.nunique()} pairs: CPU seconds {ratio('cpu_seconds')}; wall seconds {ratio('seconds')} "
+            f"(load average {df.load.min():.1f}-{df.load.max():.1f}; {int(df.solves.iloc[0])} and "
+            f"{int(df.solves.iloc[1])} linear solves).")
+
+
 def save(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_outputs(path) as (tmp,):
@@ -258,7 +295,7 @@ def summary(out: Path) -> str:
     order = table.assign(_set=sets, _b=table.boundary.map({"zero": 0, "reflect": 1}),
                          _s=table.scheme.map({s: i for i, s in enumerate(SCHEMES)}))
     table = table.loc[order.sort_values(["_set", "_b", "_s"]).index]
-    return table.to_markdown(index=False, floatfmt=".3g")
+    return table.to_markdown(index=False, floatfmt=".3g") + timing_line(out)
 
 
 def main(argv=None) -> int:
@@ -269,6 +306,8 @@ def main(argv=None) -> int:
     p.add_argument("--sets", nargs="+", default=["study", "standin"], choices=["study", "standin"])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory: parts/ and extras/ (CSV) "
                    "(default %(default)s)")
+    p.add_argument("--timing", type=int, default=0, metavar="REPS",
+                   help="also (or, with the parts saved, only) the alternated centred/minimal timing, REPS pairs")
     p.add_argument("--summary", action="store_true", help="only the summary of the saved parts of --out")
     add_output_options(p, TARGET)
     args = p.parse_args(argv)
@@ -309,6 +348,8 @@ def main(argv=None) -> int:
                     if boundary == "reflect":
                         extra["exact_1d"] = exact_1d_error(scheme)
                     save(extra, extra_path)
+        if args.timing and "study" in args.sets and not (args.out / "timing.csv").exists():
+            save(timing(study_set(args.images, args.seed)[0], args.timing), args.out / "timing.csv")
     return emit(args, summary(args.out), BEGIN, END, f"the saved parts under {args.out}")
 
 
