@@ -89,7 +89,7 @@ def stencil(a, h: float, visc, v, e_minus, e_plus, *, boundary: str, like) -> St
     diag = 1.0 + 4.0 * lap + 2.0 * (em - ep)
     back = -lap - half_v - em  # north and west
     fwd = -lap + half_v + ep  # south and east
-    north, west = back, back * 1.0
+    north, west = back, back * 1.0  # separate arrays: each drops (or folds) its own boundary row or column
     south, east = fwd, fwd * 1.0
     if check_boundary(boundary) == "reflect":
         diag[..., 0, :] += north[..., 0, :]
