@@ -139,7 +139,7 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
                                  out: np.ndarray | None = None) -> np.ndarray:
     """m^0 (K, H, H) float64 of K square channels (numpy, values in [0, 1]) with no torch: the KDE of
     ``initial_log_density_batched`` (the same grid sizes, bands and kernel), whose row transforms
-    are pruned DFTs compiled in ``fpscore.solvers.fused_numba`` (the first Kc frequencies of every
+    are pruned DFTs compiled in ``fpscore.solvers.numba_kernels`` (the first Kc frequencies of every
     row, from the bins that hold points; the irfft evaluated only at the corners read back) and
     whose column transforms are scipy's FFTs over each group of channels of one padded size. Equal
     to ``kde.initial_log_density`` channel by channel to rounding (tested to 1e-12). ``out``
@@ -147,7 +147,7 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
     from scipy import fft as sfft
 
     from fpscore.fokker_planck.kde import fast_length
-    from fpscore.solvers import fused_numba
+    from fpscore.solvers import numba_kernels
 
     chans = np.asarray(channels, dtype=np.float64)
     if chans.ndim != 3 or chans.shape[1] != chans.shape[2] or chans.shape[0] == 0:
@@ -182,11 +182,11 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
         for start in range(0, group.size, chunk):
             sel = group[start:start + chunk]
             _band_compiled(x[sel], y[sel], cov[sel], k_max[sel], size, bins, delta, n, floor, m0, sel, sfft,
-                           fused_numba)
+                           numba_kernels)
     return m0.reshape(K, H, H)
 
 
-def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, fused_numba) -> None:
+def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, numba_kernels) -> None:
     """m0[sel] of G channels of one padded size L (``initial_log_density_compiled``)."""
     kx = 2 * np.pi * np.fft.fftfreq(L[0], d=delta)
     ky_all = 2 * np.pi * np.fft.rfftfreq(L[1], d=delta)
@@ -196,7 +196,7 @@ def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, fu
     twiddle = _twiddle(L[1], bins, n_cols)
     G = x.shape[0]
     spec = np.empty((G, n_cols, L[0]), dtype=np.complex128)  # (channel, column frequency, row)
-    fused_numba.kde_forward(x, y, bins, twiddle, own, spec)
+    numba_kernels.kde_forward(x, y, bins, twiddle, own, spec)
     spec = sfft.fft(spec, axis=2, overwrite_x=True)
     c00, c01, c11 = (cov[:, i, j, None, None] for i, j in ((0, 0), (0, 1), (1, 1)))
     kernel = np.exp(-0.5 * (c00 * kx[None, None, :] ** 2 + 2 * c01 * kx[None, None, :] * ky[None, :, None]
@@ -206,5 +206,5 @@ def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, fu
     spec *= kernel
     spec = sfft.ifft(spec, axis=2, overwrite_x=True)
     out = np.empty((G, n))
-    fused_numba.kde_back(x, y, bins, spec, twiddle, own, L[1], floor, out)
+    numba_kernels.kde_back(x, y, bins, spec, twiddle, own, L[1], floor, out)
     m0[sel] = out

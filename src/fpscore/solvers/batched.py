@@ -4,7 +4,7 @@ Two engines, one contract (the same m within rounding, flags, residuals and log)
 
 * **fused** (the CPU with numba, per-level Newton, no drift field: the pipeline's default): the
   initial densities from the compiled KDE (``kde_batched.initial_log_density_compiled``), then the
-  whole Newton iteration of every channel in one compiled loop (``fused_numba.newton_channels``:
+  whole Newton iteration of every channel in one compiled loop (``numba_kernels.newton_channels``:
   no Python per level or per system, no torch; channels in parallel with ``threads`` > 1), writing
   m, its scores and the validity of each channel straight into the output arrays. A channel with a
   system BiCGStab could not bring to rtol, or a non-finite iterate, is handed back and solved again
@@ -192,11 +192,11 @@ class BatchedSolver(Solver):
         """The compiled kernels of the CPU (numba's cache, or their compilation on a fresh checkout), or
         torch where it runs the set, now: a process pays them once, before any solve is timed."""
         if self.kernel != "torch" and _has_numba() and device_type(self.device_name) == "cpu":
-            from fpscore.solvers import batched_numba, fused_numba
+            from fpscore.solvers import batched_numba, numba_kernels
 
             batched_numba.load()
             if self.engine != "stepwise":
-                fused_numba.load(self.threads or 1)
+                numba_kernels.load(self.threads or 1)
         else:
             import torch  # noqa: F401
 
@@ -221,7 +221,7 @@ class BatchedSolver(Solver):
         """The fused engine (module docstring): every channel in one compiled loop, the channels it
         hands back by the stepwise engine."""
         from fpscore.fokker_planck.kde_batched import initial_log_density_compiled
-        from fpscore.solvers import fused_numba as fz
+        from fpscore.solvers import numba_kernels as fz
 
         N, C, H, W = images.shape
         T, K = params.n_times, N * C
