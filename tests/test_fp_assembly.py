@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fpscore.fokker_planck.assembly import FPPattern, FPSystem, rhs
-from fpscore.fokker_planck.lattice import d_h, d_matrix, lap_h, lap_matrix
+from fpscore.fokker_planck.lattice import d_h, lap_h
 from fpscore.fokker_planck.scheme import linearised
 
 BOUNDARIES = ("zero", "reflect")
@@ -86,8 +86,6 @@ def test_lattice_operators_match_definitions(boundary):
             ref_l[i, j] = (p[a + 1, b] + p[a - 1, b] + p[a, b + 1] + p[a, b - 1] - 4 * p[a, b]) / 0.49
     np.testing.assert_allclose(d_h(u, 0.7, boundary=boundary), ref_d, atol=1e-13)
     np.testing.assert_allclose(lap_h(u, 0.7, boundary=boundary), ref_l, atol=1e-13)
-    np.testing.assert_allclose(d_matrix(5, 6, 0.7, boundary=boundary) @ u.ravel(), ref_d.ravel(), atol=1e-13)
-    np.testing.assert_allclose(lap_matrix(5, 6, 0.7, boundary=boundary) @ u.ravel(), ref_l.ravel(), atol=1e-13)
     stack = np.stack([u, 2 * u])  # leading axes broadcast
     np.testing.assert_allclose(d_h(stack, 0.7, boundary=boundary)[1], 2 * ref_d, atol=1e-13)
     torch = pytest.importorskip("torch")  # the same code on torch tensors (the batched engine)

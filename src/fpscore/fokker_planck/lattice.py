@@ -11,7 +11,6 @@ torch tensors (the batched engine), so both discretise alike by construction.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from fpscore.names import BOUNDARIES
 
@@ -77,19 +76,3 @@ def one_sided(u, h: float, *, boundary: str):
     p_minus = (2.0 * u - bwd) / h
     p_plus = (fwd - 2.0 * u) / h
     return p_minus, p_plus
-
-
-def _operator_matrix(op, H: int, W: int) -> sp.csr_matrix:
-    """The sparse matrix of a linear lattice operator, column by column (small lattices: tests)."""
-    n = H * W
-    return sp.csr_matrix(op(np.eye(n).reshape(n, H, W)).reshape(n, n).T)
-
-
-def d_matrix(H: int, W: int, h: float, *, boundary: str) -> sp.csr_matrix:
-    """Sparse matrix of D_h on the row-major flattened H x W lattice (for tests and probes)."""
-    return _operator_matrix(lambda u: d_h(u, h, boundary=boundary), H, W)
-
-
-def lap_matrix(H: int, W: int, h: float, *, boundary: str) -> sp.csr_matrix:
-    """Sparse matrix of Lap_h on the row-major flattened H x W lattice (for tests and probes)."""
-    return _operator_matrix(lambda u: lap_h(u, h, boundary=boundary), H, W)
