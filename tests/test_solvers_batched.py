@@ -242,3 +242,89 @@ def test_the_kernel_load_is_not_timed_as_a_solve(mixed, monkeypatch):
     res = compute_scores(mixed[:1], FPParams(n_times=3), _solver(), progress=False)
     assert calls == [1]
     assert max(row["solve_seconds"] for row in res.log) < 0.5
+
+
+# ---- the fused CPU engine ---------------------------------------------------------------------------
+def test_compiled_kde_equals_per_channel(mixed):
+    """The KDE without torch (pruned row DFTs compiled, scipy's column FFTs) equals the per-channel
+    code, a constant and a diagonal-symmetric channel and a coarser grid included."""
+    from fpscore.fokker_planck.kde_batched import initial_log_density_compiled
+
+    chans = np.concatenate([mixed[:, 0], np.full((1, 32, 32), 0.4), (mixed[:1, 0] + mixed[:1, 0].transpose(0, 2, 1)) / 2])
+    got = initial_log_density_compiled(chans, bins=256)
+    want = np.stack([initial_log_density(c, bins=256) for c in chans])
+    assert np.abs(got - want).max() < 1e-12
+    small = initial_log_density_compiled(chans[:2], bins=64)
+    assert np.abs(small - np.stack([initial_log_density(c, bins=64) for c in chans[:2]])).max() < 1e-12
+
+
+def _engine(engine, **kw):
+    from fpscore.solvers.batched import BatchedSolver
+
+    return BatchedSolver(device="cpu", threads=1, engine=engine, **kw)
+
+
+@pytest.mark.parametrize("scheme,boundary", [("minimal", "reflect"), ("centred", "zero"), ("upwind", "zero")])
+def test_fused_engine_equals_the_stepwise_one(mixed, scheme, boundary, torch_one_thread):
+    """The fused engine (one compiled loop per channel) and the stepwise one (torch driver, the same
+    compiled BiCGStab) give the same m, the same flags and the same solves, level by level; where the
+    paper's scheme fails (zero + centred) the channels it hands back are the stepwise engine's exactly."""
+    params = FPParams(scheme=scheme, boundary=boundary)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fused = compute_scores(mixed, params, _engine("fused"), progress=False)
+        step = compute_scores(mixed, params, _engine("stepwise"), progress=False)
+    assert np.array_equal(fused.converged, step.converged) and np.array_equal(fused.within_bound, step.within_bound)
+    assert np.abs(fused.m - step.m).max() < 1e-9 and np.abs(fused.scores - step.scores).max() < 1e-8
+    np.testing.assert_allclose(fused.nu_active, step.nu_active, atol=1e-3)
+    np.testing.assert_array_equal(fused.solves, step.solves)
+    np.testing.assert_array_equal(fused.picard_iterations, step.picard_iterations)
+    key = ["image", "channel", "time_level", "picard_iter"]
+    a, b = fused.log.frame().sort_values(key)[key], step.log.frame().sort_values(key)[key]
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    assert [(f.image, f.channel, f.level) for f in fused.flags] == [(f.image, f.channel, f.level) for f in step.flags]
+    assert (fused.log.columns["final_residual"] <= 1e-10 * (1 + 1e-6)).all()
+
+
+def test_fused_engine_in_parallel_is_the_serial_one(mixed):
+    """threads > 1: the channels in parallel (numba prange), the same numbers to the bit."""
+    params = FPParams(n_times=6)
+    one = compute_scores(mixed, params, _engine("fused"), progress=False)
+    from fpscore.solvers.batched import BatchedSolver
+
+    two = compute_scores(mixed, params, BatchedSolver(device="cpu", threads=2, engine="fused"), progress=False)
+    np.testing.assert_array_equal(one.m, two.m)
+    np.testing.assert_array_equal(one.solves, two.solves)
+    np.testing.assert_array_equal(one.log.columns["iterations"], two.log.columns["iterations"])
+
+
+def test_fused_engine_where_it_applies():
+    """Newton on the CPU with numba: fused; Picard, a drift field, the torch kernel: the stepwise engine
+    (``engine='fused'`` then says why it cannot)."""
+    solver = _engine("auto")
+    assert solver.fused_applies(FPParams()) is None
+    assert "per-level Newton" in solver.fused_applies(FPParams(nonlinear="picard"))
+    assert "drift" in solver.fused_applies(FPParams(), drift=np.zeros((20, 4, 4)))
+    assert "numba" in _engine("auto", kernel="torch").fused_applies(FPParams())
+    with pytest.raises(ValueError, match="engine: 'fused' does not apply here: the fused engine runs per-level Newton"):
+        _engine("fused").solve_set(np.full((1, 1, 8, 8), 0.5), FPParams(nonlinear="picard"), np.arange(1))
+    with pytest.raises(ValueError, match="engine: unknown value 'gpu'"):
+        _engine("gpu")
+
+
+def test_level_log_aggregates_the_solves(mixed):
+    """The per-level rows (scores.solve_log: level) are the per-solve rows aggregated: tables.per_level
+    on the per-solve frame gives the same numbers."""
+    from fpscore import tables
+
+    res = compute_scores(mixed[:2], FPParams(n_times=5), _engine("fused"), progress=False)
+    columns, levels = res.log.table("level")
+    frame = tables.per_level(res.log.frame())
+    assert len(levels["image"]) == len(frame) == 2 * 1 * 4
+    for key in ("picard_iter", "solves", "iterations", "max_iterations", "converged"):
+        np.testing.assert_array_equal(levels[key], frame[key].to_numpy(), err_msg=key)
+    for key in ("final_residual", "assemble_seconds", "solve_seconds", "startup_seconds"):
+        np.testing.assert_allclose(levels[key], frame[key].to_numpy(), rtol=1e-12, err_msg=key)
+    assert levels["solves"].sum() == res.solves.sum() == len(res.log)

@@ -122,16 +122,16 @@ def initial_log_density_batched(channels, bins: int = 256, floor: float = 1e-300
 
 
 # ---- the same KDE without torch: compiled row transforms, scipy's column FFTs ----------------------
-_TWIDDLES: dict[tuple[int, int, int], np.ndarray] = {}
+_TWIDDLES: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _twiddle(L1: int, bins: int, n_cols: int) -> np.ndarray:
-    """exp(-2 pi i b k / L1) for b < bins, k < n_cols (bins, n_cols), the angle reduced exactly
-    (b k mod L1) before the cos and sin."""
+def _twiddle(L1: int, bins: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real and imaginary parts of exp(-2 pi i b k / L1) for b < bins, k < n_cols (bins, n_cols), the
+    angle reduced exactly (b k mod L1) before the cos and sin."""
     key = (L1, bins, n_cols)
     if key not in _TWIDDLES:
-        m = np.outer(np.arange(bins, dtype=np.int64), np.arange(n_cols, dtype=np.int64)) % L1
-        _TWIDDLES[key] = np.exp(-2j * np.pi * (m / L1))
+        angle = 2 * np.pi * ((np.outer(np.arange(bins, dtype=np.int64), np.arange(n_cols, dtype=np.int64)) % L1) / L1)
+        _TWIDDLES[key] = (np.cos(angle), -np.sin(angle))
     return _TWIDDLES[key]
 
 
@@ -193,18 +193,15 @@ def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, nu
     own = np.searchsorted(ky_all, k_max, side="right")  # each channel's band ky <= k_max (a leading block)
     n_cols = int(own.max())
     ky = ky_all[:n_cols]
-    twiddle = _twiddle(L[1], bins, n_cols)
+    tw_re, tw_im = _twiddle(L[1], bins, n_cols)
     G = x.shape[0]
     spec = np.empty((G, n_cols, L[0]), dtype=np.complex128)  # (channel, column frequency, row)
-    numba_kernels.kde_forward(x, y, bins, twiddle, own, spec)
+    numba_kernels.kde_forward(x, y, bins, tw_re, tw_im, own, spec)
     spec = sfft.fft(spec, axis=2, overwrite_x=True)
-    c00, c01, c11 = (cov[:, i, j, None, None] for i, j in ((0, 0), (0, 1), (1, 1)))
-    kernel = np.exp(-0.5 * (c00 * kx[None, None, :] ** 2 + 2 * c01 * kx[None, None, :] * ky[None, :, None]
-                            + c11 * ky[None, :, None] ** 2)) / (delta * delta * n)
-    km = k_max[:, None, None]
-    kernel *= (np.abs(kx)[None, None, :] <= km) & (ky[None, :, None] <= km)
-    spec *= kernel
+    numba_kernels.kde_kernel(spec, np.ascontiguousarray(cov[:, 0, 0]), np.ascontiguousarray(cov[:, 0, 1]),
+                             np.ascontiguousarray(cov[:, 1, 1]), np.ascontiguousarray(k_max), kx, ky,
+                             delta * delta * n)
     spec = sfft.ifft(spec, axis=2, overwrite_x=True)
     out = np.empty((G, n))
-    numba_kernels.kde_back(x, y, bins, spec, twiddle, own, L[1], floor, out)
+    numba_kernels.kde_back(x, y, bins, spec, tw_re, tw_im, own, L[1], floor, out)
     m0[sel] = out
