@@ -217,12 +217,20 @@ def write_log(path, log, kind: str = "solve") -> None:
     ``SolveLog.levels``); names.SOLVE_LOGS. Missing and NaN values are empty fields, as pandas writes
     them; floats as Python writes them (shortest round trip). Column by column: no per-row Python
     objects (a 1,000-image shard has 57,000 level rows)."""
+    import gc
+
     columns, arrays = SolveLog.from_rows(log).table(kind)
-    cells = [_cells(arrays[key]) for key in columns]
-    with atomic_outputs(path) as (tmp,):
-        with open(tmp, "w", newline="") as f:
-            f.write(",".join(columns) + "\n")
-            f.writelines(",".join(row) + "\n" for row in zip(*cells))
+    enabled = gc.isenabled()
+    gc.disable()  # the strings and rows are no cycles: collections would only scan them
+    try:
+        cells = [_cells(arrays[key]) for key in columns]
+        with atomic_outputs(path) as (tmp,):
+            with open(tmp, "w", newline="") as f:
+                f.write(",".join(columns) + "\n")
+                f.writelines(",".join(row) + "\n" for row in zip(*cells))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _cells(values: np.ndarray) -> list[str]:

@@ -56,6 +56,20 @@ def shard_range(shard: int, shard_size: int, n: int) -> range:
 
 
 def run_scores(args: argparse.Namespace) -> int:
+    """`fpscore scores` (with the cyclic garbage collector off: a score job makes no reference cycles worth
+    collecting, and its collections during the imports and the log cost about 2 % of a 1,000-image shard)."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_scores(args)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_scores(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fpscore.scores import compute_scores, read_images, score_arrays, write_log, write_npz
