@@ -244,3 +244,28 @@ def test_merge_logs_of_either_kind(tmp_path):
                                          r"must be of one kind, scores.solve_log"):
         merge_logs([level, solve], tmp_path / "mixed.csv")
     assert merge_logs([], out, kind="level") == 0 and out.read_text() == ",".join(LEVEL_COLUMNS) + "\n"
+
+
+def test_npz_in_place_is_an_npz(tmp_path):
+    """Large members filled in place, then the small ones: zipfile and np.load read it, its members are
+    write_npz's bytes; an error inside the block leaves no file."""
+    import zipfile
+
+    from fpscore.scores import npz_in_place, write_npz
+
+    m = np.random.default_rng(0).random((3, 2, 4, 5, 5), dtype=np.float32)
+    small = {"times": np.linspace(0, 1, 4), "names": np.array(["a", "b", "c"]), "params": np.array("{}"),
+             "converged": np.ones((3, 2), bool)}
+    path = tmp_path / "in_place.npz"
+    with npz_in_place(path, {"m": (m.shape, np.float32), "scores": (m.shape, np.float32)}) as npz:
+        npz.arrays["m"][...] = m
+        npz.arrays["scores"][...] = -m
+        npz.finish(small)
+    write_npz(tmp_path / "ref.npz", {"m": m, "scores": -m, **small})
+    with zipfile.ZipFile(path) as got, zipfile.ZipFile(tmp_path / "ref.npz") as ref:
+        assert got.testzip() is None and got.namelist() == ref.namelist()
+        assert all(got.read(name) == ref.read(name) for name in ref.namelist())
+    with pytest.raises(RuntimeError, match="boom"):
+        with npz_in_place(tmp_path / "never.npz", {"m": (m.shape, np.float32)}):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in_place.npz", "ref.npz"]

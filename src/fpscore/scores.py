@@ -8,6 +8,7 @@ import re
 import time
 import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -91,7 +92,8 @@ def prepare_solver(images, params: FPParams, solver: Solver) -> SolveLog:
 
 
 def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool = True,
-                   image_indices=None, dtype=np.float64, nonlinear: str | None = None) -> ScoreSet:
+                   image_indices=None, dtype=np.float64, nonlinear: str | None = None,
+                   out: dict | None = None) -> ScoreSet:
     """m and s of every channel of every image (N, C, H, H) with ``solver``.
 
     The nonlinear driver is ``params.nonlinear`` (``nonlinear`` overrides it): Picard
@@ -102,6 +104,8 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     ``dtype`` of the returned m and scores (the solves are float64 throughout). A solver
     with ``solve_set`` (the batched engine) solves all channels at once instead. Channels
     flagged as not converged are reported once, at the end: one RuntimeWarning (``step.flag_summary``).
+    ``out``: {"m": array, "scores": array} (N, C, T, H, W) of ``dtype`` to write m and the scores into
+    (e.g. ``NpzInPlace.arrays``: the score file itself); the ScoreSet then holds them.
     """
     if nonlinear is not None:
         params = replace(params, nonlinear=nonlinear)
@@ -117,14 +121,14 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     startup = startup_seconds(time.perf_counter() - t0)
     prepared = prepare_solver(imgs, params, solver)
     if hasattr(solver, "solve_set"):
-        res = solver.solve_set(imgs, params, labels, progress=progress, dtype=dtype)
+        res = solver.solve_set(imgs, params, labels, progress=progress, dtype=dtype, out=out)
         result = ScoreSet(m=res.m, scores=res.s, times=times, g=g, picard_iterations=res.iterations,
                           converged=res.converged, log=SolveLog.concat([prepared, res.log]), solves=res.solves,
                           within_bound=res.within_bound, nu_active=res.nu_active, flags=res.flags)
         if res.within_bound is None:
             result = _with_validity(result, params, res.m, res.s)
     else:
-        result = _per_channel(imgs, params, solver, labels, progress, dtype, prepared)
+        result = _per_channel(imgs, params, solver, labels, progress, dtype, prepared, out)
     if len(result.log):
         result.log.columns["startup_seconds"][0] += startup
     if result.flags:
@@ -132,10 +136,23 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     return result
 
 
+def output_arrays(out: dict | None, shape: tuple, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(m, scores) arrays of ``shape`` and ``dtype``: those of ``out`` (checked) or new ones."""
+    if out is None:
+        m = np.empty(shape, dtype=dtype)
+        return m, np.empty_like(m)
+    arrays = (out["m"], out["scores"])
+    for key, a in zip(("m", "scores"), arrays):
+        if a.shape != tuple(shape) or a.dtype != np.dtype(dtype) or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"out[{key!r}]: expected a writable C-ordered {np.dtype(dtype)} array of shape "
+                             f"{tuple(shape)}, got {a.dtype} {a.shape}")
+    return arrays
+
+
 _FLAG_MESSAGE = re.compile(r"^(Newton|Picard) iteration (did not converge|broke down)")
 
 
-def _per_channel(imgs, params, solver, labels, progress, dtype, prepared: SolveLog) -> ScoreSet:
+def _per_channel(imgs, params, solver, labels, progress, dtype, prepared: SolveLog, out=None) -> ScoreSet:
     """compute_scores with a per-channel driver: channel by channel; a flagged channel's warnings
     become its ``Flag`` (the first one's message, its first unconverged level); other warnings pass."""
     N, C, H, W = imgs.shape
@@ -145,8 +162,7 @@ def _per_channel(imgs, params, solver, labels, progress, dtype, prepared: SolveL
     stopping = (dict(tol=params.picard_tol, max_iter=params.picard_max_iter) if params.nonlinear == "picard"
                 else dict(tol=params.newton_tol, max_iter=params.newton_max_iter, stop=params.newton_stop,
                           monotone=params.newton_monotone))
-    m = np.empty((N, C, T, H, W), dtype=dtype)
-    s = np.empty_like(m)
+    m, s = output_arrays(out, (N, C, T, H, W), dtype)
     iters = np.zeros((N, C), dtype=int)
     solves = np.zeros((N, C), dtype=int)
     conv = np.zeros((N, C), dtype=bool)
@@ -199,6 +215,123 @@ def write_npz(path, arrays: dict) -> None:
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 with zf.open(info, "w", force_zip64=True) as member:
                     _write_npy(member, np.asanyarray(value))
+
+
+class NpzInPlace:
+    """A stored .npz (zip64) whose large members are filled in place: ``arrays[key]`` are writable views of
+    the file itself (memory-mapped), so an engine computes straight into the file's pages (no copy into
+    the file afterwards: a 1,000-image shard's m and scores are 490 MB); ``finish(small)`` then adds the
+    other members, the CRCs and the central directory. A file np.load and zipfile read as any .npz.
+    Use ``npz_in_place`` (whole or not at all)."""
+
+    _DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, 00:00 (as write_npz: byte-reproducible)
+
+    def __init__(self, path, large: dict):
+        import mmap
+
+        self.path = path
+        self._fh = open(path, "w+b")
+        self._members: list[tuple[bytes, int, int, int]] = []  # name, header offset, size, crc
+        self._spans: list[tuple[str, bytes, int, int]] = []  # key, npy header, data offset, data bytes
+        offset = 0
+        for key, (shape, dtype) in large.items():
+            dtype = np.dtype(dtype)
+            header = self._npy_header(tuple(shape), dtype)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            name = f"{key}.npy".encode()
+            size = len(header) + nbytes
+            self._fh.seek(offset)
+            self._fh.write(self._local(name, 0, size) + header)
+            self._members.append((name, offset, size, 0))
+            data = offset + 30 + len(name) + 20 + len(header)
+            self._spans.append((key, header, data, nbytes))
+            offset = data + nbytes
+        self._fh.truncate(offset)
+        self._end = offset
+        self._map = mmap.mmap(self._fh.fileno(), offset) if offset else None
+        self.arrays = {key: np.ndarray(shape, dtype=np.dtype(dtype), buffer=self._map, offset=span[2])
+                       for (key, (shape, dtype)), span in zip(large.items(), self._spans)}
+
+    @staticmethod
+    def _npy_header(shape: tuple, dtype: np.dtype) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                    "fortran_order": False, "shape": shape})
+        return buf.getvalue()
+
+    @staticmethod
+    def _local(name: bytes, crc: int, size: int) -> bytes:
+        import struct
+
+        return (struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, NpzInPlace._DATE, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                            len(name), 20) + name + struct.pack("<HHQQ", 1, 16, size, size))
+
+    def finish(self, small: dict) -> None:
+        """The CRCs of the large members, the small members (np.lib.format), the central directory."""
+        import io
+        import struct
+        import zlib
+
+        self.arrays = {}
+        for i, (key, header, data, nbytes) in enumerate(self._spans):
+            with memoryview(self._map) as whole:
+                crc = zlib.crc32(whole[data:data + nbytes], zlib.crc32(header))
+            name, offset, size, _ = self._members[i]
+            self._members[i] = (name, offset, size, crc)
+            self._map[offset + 14:offset + 18] = struct.pack("<I", crc)
+        self._release()
+        self._fh.seek(self._end)
+        for key, value in small.items():
+            buf = io.BytesIO()
+            _write_npy(buf, np.asanyarray(value))
+            payload = buf.getvalue()
+            name, crc = f"{key}.npy".encode(), zlib.crc32(payload)
+            self._members.append((name, self._fh.tell(), len(payload), crc))
+            self._fh.write(self._local(name, crc, len(payload)) + payload)
+        start = self._fh.tell()
+        for name, offset, size, crc in self._members:
+            self._fh.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 45, 45, 0, 0, 0, self._DATE, crc,
+                                       0xFFFFFFFF, 0xFFFFFFFF, len(name), 28, 0, 0, 0, 0o100644 << 16, 0xFFFFFFFF)
+                           + name + struct.pack("<HHQQQ", 1, 24, size, size, offset))
+        end = self._fh.tell()
+        count = len(self._members)
+        self._fh.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, end - start, start))
+        self._fh.write(struct.pack("<IIQI", 0x07064B50, 0, end, 1))
+        self._fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+                                   min(end - start, 0xFFFFFFFF), 0xFFFFFFFF, 0))
+        self._fh.close()
+
+    def _release(self) -> None:
+        """Unmap now where no view of the arrays is left; else the mapping goes with the last view (the file's
+        pages are the same either way: what was written through it is in the file)."""
+        if self._map is not None and not self._map.closed:
+            try:
+                self._map.close()
+            except BufferError:
+                pass
+
+    def abort(self) -> None:
+        self.arrays = {}
+        self._release()
+        self._fh.close()
+
+
+@contextmanager
+def npz_in_place(path, large: dict):
+    """``NpzInPlace`` on a temporary sibling of ``path``, moved into place when the block ends with
+    ``finish`` called, removed when it raises (``fileio.atomic_outputs``)."""
+    with atomic_outputs(path) as (tmp,):
+        npz = NpzInPlace(tmp, large)
+        try:
+            yield npz
+        except BaseException:
+            npz.abort()
+            raise
+        if not npz._fh.closed:
+            npz.abort()
+            raise RuntimeError("npz_in_place: the block ended without finish()")
 
 
 def _write_npy(fh, array: np.ndarray) -> None:

@@ -72,7 +72,7 @@ def run_scores(args: argparse.Namespace) -> int:
 def _run_scores(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fpscore.scores import compute_scores, read_images, score_arrays, write_log, write_npz
+    from fpscore.scores import compute_scores, npz_in_place, read_images, score_arrays, write_log, write_npz
 
     params = params_from_args(args)
     indices = None
@@ -95,14 +95,22 @@ def _run_scores(args: argparse.Namespace) -> int:
             result = ScoreSet(m=empty, scores=empty, times=params.times(), g=params.g(),
                               picard_iterations=np.zeros((0, C), dtype=int), converged=np.zeros((0, C), bool), log=[],
                               within_bound=np.zeros((0, C), bool), nu_active=np.zeros((0, C)))
-        else:
-            result = compute_scores(images, params, solver, progress=not args.no_progress,
-                                    image_indices=indices, dtype=np.float32)
-        meta = params_json(params, solver)
-    write_npz(args.out, score_arrays(result, names, meta, indices=indices))
+            meta = params_json(params, solver)
+            write_npz(args.out, score_arrays(result, names, meta, indices=indices))
+        else:  # m and scores computed straight into the score file (npz_in_place: no copy into it afterwards)
+            N, C, H, W = images.shape
+            shape = (N, C, params.n_times, H, W)
+            with npz_in_place(args.out, {"m": (shape, np.float32), "scores": (shape, np.float32)}) as npz:
+                result = compute_scores(images, params, solver, progress=not args.no_progress,
+                                        image_indices=indices, dtype=np.float32, out=npz.arrays)
+                meta = params_json(params, solver)
+                small = score_arrays(result, names, meta, indices=indices)
+                small.pop("m"), small.pop("scores")
+                result.m = result.scores = None  # the file's own pages: released before it is finished
+                npz.finish(small)
     write_log(args.log, result.log, args.solve_log)
     bad, outside = int((~result.converged).sum()), int((result.converged & ~result.within_bound).sum())
-    print(f"fpscore scores: {result.m.shape[0]} image(s), {len(result.log)} linear solves, "
+    print(f"fpscore scores: {images.shape[0]} image(s), {len(result.log)} linear solves, "
           f"{bad} channel(s) not converged, {outside} converged outside the maximum-principle bound "
           f"({params.boundary} + {params.scheme}) -> {args.out}, {args.log}")
     return 0

@@ -206,27 +206,35 @@ class BatchedSolver(Solver):
 
     # ---- the set ----------------------------------------------------------------------------
     def solve_set(self, images: np.ndarray, params, labels: np.ndarray, *, progress: bool = False,
-                  drift: np.ndarray | None = None, dtype=np.float64) -> SetResult:
+                  drift: np.ndarray | None = None, dtype=np.float64, out: dict | None = None) -> SetResult:
         """m and s of every channel of ``images`` (N, C, H, H, validated), driver ``params.nonlinear``;
-        m and s in ``dtype`` (the solves are float64 throughout). ``drift`` (T, H, W) f^n for every
-        channel (tests; zero in the pipeline). The fused engine where it applies (``engine``)."""
+        m and s in ``dtype`` (the solves are float64 throughout), written into ``out`` ({"m", "scores"},
+        ``scores.output_arrays``) when given. ``drift`` (T, H, W) f^n for every channel (tests; zero
+        in the pipeline). The fused engine where it applies (``engine``)."""
         why = self.fused_applies(params, drift)
         if why is None:
-            return self._solve_fused(images, params, labels, dtype)
+            return self._solve_fused(images, params, labels, dtype, out)
         if self.engine == "fused":
             raise ValueError(f"engine: 'fused' does not apply here: {why}")
-        return self._solve_stepwise(images, params, labels, drift, dtype)
+        res = self._solve_stepwise(images, params, labels, drift, dtype)
+        if out is not None:
+            from fpscore.scores import output_arrays
 
-    def _solve_fused(self, images, params, labels, dtype) -> SetResult:
+            m, s = output_arrays(out, res.m.shape, dtype)
+            m[...], s[...] = res.m, res.s
+            res.m, res.s = m, s
+        return res
+
+    def _solve_fused(self, images, params, labels, dtype, out=None) -> SetResult:
         """The fused engine (module docstring): every channel in one compiled loop, the channels it
         hands back by the stepwise engine."""
         from fpscore.fokker_planck.kde_batched import initial_log_density_compiled
+        from fpscore.scores import output_arrays
         from fpscore.solvers import numba_kernels as fz
 
         N, C, H, W = images.shape
         T, K = params.n_times, N * C
-        m = np.empty((N, C, T, H, W), dtype=dtype)
-        s = np.empty_like(m)
+        m, s = output_arrays(out, (N, C, T, H, W), dtype)
         m0 = initial_log_density_compiled(images.reshape(K, H, W), bins=params.kde_bins, floor=params.kde_floor)
         g, dts = params.g(), np.diff(params.times())
         a_levels = np.zeros(T)
