@@ -12,14 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from fpscore.data import check_images, read_images  # noqa: F401  (read_images: the one images.npz reader)
 from fpscore.fileio import atomic_outputs
-from fpscore.fokker_planck.assembly import FPSystem
-from fpscore.fokker_planck.kde import initial_log_density
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
-from fpscore.fokker_planck.picard import solve_channel
 from fpscore.fokker_planck.scheme import validity
 from fpscore.fokker_planck.step import Flag, SolveLog, flag_summary, startup_seconds
 from fpscore.solvers.base import LOG_KINDS, Solver
@@ -67,6 +63,8 @@ def validate_images(images) -> np.ndarray:
 def channel_driver(nonlinear: str):
     """The per-channel driver of ``nonlinear`` ("picard": Algorithm 1, "newton": §5b)."""
     if nonlinear == "picard":
+        from fpscore.fokker_planck.picard import solve_channel
+
         return solve_channel
     if nonlinear == "newton":
         from fpscore.fokker_planck.newton import solve_channel_newton
@@ -154,7 +152,13 @@ _FLAG_MESSAGE = re.compile(r"^(Newton|Picard) iteration (did not converge|broke 
 
 def _per_channel(imgs, params, solver, labels, progress, dtype, prepared: SolveLog, out=None) -> ScoreSet:
     """compute_scores with a per-channel driver: channel by channel; a flagged channel's warnings
-    become its ``Flag`` (the first one's message, its first unconverged level); other warnings pass."""
+    become its ``Flag`` (the first one's message, its first unconverged level); other warnings pass.
+    (The per-channel drivers, the CSR assembly and scipy.sparse are imported here: a batched score job
+    never loads them.)"""
+    from tqdm.auto import tqdm
+
+    from fpscore.fokker_planck.assembly import FPSystem
+    from fpscore.fokker_planck.kde import initial_log_density
     N, C, H, W = imgs.shape
     times, g = params.times(), params.g()
     T = times.size

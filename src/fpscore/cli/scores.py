@@ -65,6 +65,7 @@ def run_scores(args: argparse.Namespace) -> int:
     try:
         return _run_scores(args)
     finally:
+        gc.freeze()  # nor does the collection at the interpreter's exit need to scan what the job made
         if enabled:
             gc.enable()
 
