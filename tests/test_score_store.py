@@ -66,6 +66,35 @@ def test_merge_equals_the_in_memory_result_and_reads_memory_mapped(images, shard
     np.testing.assert_array_equal(np.asarray(got["scores"][batch]), whole.scores[batch])  # a lazy batch read
 
 
+def test_merge_copies_rows_in_the_kernel_or_through_memory_alike(images, shards, tmp_path, monkeypatch):
+    """The merge copies each shard's consecutive rows inside the kernel (copy_file_range); shards whose rows
+    are not consecutive, or a system without it, go through memory: the same files either way."""
+    import os
+
+    from fpscore import score_store
+
+    paths, names, folder = shards
+    fast = merge_shards_to_dir(paths, N_IMAGES, tmp_path / "fast", names=names)
+    assert score_store._copy_rows(paths[0], "m", fast / "m.npy", np.arange(SHARD))
+    assert not score_store._copy_rows(paths[0], "m", fast / "m.npy", np.arange(SHARD)[::-1])
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    slow = merge_shards_to_dir(paths, N_IMAGES, tmp_path / "slow", names=names)
+    for key in ("m", "scores"):
+        assert (fast / f"{key}.npy").read_bytes() == (slow / f"{key}.npy").read_bytes()
+    # a shard of scattered images: through memory
+    idx = np.arange(0, N_IMAGES, 2)
+    res = compute_scores(images[idx], PARAMS, make_solver("batched", batched=dict(device="cpu", threads=1)),
+                         progress=False, image_indices=idx, dtype=np.float32, nonlinear="newton")
+    rest = np.arange(1, N_IMAGES, 2)
+    res2 = compute_scores(images[rest], PARAMS, make_solver("batched", batched=dict(device="cpu", threads=1)),
+                          progress=False, image_indices=rest, dtype=np.float32, nonlinear="newton")
+    write_npz(tmp_path / "even.npz", score_arrays(res, names[idx], "{}", indices=idx))
+    write_npz(tmp_path / "odd.npz", score_arrays(res2, names[rest], "{}", indices=rest))
+    mixed = merge_shards_to_dir([tmp_path / "odd.npz", tmp_path / "even.npz"], N_IMAGES, tmp_path / "mixed",
+                                names=names)
+    np.testing.assert_array_equal(read_scores(mixed)["m"], read_scores(fast)["m"])
+
+
 def test_merge_checks_coverage_and_names(shards, tmp_path):
     paths, names, _ = shards
     with pytest.raises(ValueError, match=r"do not cover images 0..239 exactly once \(missing \[64, 65"):

@@ -41,8 +41,6 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from fpscore.fokker_planck.scheme import BOUND_TOL
-
 # fastmath "reassoc" and "contract" only: NaN and inf keep their IEEE meaning
 _FLAGS = {"fastmath": {"reassoc", "contract"}, "error_model": "numpy", "cache": True, "nogil": True}
 
@@ -251,7 +249,8 @@ def _shifted_sums(x, H, W, reflect, fwd, bwd):
 
 
 @numba.njit(**_EXACT)
-def _linearise(x, m_prev, H, W, h, a, scheme, reflect, diag, plus_i, minus_i, plus_j, minus_j, b, fwd, bwd):
+def _linearise(x, m_prev, H, W, h, a, scheme, nu_slope, reflect, diag, plus_i, minus_i, plus_j, minus_j, b, fwd,
+               bwd):
     """Newton's matrix and right-hand side at iterate x (``scheme.linearised(newton=True)`` and
     ``scheme.stencil``, no drift), operation for operation: the five coefficient fields with the
     boundary folded in, and b = m^{n-1} + extra. Branch-free per pixel (selects), then the border."""
@@ -261,7 +260,7 @@ def _linearise(x, m_prev, H, W, h, a, scheme, reflect, diag, plus_i, minus_i, pl
     invh2 = 1.0 / (h * h)
     hh = h * h
     two_h = 2.0 * h
-    kh = (0.5 if scheme == _MINIMAL else 1.0) * h
+    kh = nu_slope * h  # scheme.NU_SLOPE of minimal or monotone
     # the fields without the border: diag, and back (north and west) in minus_i, forth (south, east) in plus_i
     if scheme == _UPWIND:
         lap = a * 1.0 / hh
@@ -359,7 +358,7 @@ def _all_finite(x):
 # ---- one channel through every level -------------------------------------------------------------
 @numba.njit(**_EXACT)
 def _newton_channel(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter, predicted,
-                    monotone, bound_zero, valid_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
+                    monotone, bound_zero, valid_slope, bound_tol, nu_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
     """Per-level Newton for one channel (module docstring); m0 (n,), m_out/s_out (T, n); records into
     rec_i (R, 3), rec_f (R, 4); the channel's summary into ch_i (7,), ch_f (3,)."""
     n = H * W
@@ -408,7 +407,8 @@ def _newton_channel(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds
         j = 0
         for j in range(1, max_iter + 1):
             t0 = _clock_ns()
-            _linearise(x, m1, H, W, h, a, scheme, reflect, diag, plus_i, minus_i, plus_j, minus_j, b, r, rhat)
+            _linearise(x, m1, H, W, h, a, scheme, nu_slope, reflect, diag, plus_i, minus_i, plus_j, minus_j, b, r,
+                       rhat)
             t1 = _clock_ns()
             for k in range(n):
                 x_new[k] = x[k]
@@ -478,27 +478,27 @@ def _newton_channel(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds
     if nan_seen or not math.isfinite(excess):
         excess = np.inf
     scale = max(1.0, max(abs(lo), abs(hi)))
-    ch_f[CHF_WITHIN] = 1.0 if excess <= BOUND_TOL * scale else 0.0
+    ch_f[CHF_WITHIN] = 1.0 if excess <= bound_tol * scale else 0.0
     ch_f[CHF_EXCESS] = excess
     ch_f[CHF_NU_ACTIVE] = active_count / ((T - 1) * n) if T > 1 else 0.0
 
 
 @numba.njit(**_EXACT)
 def _channels_serial(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter, predicted,
-                     monotone, bound_zero, valid_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
+                     monotone, bound_zero, valid_slope, bound_tol, nu_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
     for c in range(m0.shape[0]):
         _newton_channel(m0[c], a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter,
-                        predicted, monotone, bound_zero, valid_slope, m_out[c], s_out[c], rec_i[c], rec_f[c], ch_i[c],
-                        ch_f[c])
+                        predicted, monotone, bound_zero, valid_slope, bound_tol, nu_slope, m_out[c], s_out[c], rec_i[c],
+                        rec_f[c], ch_i[c], ch_f[c])
 
 
 @numba.njit(parallel=True, **_EXACT)
 def _channels_parallel(m0, a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter, predicted,
-                       monotone, bound_zero, valid_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
+                       monotone, bound_zero, valid_slope, bound_tol, nu_slope, m_out, s_out, rec_i, rec_f, ch_i, ch_f):
     for c in prange(m0.shape[0]):
         _newton_channel(m0[c], a_levels, H, W, h, scheme, reflect, rtol, max_it, rounds, safety, tol, max_iter,
-                        predicted, monotone, bound_zero, valid_slope, m_out[c], s_out[c], rec_i[c], rec_f[c], ch_i[c],
-                        ch_f[c])
+                        predicted, monotone, bound_zero, valid_slope, bound_tol, nu_slope, m_out[c], s_out[c], rec_i[c],
+                        rec_f[c], ch_i[c], ch_f[c])
 
 
 def validity_slope(scheme: str) -> float:
@@ -514,7 +514,11 @@ def newton_channels(m0: np.ndarray, a_levels: np.ndarray, h: float, scheme: str,
     """Per-level Newton for K channels: m0 (K, H, W) float64; a_levels (T,) = dt_n g_n^2 / 2 (entry 0
     unused); m_out, s_out (K, T, H, W) float32 or float64, written. Returns (records int (K, R, 3),
     records float (K, R, 4), channel ints (K, 7), channel floats (K, 3)), R = (T - 1) * max_iter;
-    the columns are the module's ``CH_*``, ``CHF_*`` and ``REC_*``."""
+    the columns are the module's ``CH_*``, ``CHF_*`` and ``REC_*``. Every constant of the definitions in
+    other files (``scheme.BOUND_TOL``, the nu slopes) is passed as an argument: numba's cache would not see
+    it change."""
+    from fpscore.fokker_planck.scheme import BOUND_TOL, NU_SLOPE
+
     K, H, W = m0.shape
     T = a_levels.size
     R = max(1, (T - 1) * max_iter)
@@ -528,8 +532,8 @@ def newton_channels(m0: np.ndarray, a_levels: np.ndarray, h: float, scheme: str,
     run(np.ascontiguousarray(m0, dtype=np.float64).reshape(K, H * W), np.ascontiguousarray(a_levels, dtype=np.float64),
         H, W, float(h), SCHEME_CODES[scheme], boundary == "reflect", float(rtol), int(max_it), int(rounds),
         float(safety), float(tol), int(max_iter), stop == "predicted", bool(monotone), boundary == "zero",
-        float(validity_slope(scheme)), m_out.reshape(K, T, H * W), s_out.reshape(K, T, H * W), rec_i, rec_f, ch_i,
-        ch_f)
+        float(validity_slope(scheme)), float(BOUND_TOL), float(NU_SLOPE.get(scheme, 0.0)), m_out.reshape(K, T, H * W),
+        s_out.reshape(K, T, H * W), rec_i, rec_f, ch_i, ch_f)
     return rec_i, rec_f, ch_i, ch_f
 
 
