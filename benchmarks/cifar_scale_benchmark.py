@@ -20,13 +20,24 @@ of the data step and of the score jobs, channels per second, the peak resident m
 job (the last line of its log, ``fpscore <step>: peak memory N MB``; median and largest per
 kind of job: download, data, shard, merge) and of any process of the run (getrusage of the
 children, snakemake included), the output size and the solve-log rows. With ``--archive PATH`` the real cifar-10-python.tar.gz
-is used instead of the stand-in.
+is used instead of the stand-in. After the run it solves a sample of the images again with the
+per-channel reference (spsolve, the run's parameters; ``--check-images``) and compares m and the
+flags with the merged score files.
+
+With ``--process`` it measures the whole ``fpscore scores`` process (start-up, reading the images,
+the KDE, the solves, the log and the score file: what a shard job pays) on the stand-in set (8-bit,
+as the archive stores it) on one thread, per channel, in wall and CPU seconds, alternating with the
+same command of another checkout (``--baseline DIR``, e.g. a ``git worktree`` of an earlier commit:
+its ``src`` first on the path) and with spsolve-Picard, the paper's reference, on the first
+``--spsolve-images`` images; each ``--repeats`` times, with the load average around every run.
 
     python benchmarks/cifar_scale_benchmark.py                       # 2,000 images, shards of 250
     python benchmarks/cifar_scale_benchmark.py --images 500 --workers 2 --shard-size 125
     python benchmarks/cifar_scale_benchmark.py --workflow --images 50000 --shard-size 1000 --cores 2
     python benchmarks/cifar_scale_benchmark.py --images 50000 --shard-size 50000 --solver batched --device cuda \
         --batch-size 50000
+    git worktree add --detach /tmp/base f9c2d76
+    python benchmarks/cifar_scale_benchmark.py --process --images 500 --baseline /tmp/base --repeats 3
 """
 from __future__ import annotations
 
@@ -154,6 +165,7 @@ def workflow_run(args, work: Path) -> dict:
                    "batched": {"device": args.device, "batch_size": args.batch_size},
                    "newton_stop": args.newton_stop, "benchmark_solvers": []}}))
     snakemake = Path(sys.executable).with_name("snakemake")
+    load_before = _load()
     base = [str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(work), "--cores", str(args.cores),
             "--configfile", str(repo / "config" / "config.yaml"), str(overlay)]
     times = {}
@@ -166,13 +178,21 @@ def workflow_run(args, work: Path) -> dict:
             raise SystemExit(f"snakemake {target} failed:\n{(done.stdout + done.stderr)[-3000:]}")
         print(f"{step}: {times[step]:.1f} s", flush=True)
     out = work / "results" / "scores" / "cifar10" / "32" / args.solver
+    load_after = _load()
     got = read_scores(out / "scores")
     batch = np.asarray(got["scores"][np.sort(np.random.default_rng(0).choice(args.images, min(128, args.images),
                                                                             replace=False))])
-    with open(out / "solve_log.csv") as f:
-        log_rows = sum(1 for _ in f) - 1
+    import pandas as pd
+
+    log = pd.read_csv(out / "solve_log.csv")
+    log_rows = len(log)
+    solves = int(log["solves"].sum()) if "solves" in log.columns else log_rows  # per-level or per-solve log
+    startup = log["startup_seconds"] if "startup_seconds" in log.columns else pd.Series([np.nan])
     channels = 3 * args.images
     peaks = job_peaks(work / "results" / "logs")
+    sample = (check_sample(work / "results" / "data" / "cifar10" / "32" / "images.npz", out / "scores",
+                           {"nonlinear": args.nonlinear, "newton_stop": args.newton_stop}, args.check_images)
+              if args.check_images else {})
     return {
         "commit": _commit(repo), "images": args.images, "channels": channels, "shard_size": args.shard_size,
         "cores": args.cores,
@@ -183,10 +203,118 @@ def workflow_run(args, work: Path) -> dict:
         "max_process_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "job_peak_mb": peaks_by_kind(peaks), "job_peak_mb_each": peaks,
         "output_bytes": sum(f.stat().st_size for f in (out / "scores").iterdir()),
-        "solve_log_rows": log_rows, "solves_per_channel": log_rows / channels,
+        "solve_log_rows": log_rows, "solves_per_channel": solves / channels,
+        "startup_s_per_job_median": float(startup[startup > 0].median()) if (startup > 0).any() else float("nan"),
         "channels_not_converged": int((~np.asarray(got["converged"])).sum()),
+        "channels_outside_bound": int((~np.asarray(got["within_bound"])).sum()),
         "batch_read_shape": list(batch.shape), "memmapped": isinstance(got["scores"], np.memmap),
+        "load_before": load_before, "load_after": load_after, "sample_check": sample,
     }
+
+
+def check_sample(images_path: Path, scores_dir: Path, overlay_scores: dict, count: int, seed: int = 1) -> dict:
+    """``count`` images of the set solved again by the per-channel reference (spsolve, the run's
+    parameters) and compared with the merged score files: max |m - m_ref| (the files hold float32),
+    relative to max |m_ref|, and whether converged and within_bound agree."""
+    from fpscore.data import read_images
+    from fpscore.fokker_planck.params import FPParams
+    from fpscore.score_store import read_scores
+    from fpscore.scores import compute_scores
+    from fpscore.solvers import make_solver
+
+    images, _ = read_images(images_path)
+    idx = np.sort(np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False))
+    keys = {k: v for k, v in overlay_scores.items() if k in ("nonlinear", "newton_stop")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = compute_scores(images[idx], FPParams(**keys), make_solver("spsolve"), progress=False)
+    got = read_scores(scores_dir)
+    m = np.asarray(got["m"][idx], dtype=np.float64)
+    ok = ref.converged
+    diff = np.abs(m - ref.m)[ok]
+    return {"images": idx.tolist(), "max_abs_dm": float(diff.max()) if diff.size else float("nan"),
+            "max_abs_m": float(np.abs(ref.m[ok]).max()) if diff.size else float("nan"),
+            "same_converged": bool(np.array_equal(np.asarray(got["converged"])[idx], ref.converged)),
+            "same_within_bound": bool(np.array_equal(np.asarray(got["within_bound"])[idx], ref.within_bound))}
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def process_run(args, work: Path) -> dict:
+    """``fpscore scores`` as a process on one thread, this checkout against ``--baseline`` (alternating,
+    ``--repeats`` times each) and spsolve-Picard on the first ``--spsolve-images`` images."""
+    from fpscore.data.images import write_dataset
+
+    repo = Path(__file__).resolve().parents[1]
+    images = np.round(stand_in_set(args.images) * 255) / 255  # 8-bit, as the archive stores them
+    full, few = work / "images.npz", work / "few.npz"
+    names = np.array([f"img{i}" for i in range(args.images)])
+    write_dataset(images.astype(np.float32), names, {}, full, work / "m.json")
+    k = min(args.spsolve_images, args.images)
+    write_dataset(images[:k].astype(np.float32), names[:k], {}, few, work / "m2.json")
+    one = work / "one.npz"
+    write_dataset(images[:1].astype(np.float32), names[:1], {}, one, work / "m1.json")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               NUMBA_NUM_THREADS="1")
+    trees = {"this": repo} | ({"baseline": Path(args.baseline).resolve()} if args.baseline else {})
+
+    def run(tree: Path, images_file: Path, *options) -> dict:
+        cmd = [sys.executable, "-c", "import sys; from fpscore.cli import main; sys.exit(main())", "scores",
+               "--images", str(images_file), "--out", str(work / "out.npz"), "--log", str(work / "out.csv"),
+               "--no-progress", *options]
+        before, load0 = resource.getrusage(resource.RUSAGE_CHILDREN), _load()
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, env=dict(env, PYTHONPATH=str(tree / "src")), capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH {tree / 'src'}) failed:\n{done.stderr[-3000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        with open(work / "out.csv") as f:  # the start-up the process logged (its first row)
+            header, first = f.readline().strip().split(","), f.readline().strip().split(",")
+        startup = float(first[header.index("startup_seconds")]) if "startup_seconds" in header else float("nan")
+        return {"wall_s": wall, "cpu_s": cpu, "startup_s": startup, "load_before": load0, "load_after": _load(),
+                "commit": _commit(tree)}
+
+    for tree in trees.values():  # numba's cache, imports: once, untimed
+        run(tree, one, "--solver", "batched")
+    runs: dict[str, list] = {name: [] for name in [*trees, "spsolve-picard"]}
+    channels = {name: 3 * args.images for name in trees} | {"spsolve-picard": 3 * k}
+    for rep in range(args.repeats):
+        order = list(trees) if rep % 2 == 0 else list(trees)[::-1]
+        for name in order:
+            runs[name].append(run(trees[name], full, "--solver", "batched"))
+            print(f"{name} {rep}: {runs[name][-1]}", flush=True)
+        runs["spsolve-picard"].append(run(repo, few, "--solver", "spsolve", "--nonlinear", "picard"))
+        print(f"spsolve-picard {rep}: {runs['spsolve-picard'][-1]}", flush=True)
+
+    def per_channel(name, key):
+        return np.array([r[key] for r in runs[name]]) / channels[name] * 1e3
+
+    summary = {"images": args.images, "repeats": args.repeats, "spsolve_images": k, "threads": 1}
+    for name in runs:
+        for key in ("wall_s", "cpu_s"):
+            v = per_channel(name, key)
+            summary[f"{name}_{key[:-2]}_ms_per_channel"] = {"median": float(np.median(v)), "min": float(v.min()),
+                                                             "max": float(v.max())}
+        summary[f"{name}_commit"] = runs[name][0]["commit"]
+    def stats(v):
+        return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+
+    for other in [n for n in runs if n != "this"]:
+        for key in ("wall_s", "cpu_s"):
+            ratio = per_channel(other, key) / per_channel("this", key)  # paired by repeat
+            summary[f"speedup_over_{other}_{key[:-2]}"] = stats(ratio)
+    # spsolve-Picard on a few channels pays its process's start-up over those few: also without it (its
+    # logged startup_seconds), against this whole process, start-up included
+    solve_only = (np.array([r["wall_s"] - r["startup_s"] for r in runs["spsolve-picard"]])
+                  / channels["spsolve-picard"] * 1e3)
+    summary["spsolve-picard_wall_without_startup_ms_per_channel"] = stats(solve_only)
+    summary["speedup_over_spsolve-picard_without_its_startup_wall"] = stats(solve_only / per_channel("this", "wall_s"))
+    summary["this_startup_s"] = stats(np.array([r["startup_s"] for r in runs["this"]]))
+    return {"summary": summary, "runs": runs}
 
 
 def _options(solver: str, device: str, batch_size: int) -> dict:
@@ -221,7 +349,7 @@ def shard_job(task) -> dict:
     return {"shard": str(path), "images": stop - start, "seconds": time.perf_counter() - t0, "solve_s": solve_s,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "not_converged": int((~res.converged).sum()), "solves": int(res.solves.sum()),
-            "max_residual": max(r["final_residual"] for r in res.log)}
+            "max_residual": float(res.log.columns["final_residual"].max())}
 
 
 def main(argv=None) -> int:
@@ -244,6 +372,15 @@ def main(argv=None) -> int:
                    help="run the set through snakemake (the workflow's own jobs) instead of a process pool")
     p.add_argument("--archive", type=Path, default=None,
                    help="with --workflow: the real cifar-10-python.tar.gz instead of the stand-in")
+    p.add_argument("--check-images", type=int, default=4,
+                   help="with --workflow: images solved again by the per-channel reference and compared (0: none)")
+    p.add_argument("--process", action="store_true",
+                   help="measure the whole `fpscore scores` process on one thread, this checkout against "
+                        "--baseline and spsolve-Picard (see above)")
+    p.add_argument("--baseline", type=Path, default=None, help="with --process: another checkout (its src/ is used)")
+    p.add_argument("--repeats", type=int, default=3, help="with --process: runs of each (default %(default)s)")
+    p.add_argument("--spsolve-images", type=int, default=2,
+                   help="with --process: images spsolve-Picard solves (default %(default)s)")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     p.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = p.parse_args(argv)
@@ -254,6 +391,12 @@ def main(argv=None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fpscore-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.process:
+            out = process_run(args, work)
+            print(json.dumps(out["summary"], indent=1))
+            if args.json:
+                args.json.write_text(json.dumps(out, indent=1))
+            return 0
         if args.workflow:
             out = workflow_run(args, work)
             for k, v in out.items():

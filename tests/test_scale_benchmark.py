@@ -50,3 +50,19 @@ def test_a_log_without_the_line_is_named(tmp_path):
     bad.write_text("fpscore scores: error: images.npz is not a valid .npz file\n")
     with pytest.raises(ValueError, match="cifar10_32_ksp_shard0.log has no"):
         scale.job_peaks(tmp_path)
+
+
+def test_process_mode_measures_both_and_the_ratio(tmp_path):
+    """--process: the whole `fpscore scores` process per channel, spsolve-Picard beside it with and without
+    its start-up, medians and ranges over the repeats, the load around every run."""
+    out = tmp_path / "process.json"
+    assert scale.main(["--process", "--images", "2", "--repeats", "1", "--spsolve-images", "1", "--json", str(out),
+                       "--workdir", str(tmp_path / "work")]) == 0
+    import json
+
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["this_cpu_ms_per_channel"]["median"] > 0
+    assert summary["speedup_over_spsolve-picard_wall"]["median"] > 1
+    assert 0 < summary["spsolve-picard_wall_without_startup_ms_per_channel"]["median"] < \
+        summary["spsolve-picard_wall_ms_per_channel"]["median"]
+    assert summary["this_startup_s"]["median"] > 0
