@@ -232,6 +232,43 @@ def raw_alone(runs: list[dict]) -> str:
             "32×32, clipped SSIM): " + "; ".join(cells) + ".")
 
 
+def steps_to(run: dict, target: str):
+    """Training steps at the first evaluation at or above ``target`` (None: not reached)."""
+    c = run["crossings"][target]
+    return c["step"] if c["reached"] else None
+
+
+def part9_steps(runs: list[dict]) -> str:
+    """Part 9 against the project's recipe's runs in training steps to SSIM 0.90 (its runs trained at
+    another pace in steps per CPU second, which the seconds of its rows mix in): median paired ratios
+    other / ours with the default scores, the pairs only one of them reached, and each part's pace."""
+    new = [r for r in runs if r["recipe"] == "default-reflect" and r["size"] == 32]
+    if not new:
+        return ""
+    cells = []
+    for protocol in ("noisy_copy", "generate"):
+        ours = {(r["dataset"], r["image"], r["seed"]): r for r in new if r["protocol"] == protocol}
+        if not ours:
+            continue
+        pace = np.median([r["steps"] / r["train_seconds"] for r in ours.values()])
+        parts = []
+        for m in ("dsm", "ours_zero", "ddpm", "ours"):
+            other = {(r["dataset"], r["image"], r["seed"]): r for r in select(runs, 32, "default", protocol, m)}
+            pairs = [(steps_to(ours[k], "0.9"), steps_to(other[k], "0.9")) for k in ours if k in other]
+            both = [b / a for a, b in pairs if a and b]
+            only_new = sum(1 for a, b in pairs if a and not b)
+            only_other = sum(1 for a, b in pairs if b and not a)
+            label = "ours with the paper's scores" if m == "ours" else m
+            ratio = f"{np.median(both):.2f} [{min(both):.2f}, {max(both):.2f}]" if both else "n/a"
+            pace_other = np.median([r["steps"] / r["train_seconds"] for r in other.values()]) if other else np.nan
+            parts.append(f"{label} {ratio} n={len(both)} (only ours reached: {only_new}, only {label}: "
+                         f"{only_other}; {pace_other:.1f} steps/s)")
+        cells.append(f"{PROTOCOL_TEXT[protocol]} (part 9 at {pace:.1f} steps/s): " + "; ".join(parts))
+    return ("Part 9 in training steps to SSIM 0.90 (median paired ratio other / ours with the default "
+            "reflect + minimal scores, [min, max]; steps at the first evaluation at or above the target): "
+            + " — ".join(cells) + ".")
+
+
 def minmax_ceilings() -> str:
     """What a perfect sample scores under the authors' min-max SSIM: the training image itself, min-max
     normalised, against the image (below 1 wherever the image does not span [0, 1])."""
@@ -367,9 +404,10 @@ def table(runs: list[dict], set_runs: list[dict] | None = None) -> str:
         {(r["size"], "DDPM" if r["method"] == "ddpm" else "flow", r["cap"]) for r in runs}))
     pre = [r["precompute_seconds"] for r in runs if r["method"] == "ours"]
     pre_text = f"ours' score pre-computation median {np.median(pre):.2f} s, max {max(pre):.2f} s; " if pre else ""
-    raw = raw_alone(runs)
+    raw, steps = raw_alone(runs), part9_steps(runs)
     lines += ["", f"Saved runs: {len(runs)} ({counts}); caps {caps}; {pre_text}{minmax_ceilings()}"]
     lines += ["", raw] if raw else []
+    lines += ["", steps] if steps else []
     note = set_note(set_runs or [])
     lines += ["", note] if note else []
     return "\n".join(lines)
