@@ -135,7 +135,7 @@ def _one_system(seed=0, k=2):
     x_true = rng.standard_normal(64)
     b = system.csr @ x_true
     warm = x_true + 1e-6 * rng.standard_normal(64)  # the previous Picard iterate: close
-    ctx = SolveContext(image=0, channel=0, outer_iter=k, time_level=1, n_times=3, system=system, b=b,
+    ctx = SolveContext(nonlinear="picard", image=0, channel=0, outer_iter=k, time_level=1, n_times=3, system=system, b=b,
                        prev_outer=warm, prev_level=rng.standard_normal(64))
     return system, ctx, x_true
 

@@ -81,12 +81,8 @@ NOT_CONFIG = {
     "fpscore.fid:frechet_distance.eps": "a numerical offset of the covariances, not scores.eps",
 }
 UNSET = (None, "")  # "not given: the caller's value" (compute_scores(nonlinear=None) takes params.nonlinear)
-# Literal defaults that contradict the schema in files of the numerics (issue 25 owns them).
-PENDING = {
-    ("fpscore.fokker_planck.step", "linear_step", "nonlinear"): "picard vs the schema's newton",
-    ("fpscore.solvers.base", "SolveContext", "nonlinear"): "picard vs the schema's newton",
-    ("fpscore.solvers.base", "SolveContext.__init__", "nonlinear"): "picard vs the schema's newton",
-}
+# Literal defaults that contradict the schema and are known (none left).
+PENDING: dict = {}
 
 
 def _arguments():
@@ -126,7 +122,7 @@ def test_no_function_default_contradicts_the_schema():
         entry = f"{module}:{qualname}({arg}={default!r}) vs schema {[(k, cfg.schema_default(k)) for k in keys]}"
         (pending if (module, qualname, arg) in PENDING else wrong).append(entry)
     assert not wrong, "defaults that contradict the schema:\n" + "\n".join(wrong)
-    # the known contradictions of issue 25's files are still there (drop them from PENDING when fixed)
+    # a known contradiction listed in PENDING may only disappear, never grow
     assert len(pending) <= len(PENDING)
 
 

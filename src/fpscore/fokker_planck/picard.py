@@ -77,7 +77,8 @@ def solve_channel(m0: np.ndarray, times: np.ndarray, g: np.ndarray, h: float, so
                 x, row = linear_step(solver, system, b, image=image, channel=channel, outer_iter=k, time_level=n,
                                      n_times=T, prev_outer=m_old[n], prev_level=m[n - 1],
                                      prev_outer_prev_level=m_old[n - 1] if k > 1 else None,
-                                     prev_level2=m[n - 2] if n > 1 else None, assemble_seconds=t1 - t0)
+                                     prev_level2=m[n - 2] if n > 1 else None, nonlinear="picard",
+                                     assemble_seconds=t1 - t0)
             except SystemFailure as err:
                 failure = str(err)
                 break

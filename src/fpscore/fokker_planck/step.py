@@ -69,15 +69,15 @@ def log_row(*, image: int, channel: int, outer_iter: int, time_level: int, solve
 
 def linear_step(solver: Solver, system, b: np.ndarray, *, image: int, channel: int, outer_iter: int,
                 time_level: int, n_times: int, prev_outer: np.ndarray, prev_level: np.ndarray,
-                prev_outer_prev_level: np.ndarray | None = None, prev_level2: np.ndarray | None = None,
-                nonlinear: str = "picard", assemble_seconds: float = 0.0) -> tuple[np.ndarray, dict]:
+                nonlinear: str, prev_outer_prev_level: np.ndarray | None = None,
+                prev_level2: np.ndarray | None = None, assemble_seconds: float = 0.0) -> tuple[np.ndarray, dict]:
     """Solve system x = b (the system's current values) with ``solver``; returns x and its log row.
 
     Raises SystemFailure if the solver's true relative residual misses its rtol.
     """
     t1 = time.perf_counter()
-    ctx = SolveContext(image, channel, outer_iter, time_level, n_times, system, b, prev_outer, prev_level,
-                       prev_outer_prev_level, prev_level2, nonlinear)
+    ctx = SolveContext(image, channel, outer_iter, time_level, n_times, system, b, prev_outer, prev_level, nonlinear,
+                       prev_outer_prev_level, prev_level2)
     x, stats = solver.solve(ctx)
     t2 = time.perf_counter()
     check_solution(solver.name, solver.rtol, x, stats.final_residual,

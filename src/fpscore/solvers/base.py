@@ -112,9 +112,9 @@ class SolveContext:
     b: np.ndarray
     prev_outer: np.ndarray
     prev_level: np.ndarray
+    nonlinear: str
     prev_outer_prev_level: np.ndarray | None = None
     prev_level2: np.ndarray | None = None
-    nonlinear: str = "picard"
 
     def where(self) -> str:
         """'image i, channel c, <driver> iteration k, time level n' for messages."""
