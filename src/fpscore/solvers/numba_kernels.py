@@ -522,8 +522,8 @@ def newton_channels(m0: np.ndarray, a_levels: np.ndarray, h: float, scheme: str,
     K, H, W = m0.shape
     T = a_levels.size
     R = max(1, (T - 1) * max_iter)
-    rec_i = np.zeros((K, R, 3), dtype=np.int64)
-    rec_f = np.zeros((K, R, 4))
+    rec_i = np.empty((K, R, 3), dtype=np.int64)  # only a channel's first CH_RECORDS rows are written and read
+    rec_f = np.empty((K, R, 4))
     ch_i = np.zeros((K, 7), dtype=np.int64)
     ch_f = np.zeros((K, 3))
     run = _channels_parallel if threads > 1 else _channels_serial
