@@ -168,12 +168,16 @@ def workflow_run(args, work: Path) -> dict:
     load_before = _load()
     base = [str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(work), "--cores", str(args.cores),
             "--configfile", str(repo / "config" / "config.yaml"), str(overlay)]
-    times = {}
+    times, cpu = {}, {}
     for step, target in (("data", "results/data/cifar10/32/images.npz"),
                          ("scores", f"results/scores/cifar10/32/{args.solver}/scores")):
         t0 = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)  # every job snakemake waited for, snakemake too
         done = subprocess.run([*base[:1], target, *base[1:]], capture_output=True, text=True)
         times[step] = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[step] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        (work / f"snakemake_{step}.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0:
             raise SystemExit(f"snakemake {target} failed:\n{(done.stdout + done.stderr)[-3000:]}")
         print(f"{step}: {times[step]:.1f} s", flush=True)
@@ -199,6 +203,7 @@ def workflow_run(args, work: Path) -> dict:
         "solver": args.solver, "device": args.device, "nonlinear": args.nonlinear, "newton_stop": args.newton_stop,
         "archive": str(args.archive or "stand-in"),
         "data_wall_s": times["data"], "scores_wall_s": times["scores"], "total_wall_s": sum(times.values()),
+        "data_cpu_s": cpu["data"], "scores_cpu_s": cpu["scores"],
         "channels_per_s": channels / times["scores"],
         "max_process_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "job_peak_mb": peaks_by_kind(peaks), "job_peak_mb_each": peaks,
