@@ -37,7 +37,7 @@ def inputs(tmp_path):
 def test_train_and_sample_ours(inputs, capsys):
     d = inputs
     rc = main(["train", "--method", "ours", "--images", str(d / "images.npz"), "--scores", str(d / "scores.npz"),
-               "--solve-log", str(d / "solve_log.csv"), "--indices", "0", "--stop", "steps", "--max-steps", "3",
+               "--score-log", str(d / "solve_log.csv"), "--indices", "0", "--stop", "steps", "--max-steps", "3",
                "--out", str(d / "model.pt"), "--log", str(d / "train_log.csv"), *TINY])
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((d / "train_log.json").read_text())

@@ -72,7 +72,7 @@ def test_skip_invalid_gives_every_method_the_score_flags(tmp_path):
         assert trains and baselines
         assert all(("--skip-invalid" in t) == (name == "on") for t in trains)
         assert all(("--scores " in t) == (name == "on") for t in baselines)
-        assert all("--solve-log" not in t for t in baselines)
+        assert all("--score-log" not in t for t in baselines)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ rule train:
         summary="results/train/{experiment}/{method}/train_log.json",
     params:
         scores=optional_option("--scores", "scores"),
-        solve_log=optional_option("--solve-log", "solve_log"),
+        solve_log=optional_option("--score-log", "solve_log"),
         options=train_options,
     threads: config["learn"]["train"]["threads"]
     resources:

@@ -71,7 +71,8 @@ def register(subparsers) -> None:
     p.add_argument("--images", required=True, help="images.npz of the data step")
     p.add_argument("--scores", help="the score set of the score step, a directory or .npz (method ours; every "
                    "method with --skip-invalid, the default)")
-    p.add_argument("--solve-log", help="solve_log.csv of the score set: adds the pre-computation time (ours)")
+    p.add_argument("--score-log", help="solve_log.csv of the score set: adds the pre-computation time (ours); "
+                   "not --solve-log, which is the score step's option scores.solve_log")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--indices", type=int, nargs="+", help="train on these image indices")
     sel.add_argument("--count", type=int, help="train on the first COUNT images (default: all)")
@@ -226,7 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
     if h != w:
         raise ValueError(f"{args.images}: the U-Net expects square images, got {h} x {w}")
     method, data_fp = build_method(args, images, chosen, device)
-    pre = precompute_seconds(args.solve_log, chosen) if (args.method == "ours" and args.solve_log) else None
+    pre = precompute_seconds(args.score_log, chosen) if (args.method == "ours" and args.score_log) else None
     torch.manual_seed(args.seed)
     unet = {k: tuple(v) if isinstance(v, list) else v for k, v in group_values(args, UNET).items()}
     net = UNet(UNetConfig(in_channels=c, resolution=h, **unet)).to(device)

@@ -73,7 +73,7 @@ def denoise_run(summary: dict, where: str = "training summary") -> dict:
         raise ValueError(f"{where}: not a target-SSIM run (stop = {summary.get('stop')!r})")
     method, pre = summary["method"], summary["precompute_seconds"]
     if method == "ours" and pre is None:
-        raise ValueError(f"{where}: our run has no precompute_seconds (train it with --solve-log so the score "
+        raise ValueError(f"{where}: our run has no precompute_seconds (train it with --score-log so the score "
                          "pre-computation is counted)")
     reached = bool(summary["reached"])
     return dict(experiment=summary["experiment"], dataset=summary["dataset"], resolution=int(summary["resolution"]),
