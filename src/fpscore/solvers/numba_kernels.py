@@ -33,6 +33,7 @@ them with, so that this one-time cost of a process is paid before anything is ti
 from __future__ import annotations
 
 import math
+import time
 
 import numba
 import numpy as np
@@ -177,6 +178,9 @@ REC_OUTER, REC_LEVEL, REC_ITS = range(3)
 REC_INIT, REC_FINAL, REC_ASSEMBLE, REC_SOLVE = range(4)
 
 
+_CLOCK_MONOTONIC = getattr(time, "CLOCK_MONOTONIC", 1)  # 1 on Linux, 6 on macOS (POSIX systems only)
+
+
 @intrinsic
 def _clock_ns(typingctx):
     """clock_gettime(CLOCK_MONOTONIC) in ns: a clock inside compiled code (numba has none)."""
@@ -187,7 +191,7 @@ def _clock_ns(typingctx):
         spec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32, spec.type]),
                                             "clock_gettime")
-        builder.call(fn, [ir.Constant(i32, 1), spec])
+        builder.call(fn, [ir.Constant(i32, _CLOCK_MONOTONIC), spec])
         zero = ir.Constant(i32, 0)
         sec = builder.load(builder.gep(spec, [zero, zero]))
         nsec = builder.load(builder.gep(spec, [zero, ir.Constant(i32, 1)]))
