@@ -288,10 +288,16 @@ def test_fused_engine_equals_the_stepwise_one(mixed, scheme, boundary, torch_one
     assert (fused.log.columns["final_residual"] <= 1e-10 * (1 + 1e-6)).all()
 
 
-def test_fused_engine_in_parallel_is_the_serial_one(mixed):
-    """threads > 1: the channels in parallel (numba prange), the same numbers to the bit."""
+def test_fused_engine_in_parallel_is_the_serial_one(mixed, monkeypatch):
+    """threads > 1: the channels in parallel (numba prange), the same numbers to the bit; so in chunks of
+    channels (batch_size * _FUSED_CHUNK at a time)."""
     params = FPParams(n_times=6)
     one = compute_scores(mixed, params, _engine("fused"), progress=False)
+    monkeypatch.setattr(batched_mod, "_FUSED_CHUNK", 1)
+    chunked = compute_scores(mixed, params, _engine("fused", batch_size=3), progress=False)
+    np.testing.assert_array_equal(one.m, chunked.m)
+    np.testing.assert_array_equal(one.log.columns["iterations"], chunked.log.columns["iterations"])
+    np.testing.assert_array_equal(one.log.columns["image"], chunked.log.columns["image"])
     from fpscore.solvers.batched import BatchedSolver
 
     two = compute_scores(mixed, params, BatchedSolver(device="cpu", threads=2, engine="fused"), progress=False)

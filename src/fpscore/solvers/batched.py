@@ -52,6 +52,7 @@ from fpscore.solvers.batched_ops import (DEVICES, Stencil, bicgstab, check_toler
                                          resolve_device)
 
 _ROUNDS = 2  # BiCGStab runs from the current x for a system whose true residual misses rtol
+_FUSED_CHUNK = 16  # the fused engine takes batch_size * this many channels at a time (4,096 by default)
 _SAFETY = 0.5  # the recursive residual must reach _SAFETY * rtol before the true one is checked
 
 
@@ -144,7 +145,9 @@ ENGINES = ("auto", "fused", "stepwise")
 class BatchedSolver(Solver):
     """The batched engine (module docstring). ``device`` auto|cpu|cuda; ``threads``: torch
     CPU threads while solving (None: torch's setting); ``batch_size``: channels solved
-    together (memory ~ 3 * T * batch_size * H * W * 8 bytes); ``max_it``: BiCGStab cap
+    together (memory ~ 3 * T * batch_size * H * W * 8 bytes; the fused engine takes
+    ``_FUSED_CHUNK`` times as many at a time, its working arrays ~ 20 kB per channel at 32x32
+    besides the outputs); ``max_it``: BiCGStab cap
     per round; ``kernel``: auto|torch|numba, the BiCGStab kernel (``krylov_kernel``); ``engine``
     (not a config key: tests and benchmarks): auto = the fused engine wherever it applies
     (``fused_applies``), stepwise = always the stepwise one, fused = the fused one or a ValueError
@@ -235,24 +238,34 @@ class BatchedSolver(Solver):
         N, C, H, W = images.shape
         T, K = params.n_times, N * C
         m, s = output_arrays(out, (N, C, T, H, W), dtype)
-        m0 = initial_log_density_compiled(images.reshape(K, H, W), bins=params.kde_bins, floor=params.kde_floor)
         g, dts = params.g(), np.diff(params.times())
         a_levels = np.zeros(T)
         a_levels[1:] = 0.5 * g[1:] ** 2 * dts
-        rec_i, rec_f, ch_i, ch_f = fz.newton_channels(
-            m0, a_levels, params.dh, params.scheme, params.boundary, rtol=self.rtol, max_it=self.max_it,
-            rounds=_ROUNDS, safety=_SAFETY, tol=params.newton_tol, max_iter=params.newton_max_iter,
-            stop=params.newton_stop, monotone=params.newton_monotone, m_out=m.reshape(K, T, H, W),
-            s_out=s.reshape(K, T, H, W), threads=self.threads or 1)
+        chans, m_all, s_all = images.reshape(K, H, W), m.reshape(K, T, H, W), s.reshape(K, T, H, W)
+        ch_i, ch_f, owner, ri, rf = [], [], [], [], []
+        chunk = self.batch_size * _FUSED_CHUNK  # bounds the working arrays (not the outputs: the caller's)
+        for start in range(0, K, chunk):
+            sel = slice(start, min(start + chunk, K))
+            m0 = initial_log_density_compiled(chans[sel], bins=params.kde_bins, floor=params.kde_floor)
+            c_rec_i, c_rec_f, c_ch_i, c_ch_f = fz.newton_channels(
+                m0, a_levels, params.dh, params.scheme, params.boundary, rtol=self.rtol, max_it=self.max_it,
+                rounds=_ROUNDS, safety=_SAFETY, tol=params.newton_tol, max_iter=params.newton_max_iter,
+                stop=params.newton_stop, monotone=params.newton_monotone, m_out=m_all[sel], s_out=s_all[sel],
+                threads=self.threads or 1)
+            # the log: every record of the channels solved here, channel by channel
+            kept = ((c_ch_i[:, fz.CH_STATUS] == fz.DONE)[:, None]
+                    & (np.arange(c_rec_i.shape[1])[None, :] < c_ch_i[:, fz.CH_RECORDS][:, None]))
+            owner.append(start + np.nonzero(kept)[0])
+            ri.append(c_rec_i[kept])
+            rf.append(c_rec_f[kept])
+            ch_i.append(c_ch_i)
+            ch_f.append(c_ch_f)
+        ch_i, ch_f, owner, ri, rf = (np.concatenate(a) for a in (ch_i, ch_f, owner, ri, rf))
         images_of, channels_of = labels[np.arange(K) // C], np.arange(K) % C
         done = ch_i[:, fz.CH_STATUS] == fz.DONE
         iters, conv = ch_i[:, fz.CH_MOST].copy(), ch_i[:, fz.CH_CONVERGED].astype(bool)
         solves = ch_i[:, fz.CH_SOLVES].copy()
         within, nu_active = ch_f[:, fz.CHF_WITHIN].astype(bool), ch_f[:, fz.CHF_NU_ACTIVE].copy()
-        # the log: every record of the channels solved here, channel by channel
-        kept = done[:, None] & (np.arange(rec_i.shape[1])[None, :] < ch_i[:, fz.CH_RECORDS][:, None])
-        owner = np.nonzero(kept)[0]
-        ri, rf = rec_i[kept], rec_f[kept]
         log = SolveLog({
             "image": images_of[owner], "channel": channels_of[owner], "picard_iter": ri[:, fz.REC_OUTER],
             "time_level": np.abs(ri[:, fz.REC_LEVEL]), "solver": np.full(owner.size, self.name, dtype=object),
