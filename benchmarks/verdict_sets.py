@@ -396,14 +396,14 @@ def figures(runs: list[dict], out: Path) -> None:
                         panels.append((f"{m} (seed {r['seed']})", z["images"],
                                        f"SSIM {r['mean_ssim']:.3f} ({r['ssim_mode']})\nKID {r['kid']:.3f}, "
                                        f"copies {r['copy_fraction']:.2f}"))
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 3.0), squeeze=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 3.3), squeeze=False)
         for ax, (title, images, note) in zip(axes[0], panels):
             ax.imshow(mosaic(images), cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{title}\n{note}" if note else title, fontsize=7)
             ax.axis("off")
         fig.suptitle(f"{size}x{size}, {first['n_images']} {first['dataset']}, recipe {recipe}: the same budget of "
                      f"{first['part_budget']:.0f} CPU s for every method", fontsize=8)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.92))  # the suptitle above the panels' titles
         fig.savefig(out / f"samples_{size}_{recipe}.png", dpi=120)
         plt.close(fig)
 
