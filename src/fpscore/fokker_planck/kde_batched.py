@@ -22,6 +22,16 @@ from fpscore.fokker_planck.kde import _SPECTRAL_CUTOFF, _TRUNCATE_STD
 _CHUNK_ELEMENTS = {"cpu": 1 << 18, "cuda": 1 << 23}
 
 
+def _checked(shape: tuple, bins) -> int:
+    """``bins`` as an int, after checking a non-empty K x H x H stack and bins >= 8 (ValueError naming them)."""
+    if len(shape) != 3 or shape[1] != shape[2] or shape[0] == 0:
+        raise ValueError(f"initial density: expected a non-empty stack K x H x H of square channels, "
+                         f"got shape {shape}")
+    if int(bins) != bins or bins < 8:
+        raise ValueError(f"kde_bins: expected an integer >= 8, got {bins!r}")
+    return int(bins)
+
+
 def _band_density(a_idx, b_idx, w, cov, k_max: np.ndarray, L: tuple[int, int], bins: int, delta: float,
                   n: int):
     """The binned KDE at the grid corners of the points of G channels of one padded size L.
@@ -72,12 +82,7 @@ def initial_log_density_batched(channels, bins: int = 256, floor: float = 1e-300
     import torch
 
     x_img = torch.as_tensor(channels, dtype=torch.float64, device=device)
-    if x_img.ndim != 3 or x_img.shape[1] != x_img.shape[2] or x_img.shape[0] == 0:
-        raise ValueError(f"initial density: expected a non-empty stack K x H x H of square channels, "
-                         f"got shape {tuple(x_img.shape)}")
-    if int(bins) != bins or bins < 8:
-        raise ValueError(f"kde_bins: expected an integer >= 8, got {bins!r}")
-    bins = int(bins)
+    bins = _checked(tuple(x_img.shape), bins)
     K, H, _ = x_img.shape
     n = H * H
     dev = x_img.device
@@ -150,12 +155,7 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
     from fpscore.solvers import numba_kernels
 
     chans = np.asarray(channels, dtype=np.float64)
-    if chans.ndim != 3 or chans.shape[1] != chans.shape[2] or chans.shape[0] == 0:
-        raise ValueError(f"initial density: expected a non-empty stack K x H x H of square channels, "
-                         f"got shape {chans.shape}")
-    if int(bins) != bins or bins < 8:
-        raise ValueError(f"kde_bins: expected an integer >= 8, got {bins!r}")
-    bins = int(bins)
+    bins = _checked(chans.shape, bins)
     K, H, _ = chans.shape
     n = H * H
     x = chans.reshape(K, n)
