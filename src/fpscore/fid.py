@@ -28,7 +28,6 @@ Both files are verified by SHA-256 before use; a file with another checksum rais
 from __future__ import annotations
 
 import importlib.util
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +35,9 @@ import numpy as np
 from scipy import linalg
 
 from fpscore.config import schema_default
-from fpscore.fileio import atomic_outputs, file_digest
+from fpscore.data.base import DataError
+from fpscore.data.download import download as download_file
+from fpscore.fileio import file_digest
 
 # The weights' addresses and checksums are config keys (evaluate.fid); the schema holds them.
 FID_WEIGHTS_URL = schema_default("evaluate.fid.url")
@@ -108,17 +109,6 @@ def installed_archive() -> Path:
     return path
 
 
-def _download(url: str, dest: Path, sha256: str) -> None:
-    """Fetch ``url`` to ``dest`` through a temporary sibling; keep it only if the checksum matches."""
-    with atomic_outputs(dest, suffix=".part") as (tmp,):
-        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        got = sha256sum(Path(tmp))
-        if got != sha256:
-            raise WeightsUnavailable(f"download of {url} has SHA-256 {got}, expected {sha256}")
-
-
 def resolve_weights(weights_path: str | Path, url: str = FID_WEIGHTS_URL, sha256: str = FID_WEIGHTS_SHA256,
                     download: bool = True) -> Path:
     """Path of verified pytorch-fid weights: the file at ``weights_path``, downloaded there if missing.
@@ -131,10 +121,10 @@ def resolve_weights(weights_path: str | Path, url: str = FID_WEIGHTS_URL, sha256
         if not download or not url:
             raise WeightsUnavailable(f"weights file {path} not found and download is disabled")
         try:
-            _download(url, path, sha256)
-        except OSError as err:  # URLError, timeouts, DNS failures are all OSErrors
-            raise WeightsUnavailable(f"weights file {path} not found and download from {url} failed: "
-                                     f"{getattr(err, 'reason', err)}") from None
+            download_file(url, path, sha256, "sha256")
+        except DataError as err:  # unreachable, or a checksum mismatch (the download is deleted)
+            raise WeightsUnavailable(f"weights file {path} not found and download from {url} failed: {err}") \
+                from None
     verify(path, sha256, "FID weights file")
     return path
 
