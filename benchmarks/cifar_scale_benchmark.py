@@ -336,7 +336,8 @@ def shard_job(task) -> dict:
     import torch
 
     from fpscore.fokker_planck.params import FPParams
-    from fpscore.scores import compute_scores, score_arrays, write_npz
+    from fpscore.score_files import score_arrays, write_npz
+    from fpscore.scores import compute_scores
     from fpscore.solvers import make_solver
 
     torch.set_num_threads(1)
@@ -410,6 +411,9 @@ def main(argv=None) -> int:
                 print(f"{k:>26}: {v:.4g}" if isinstance(v, float) else f"{k:>26}: {v}")
             if args.json:
                 args.json.write_text(json.dumps({"summary": out}, indent=1))
+                # the snakemake log (every job's start and end) is the evidence of the shard and merge phases
+                log = args.json.with_name(args.json.stem + "_snakemake.log")
+                log.write_text((work / "snakemake_data.log").read_text() + (work / "snakemake_scores.log").read_text())
             return 0
         t_start = time.perf_counter()
         images = stand_in_set(args.images)
