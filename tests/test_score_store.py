@@ -7,8 +7,9 @@ import pytest
 
 from fpscore.data import prepare
 from fpscore.fokker_planck.params import FPParams
+from fpscore.score_files import score_arrays, write_npz
 from fpscore.score_store import merge_shards_to_dir, read_scores
-from fpscore.scores import compute_scores, read_images, score_arrays, write_npz
+from fpscore.scores import compute_scores, read_images
 from fpscore.solvers import make_solver
 
 PARAMS = FPParams(n_times=4, kde_bins=64)

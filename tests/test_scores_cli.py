@@ -11,8 +11,8 @@ import pytest
 from skimage import data, transform
 
 from fpscore.cli import main
+from fpscore.score_files import SCORE_KEYS
 from fpscore.score_store import read_scores
-from fpscore.scores import SCORE_KEYS
 from fpscore.solvers.base import LEVEL_COLUMNS, LOG_COLUMNS
 
 FAST = ["--n-times", "4", "--kde-bins", "64", "--no-progress", "--nonlinear", "picard"]  # Algorithm 1
@@ -194,7 +194,7 @@ def test_too_many_seeds(tmp_path, images_file, capsys):
 
 
 def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
-    from fpscore.scores import merge_logs
+    from fpscore.solve_logs import merge_logs
     from fpscore.solvers.base import LOG_COLUMNS
 
     header = ",".join(LOG_COLUMNS)
@@ -231,7 +231,7 @@ def test_merge_logs_streams_rows_and_names_bad_files(tmp_path):
 def test_merge_logs_of_either_kind(tmp_path):
     """Level logs merge as per-solve logs do; the kind is the first file's; a mixed merge is an error
     naming the file and the option."""
-    from fpscore.scores import merge_logs
+    from fpscore.solve_logs import merge_logs
 
     level = tmp_path / "level.csv"
     level.write_text(",".join(LEVEL_COLUMNS) + "\n" + ",".join(str(i) for i in range(len(LEVEL_COLUMNS))) + "\n")
@@ -251,7 +251,7 @@ def test_npz_in_place_is_an_npz(tmp_path):
     write_npz's bytes; an error inside the block leaves no file."""
     import zipfile
 
-    from fpscore.scores import npz_in_place, write_npz
+    from fpscore.score_files import npz_in_place, write_npz
 
     m = np.random.default_rng(0).random((3, 2, 4, 5, 5), dtype=np.float32)
     small = {"times": np.linspace(0, 1, 4), "names": np.array(["a", "b", "c"]), "params": np.array("{}"),

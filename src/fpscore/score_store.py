@@ -8,7 +8,7 @@ shard into ``np.lib.format.open_memmap`` arrays (one shard in memory at a time) 
 the finished directory into place whole (a temporary sibling, then a rename);
 ``read_scores`` returns the large arrays memory-mapped (read-only), so a training loader
 reads only the batches it indexes. ``read_scores`` also reads a ``scores.npz`` file (the
-single-file format of ``fpscore.scores.write_npz``), loaded whole. Bad, truncated or
+single-file format of ``fpscore.score_files.write_npz``), loaded whole. Bad, truncated or
 mismatching files raise ValueError naming the file.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpscore.scores import SCORE_KEYS
+from fpscore.score_files import SCORE_KEYS
 
 #: The arrays memory-mapped on reading (the rest are small and loaded).
 LARGE_KEYS = ("m", "scores")

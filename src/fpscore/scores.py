@@ -1,24 +1,22 @@
-"""Score pre-computation over a set of images (METHOD.md §4-5): m and s for every
-image channel, with one solver for the whole set; its solve log (``step.SolveLog``, one entry per
-linear solve in memory) is written with one row per time level of a channel or per linear solve
-(``scores.solve_log``)."""
+"""Score pre-computation over a set of images (METHOD.md §4-5): m and s for every image channel, with
+one solver for the whole set (``compute_scores``: the solver's preparation, then the batched engine's
+``solve_set`` or a per-channel driver, Picard or Newton), the ``ScoreSet`` it returns (with the solve log
+in memory, ``step.SolveLog``: one entry per linear solve) and the validity of every channel. Only the
+computation: the score file is written by ``fpscore.score_files``, the solve log by ``fpscore.solve_logs``."""
 from __future__ import annotations
 
 import re
 import time
 import warnings
-import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from fpscore.data import check_images, read_images  # noqa: F401  (read_images: the one images.npz reader)
-from fpscore.fileio import atomic_outputs
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
 from fpscore.fokker_planck.scheme import validity
 from fpscore.fokker_planck.step import Flag, SolveLog, flag_summary, startup_seconds
-from fpscore.solvers.base import LOG_KINDS, Solver
+from fpscore.solvers.base import Solver
 
 
 @dataclass
@@ -103,7 +101,7 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     with ``solve_set`` (the batched engine) solves all channels at once instead. Channels
     flagged as not converged are reported once, at the end: one RuntimeWarning (``step.flag_summary``).
     ``out``: {"m": array, "scores": array} (N, C, T, H, W) of ``dtype`` to write m and the scores into
-    (e.g. ``NpzInPlace.arrays``: the score file itself); the ScoreSet then holds them.
+    (e.g. ``score_files.NpzInPlace.arrays``: the score file itself); the ScoreSet then holds them.
     """
     if nonlinear is not None:
         params = replace(params, nonlinear=nonlinear)
@@ -203,292 +201,3 @@ def _per_channel(imgs, params, solver, labels, progress, dtype, prepared: SolveL
     return ScoreSet(m=m, scores=s, times=times, g=g, picard_iterations=iters, converged=conv,
                     log=SolveLog.concat([prepared, SolveLog.from_rows(rows)]), solves=solves, within_bound=within,
                     nu_active=nu_active, flags=flags)
-
-
-# ---- files -------------------------------------------------------------------------------------
-SCORE_KEYS = ("m", "scores", "times", "g", "names", "params", "picard_iterations", "converged", "within_bound",
-              "nu_active", "valid")
-
-
-def write_npz(path, arrays: dict) -> None:
-    """Write arrays to an uncompressed .npz atomically, byte-reproducibly (fixed zip
-    timestamps), so equal contents give equal files."""
-    with atomic_outputs(path) as (tmp,):
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key, value in arrays.items():
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                with zf.open(info, "w", force_zip64=True) as member:
-                    _write_npy(member, np.asanyarray(value))
-
-
-class NpzInPlace:
-    """A stored .npz (zip64) whose large members are filled in place: ``arrays[key]`` are writable views of
-    the file itself (memory-mapped), so an engine computes straight into the file's pages (no copy into
-    the file afterwards: a 1,000-image shard's m and scores are 490 MB); ``finish(small)`` then adds the
-    other members, the CRCs and the central directory. A file np.load and zipfile read as any .npz.
-    Use ``npz_in_place`` (whole or not at all)."""
-
-    _DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, 00:00 (as write_npz: byte-reproducible)
-
-    def __init__(self, path, large: dict):
-        import mmap
-
-        self.path = path
-        self._fh = open(path, "w+b")
-        self._members: list[tuple[bytes, int, int, int]] = []  # name, header offset, size, crc
-        self._spans: list[tuple[str, bytes, int, int]] = []  # key, npy header, data offset, data bytes
-        offset = 0
-        for key, (shape, dtype) in large.items():
-            dtype = np.dtype(dtype)
-            header = self._npy_header(tuple(shape), dtype)
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            name = f"{key}.npy".encode()
-            size = len(header) + nbytes
-            self._fh.seek(offset)
-            self._fh.write(self._local(name, 0, size) + header)
-            self._members.append((name, offset, size, 0))
-            data = offset + 30 + len(name) + 20 + len(header)
-            self._spans.append((key, header, data, nbytes))
-            offset = data + nbytes
-        self._fh.truncate(offset)
-        self._end = offset
-        self._map = mmap.mmap(self._fh.fileno(), offset) if offset else None
-        self.arrays = {key: np.ndarray(shape, dtype=np.dtype(dtype), buffer=self._map, offset=span[2])
-                       for (key, (shape, dtype)), span in zip(large.items(), self._spans)}
-
-    @staticmethod
-    def _npy_header(shape: tuple, dtype: np.dtype) -> bytes:
-        import io
-
-        buf = io.BytesIO()
-        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                    "fortran_order": False, "shape": shape})
-        return buf.getvalue()
-
-    @staticmethod
-    def _local(name: bytes, crc: int, size: int) -> bytes:
-        import struct
-
-        return (struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, NpzInPlace._DATE, crc, 0xFFFFFFFF, 0xFFFFFFFF,
-                            len(name), 20) + name + struct.pack("<HHQQ", 1, 16, size, size))
-
-    def finish(self, small: dict) -> None:
-        """The CRCs of the large members, the small members (np.lib.format), the central directory."""
-        import io
-        import struct
-        import zlib
-
-        self.arrays = {}
-        for i, (key, header, data, nbytes) in enumerate(self._spans):
-            with memoryview(self._map) as whole:
-                crc = zlib.crc32(whole[data:data + nbytes], zlib.crc32(header))
-            name, offset, size, _ = self._members[i]
-            self._members[i] = (name, offset, size, crc)
-            self._map[offset + 14:offset + 18] = struct.pack("<I", crc)
-        self._release()
-        self._fh.seek(self._end)
-        for key, value in small.items():
-            buf = io.BytesIO()
-            _write_npy(buf, np.asanyarray(value))
-            payload = buf.getvalue()
-            name, crc = f"{key}.npy".encode(), zlib.crc32(payload)
-            self._members.append((name, self._fh.tell(), len(payload), crc))
-            self._fh.write(self._local(name, crc, len(payload)) + payload)
-        start = self._fh.tell()
-        for name, offset, size, crc in self._members:
-            self._fh.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 45, 45, 0, 0, 0, self._DATE, crc,
-                                       0xFFFFFFFF, 0xFFFFFFFF, len(name), 28, 0, 0, 0, 0o100644 << 16, 0xFFFFFFFF)
-                           + name + struct.pack("<HHQQQ", 1, 24, size, size, offset))
-        end = self._fh.tell()
-        count = len(self._members)
-        self._fh.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, end - start, start))
-        self._fh.write(struct.pack("<IIQI", 0x07064B50, 0, end, 1))
-        self._fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
-                                   min(end - start, 0xFFFFFFFF), 0xFFFFFFFF, 0))
-        self._fh.close()
-
-    def _release(self) -> None:
-        """Unmap now where no view of the arrays is left; else the mapping goes with the last view (the file's
-        pages are the same either way: what was written through it is in the file)."""
-        if self._map is not None and not self._map.closed:
-            try:
-                self._map.close()
-            except BufferError:
-                pass
-
-    def abort(self) -> None:
-        self.arrays = {}
-        self._release()
-        self._fh.close()
-
-
-@contextmanager
-def npz_in_place(path, large: dict):
-    """``NpzInPlace`` on a temporary sibling of ``path``, moved into place when the block ends with
-    ``finish`` called, removed when it raises (``fileio.atomic_outputs``)."""
-    with atomic_outputs(path) as (tmp,):
-        npz = NpzInPlace(tmp, large)
-        try:
-            yield npz
-        except BaseException:
-            npz.abort()
-            raise
-        if not npz._fh.closed:
-            npz.abort()
-            raise RuntimeError("npz_in_place: the block ended without finish()")
-
-
-def _write_npy(fh, array: np.ndarray) -> None:
-    """np.lib.format.write_array's bytes; a C-contiguous array of numbers is written from its own memory
-    (no chunked copies: a 1,000-image shard's m and scores are 490 MB)."""
-    if array.dtype.hasobject or not array.flags.c_contiguous or array.dtype.kind not in "biuf":
-        np.lib.format.write_array(fh, array, allow_pickle=False)
-        return
-    np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(array))
-    fh.write(memoryview(array.reshape(-1)).cast("B"))
-
-
-def write_log(path, log, kind: str = "solve") -> None:
-    """Write the solve log (a ``step.SolveLog`` or row dicts) as CSV, atomically: ``kind`` "solve" one row
-    per linear solve (LOG_COLUMNS), "level" one per image, channel and time level (LEVEL_COLUMNS,
-    ``SolveLog.levels``); names.SOLVE_LOGS. Missing and NaN values are empty fields, as pandas writes
-    them; floats as Python writes them (shortest round trip). Column by column: no per-row Python
-    objects (a 1,000-image shard has 57,000 level rows)."""
-    import gc
-
-    columns, arrays = SolveLog.from_rows(log).table(kind)
-    enabled = gc.isenabled()
-    gc.disable()  # the strings and rows are no cycles: collections would only scan them
-    try:
-        cells = [_cells(arrays[key]) for key in columns]
-        with atomic_outputs(path) as (tmp,):
-            with open(tmp, "w", newline="") as f:
-                f.write(",".join(columns) + "\n")
-                f.writelines(",".join(row) + "\n" for row in zip(*cells))
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _cells(values: np.ndarray) -> list[str]:
-    """CSV fields of one column (as the csv module writes them: True/False, integers, repr of floats,
-    empty for NaN and None, quoted where needed)."""
-    if values.dtype == object:
-        out = ["" if v is None else str(v) for v in values.tolist()]
-        if any(("," in v) or ('"' in v) or ("\n" in v) for v in out):
-            import csv
-            import io
-
-            def quote(v):
-                buf = io.StringIO()
-                csv.writer(buf, lineterminator="").writerow([v])
-                return buf.getvalue()
-
-            out = [quote(v) for v in out]
-        return out
-    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
-        return list(map(str, values.tolist()))
-    return ["" if v != v else repr(v) for v in values.tolist()]
-
-
-def log_kind(header) -> str | None:
-    """The kind of a solve log (names.SOLVE_LOGS) from its header, None for another header."""
-    for kind, columns in LOG_KINDS.items():
-        if list(header or []) == list(columns):
-            return kind
-    return None
-
-
-def merge_logs(paths, out, kind: str | None = None) -> int:
-    """Concatenate solve logs of one kind (CSV, the header of LOG_COLUMNS or LEVEL_COLUMNS) into ``out``,
-    atomically, a block of lines in memory at a time (a 50,000-image set has millions of rows);
-    returns the row count. ``kind``: what the logs must be (default: the first one's; with no logs,
-    the schema's ``scores.solve_log``). A file that cannot be read, has another header or a row of the
-    wrong length is a ValueError naming it."""
-    import csv
-
-    from fpscore.config import schema_default
-
-    paths = list(paths)
-    if kind is None and paths:
-        try:
-            with open(paths[0]) as f:
-                kind = log_kind(next(csv.reader([f.readline()]), None))
-        except (OSError, UnicodeDecodeError, csv.Error) as err:
-            raise ValueError(f"merge: cannot read solve log {paths[0]}: {err}") from None
-        if kind is None:
-            kind = "solve"  # _append_log names the file and both headers
-    kind = kind or schema_default("scores.solve_log")
-    columns = LOG_KINDS[kind]
-    rows = 0
-    with atomic_outputs(out) as (tmp,):
-        with open(tmp, "w", newline="") as f:
-            f.write(",".join(columns) + "\n")
-            for path in paths:
-                rows += _append_log(path, f, columns)
-    return rows
-
-
-_LOG_BLOCK = 1 << 24  # bytes of whole lines copied at a time
-
-
-def _append_log(path, out, columns) -> int:
-    """Append the rows of one solve log to the open file ``out``; returns their count. Blocks of
-    plain rows (no quotes, one comma fewer than ``columns`` in every line) are copied as they
-    are, bytes for bytes; any other block is parsed by the csv module, which names a bad line."""
-    import csv
-
-    commas = len(columns) - 1
-    rows, lines_read = 0, 1  # rows written; file lines read, the header included
-    try:
-        with open(path) as src:  # universal newlines: a CRLF file's rows are copied with LF
-            header = next(csv.reader([src.readline()]), None)
-            if header != list(columns):
-                other = log_kind(header)
-                raise ValueError(f"merge: solve log {path} has columns {header}, expected {list(columns)}"
-                                 + (f" (it has one row per {'linear solve' if other == 'solve' else 'time level'}: "
-                                    "every log of a merge must be of one kind, scores.solve_log)" if other else ""))
-            while lines := src.readlines(_LOG_BLOCK):
-                if not lines[-1].endswith("\n"):
-                    lines[-1] += "\n"
-                if all(line.count(",") == commas for line in lines) and not any('"' in line for line in lines):
-                    out.writelines(lines)
-                    rows += len(lines)
-                else:
-                    rows += _append_parsed(path, lines, lines_read + 1, out, columns)
-                lines_read += len(lines)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f"merge: cannot read solve log {path}: {err}") from None
-    return rows
-
-
-def _append_parsed(path, lines: list[str], first_line: int, out, columns) -> int:
-    """Append CSV ``lines`` (file lines ``first_line``...) of ``path`` through the csv module and
-    return the rows written: a row of the wrong length is a ValueError naming the file and line."""
-    import csv
-
-    reader = csv.reader(lines)
-    writer = csv.writer(out, lineterminator="\n")
-    rows = 0
-    for rows, row in enumerate(reader, 1):
-        if len(row) != len(columns):
-            raise ValueError(f"merge: solve log {path}, line {first_line + reader.line_num - 1}: {len(row)} "
-                             f"fields, expected {len(columns)}")
-        writer.writerow(row)
-    return rows
-
-
-def score_arrays(result: ScoreSet, names, params_json: str, indices=None) -> dict:
-    """The contents of a scores file (float32 m and scores); ``indices`` marks a shard."""
-    arrays = {
-        "m": result.m.astype(np.float32, copy=False), "scores": result.scores.astype(np.float32, copy=False),
-        "times": result.times, "g": result.g, "names": np.asarray(names).astype(str),
-        "params": np.array(params_json), "picard_iterations": result.picard_iterations,
-        "converged": result.converged, "within_bound": result.within_bound, "nu_active": result.nu_active,
-        "valid": result.valid,
-    }
-    if indices is not None:
-        arrays["indices"] = np.asarray(indices, dtype=np.int64)
-    return arrays
-
-

@@ -73,7 +73,9 @@ def run_scores(args: argparse.Namespace) -> int:
 def _run_scores(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fpscore.scores import compute_scores, npz_in_place, read_images, score_arrays, write_log, write_npz
+    from fpscore.score_files import npz_in_place, score_arrays, write_npz
+    from fpscore.scores import compute_scores, read_images
+    from fpscore.solve_logs import write_log
 
     params = params_from_args(args)
     indices = None
@@ -118,7 +120,8 @@ def _run_scores(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from fpscore.scores import prepare_solver, read_images, write_log
+    from fpscore.scores import prepare_solver, read_images
+    from fpscore.solve_logs import write_log
 
     params = params_from_args(args)
     images, _ = read_images(args.images)
@@ -135,7 +138,8 @@ def run_merge(args: argparse.Namespace) -> int:
     files, one shard in memory at a time) and their logs into one solve log (streamed)."""
     from fpscore.fileio import atomic_outputs
     from fpscore.score_store import merge_shards_to_dir
-    from fpscore.scores import merge_logs, read_images
+    from fpscore.scores import read_images
+    from fpscore.solve_logs import merge_logs
 
     images, names = read_images(args.images)
     with atomic_outputs(args.log) as (log,):  # no merged log is left behind when the scores fail
