@@ -144,7 +144,7 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
                                  out: np.ndarray | None = None) -> np.ndarray:
     """m^0 (K, H, H) float64 of K square channels (numpy, values in [0, 1]) with no torch: the KDE of
     ``initial_log_density_batched`` (the same grid sizes, bands and kernel), whose row transforms
-    are pruned DFTs compiled in ``fpscore.solvers.numba_kernels`` (the first Kc frequencies of every
+    are pruned DFTs compiled in ``fpscore.solvers.numba_kde`` (the first Kc frequencies of every
     row, from the bins that hold points; the irfft evaluated only at the corners read back) and
     whose column transforms are scipy's FFTs over each group of channels of one padded size. Equal
     to ``kde.initial_log_density`` channel by channel to rounding (tested to 1e-12). ``out``
@@ -152,7 +152,7 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
     from scipy import fft as sfft
 
     from fpscore.fokker_planck.kde import fast_length
-    from fpscore.solvers import numba_kernels
+    from fpscore.solvers import numba_kde
 
     chans = np.asarray(channels, dtype=np.float64)
     bins = _checked(chans.shape, bins)
@@ -182,11 +182,11 @@ def initial_log_density_compiled(channels: np.ndarray, bins: int = 256, floor: f
         for start in range(0, group.size, chunk):
             sel = group[start:start + chunk]
             _band_compiled(x[sel], y[sel], cov[sel], k_max[sel], size, bins, delta, n, floor, m0, sel, sfft,
-                           numba_kernels)
+                           numba_kde)
     return m0.reshape(K, H, H)
 
 
-def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, numba_kernels) -> None:
+def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, numba_kde) -> None:
     """m0[sel] of G channels of one padded size L (``initial_log_density_compiled``)."""
     kx = 2 * np.pi * np.fft.fftfreq(L[0], d=delta)
     ky_all = 2 * np.pi * np.fft.rfftfreq(L[1], d=delta)
@@ -196,12 +196,12 @@ def _band_compiled(x, y, cov, k_max, L, bins, delta, n, floor, m0, sel, sfft, nu
     tw_re, tw_im = _twiddle(L[1], bins, n_cols)
     G = x.shape[0]
     spec = np.empty((G, n_cols, L[0]), dtype=np.complex128)  # (channel, column frequency, row)
-    numba_kernels.kde_forward(x, y, bins, tw_re, tw_im, own, spec)
+    numba_kde.kde_forward(x, y, bins, tw_re, tw_im, own, spec)
     spec = sfft.fft(spec, axis=2, overwrite_x=True)
-    numba_kernels.kde_kernel(spec, np.ascontiguousarray(cov[:, 0, 0]), np.ascontiguousarray(cov[:, 0, 1]),
-                             np.ascontiguousarray(cov[:, 1, 1]), np.ascontiguousarray(k_max), kx, ky,
-                             delta * delta * n)
+    numba_kde.kde_kernel(spec, np.ascontiguousarray(cov[:, 0, 0]), np.ascontiguousarray(cov[:, 0, 1]),
+                         np.ascontiguousarray(cov[:, 1, 1]), np.ascontiguousarray(k_max), kx, ky,
+                         delta * delta * n)
     spec = sfft.ifft(spec, axis=2, overwrite_x=True)
     out = np.empty((G, n))
-    numba_kernels.kde_back(x, y, bins, spec, tw_re, tw_im, own, L[1], floor, out)
+    numba_kde.kde_back(x, y, bins, spec, tw_re, tw_im, own, L[1], floor, out)
     m0[sel] = out
