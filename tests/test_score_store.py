@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpscore.data import prepare
+from fpscore.data import prepare, read_images
 from fpscore.fokker_planck.params import FPParams
 from fpscore.score_files import score_arrays, write_npz
 from fpscore.score_store import merge_shards_to_dir, read_scores
-from fpscore.scores import compute_scores, read_images
+from fpscore.scores import compute_scores
 from fpscore.solvers import make_solver
 
 PARAMS = FPParams(n_times=4, kde_bins=64)

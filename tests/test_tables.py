@@ -349,7 +349,7 @@ def test_score_error_command(tmp_path):
         np.savez(path, m=ref, scores=ref * np.float32(scale), times=np.linspace(1e-3, 1, 3), g=np.ones(3),
                  names=np.array(["a", "b"]), params=np.array("{}"), picard_iterations=np.ones((2, 1), int),
                  converged=np.ones((2, 1), bool), within_bound=np.ones((2, 1), bool), nu_active=np.zeros((2, 1)),
-                 valid=np.ones((2, 1), bool))  # every key of a score file (fpscore.scores.SCORE_KEYS)
+                 valid=np.ones((2, 1), bool))  # every key of a score file (fpscore.score_files.SCORE_KEYS)
         paths.append(str(path))
     out = tmp_path / "err.csv"
     assert main(["score-error", "--scores", *paths, "--solvers", "spsolve", "projection", "--dataset", "photos",

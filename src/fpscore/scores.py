@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fpscore.data import check_images, read_images  # noqa: F401  (read_images: the one images.npz reader)
+from fpscore.data import check_images
 from fpscore.fokker_planck.params import NONLINEAR, FPParams
 from fpscore.fokker_planck.scheme import validity
 from fpscore.fokker_planck.step import Flag, SolveLog, flag_summary, startup_seconds
@@ -111,7 +111,6 @@ def compute_scores(images, params: FPParams, solver: Solver, *, progress: bool =
     if labels.shape != (N,):
         raise ValueError(f"image_indices: expected {N} labels, got shape {labels.shape}")
     times, g = params.times(), params.g()
-    T = times.size
     t0 = time.perf_counter()
     solver.load()
     startup = startup_seconds(time.perf_counter() - t0)

@@ -74,7 +74,8 @@ def _run_scores(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fpscore.score_files import npz_in_place, score_arrays, write_npz
-    from fpscore.scores import compute_scores, read_images
+    from fpscore.data import read_images
+    from fpscore.scores import compute_scores
     from fpscore.solve_logs import write_log
 
     params = params_from_args(args)
@@ -120,7 +121,8 @@ def _run_scores(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from fpscore.scores import prepare_solver, read_images
+    from fpscore.data import read_images
+    from fpscore.scores import prepare_solver
     from fpscore.solve_logs import write_log
 
     params = params_from_args(args)
@@ -138,7 +140,7 @@ def run_merge(args: argparse.Namespace) -> int:
     files, one shard in memory at a time) and their logs into one solve log (streamed)."""
     from fpscore.fileio import atomic_outputs
     from fpscore.score_store import merge_shards_to_dir
-    from fpscore.scores import read_images
+    from fpscore.data import read_images
     from fpscore.solve_logs import merge_logs
 
     images, names = read_images(args.images)
