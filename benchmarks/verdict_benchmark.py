@@ -245,49 +245,61 @@ class WithAncestral:
         return info
 
 
-def build(run: Run, part: Part, recipe: Recipe, defaults: dict, image: np.ndarray, out: Path):
-    """(method, net, settings, evaluator, precompute seconds, extra) of one run."""
+def method_and_net(name: str, seed: int, size: int, recipe, params, images: np.ndarray, learn: dict, unet: dict,
+                   traj: np.ndarray | None):
+    """(training method, DDPM's ancestral sampler or None, UNet) of one run of ``name`` (ours, ours_zero, dsm,
+    ddpm) on ``images``; ``traj``: ours' pre-computed trajectories. The net is drawn right after
+    ``torch.manual_seed(seed)``, so a run's initial weights depend on its seed only."""
     import torch
 
     from fpscore.diffusion.ddpm import DDPMSchedule
-    from fpscore.diffusion.evaluation import Evaluator
     from fpscore.diffusion.methods import DDPMMethod, DSMMethod, OursMethod
     from fpscore.diffusion.sde import VESDE
-    from fpscore.diffusion.training import TrainSettings
     from fpscore.diffusion.unet import UNet, UNetConfig
 
-    learn = defaults["learn"]
-    params = sde_params(recipe, run.dataset, defaults)
     sde = VESDE(sigma=params.sigma, eps=params.eps, n_times=params.n_times)
     smp = learn["sampler"]
     sampler = {"method": recipe.sampler, "rtol": smp["rtol"], "atol": smp["atol"], "heun_steps": smp["heun_steps"],
                "denoise": recipe.denoise, "start": recipe.start}
-    pre, extra = 0.0, {"sigma": params.sigma, "n_times": params.n_times, "picard_tol": params.picard_tol,
-                       "boundary": params.boundary, "scheme": params.scheme}
-    if run.method == "ours":
-        traj, pre = trajectories(image, params, (run.size, run.dataset, run.image, params))
+    ancestral = None
+    if name == "ours":
         method = OursMethod(sde, sampler, traj, parameterization=recipe.parameterization, times=recipe.times)
-    elif run.method == "ours_zero":
-        method = OursMethod(sde, sampler, np.repeat(image[:, None], sde.n_times, axis=1),
+    elif name == "ours_zero":
+        method = OursMethod(sde, sampler, np.repeat(images[:, None], sde.n_times, axis=1),
                             parameterization=recipe.parameterization, times=recipe.times)
-    elif run.method == "dsm":
-        method = DSMMethod(sde, sampler, image, parameterization=recipe.parameterization, times="uniform")
+    elif name == "dsm":
+        method = DSMMethod(sde, sampler, images, parameterization=recipe.parameterization, times="uniform")
     else:
         dd = learn["ddpm"]
         schedule = DDPMSchedule(dd["timesteps"], dd["beta_start"], dd["beta_end"])
-        method = DDPMMethod(schedule, "ddim", dd["ddim_steps"], image)
-        extra["ancestral"] = DDPMMethod(schedule, "ancestral", dd["ddim_steps"])
-    u = learn["unet"]
-    torch.manual_seed(run.seed)
-    net = UNet(UNetConfig(in_channels=image.shape[1], resolution=run.size, base_channels=u["base_channels"],
-                          channel_mults=tuple(u["channel_mults"]), num_res_blocks=u["num_res_blocks"],
-                          attn_resolutions=tuple(u["attn_resolutions"]) if run.size <= 32 else (16,),
-                          dropout=u["dropout"],
+        method = DDPMMethod(schedule, "ddim", dd["ddim_steps"], images)
+        ancestral = DDPMMethod(schedule, "ancestral", dd["ddim_steps"])  # the paper's DDPM sampler
+    torch.manual_seed(seed)
+    net = UNet(UNetConfig(in_channels=images.shape[1], resolution=size, base_channels=unet["base_channels"],
+                          channel_mults=tuple(unet["channel_mults"]), num_res_blocks=unet["num_res_blocks"],
+                          attn_resolutions=tuple(unet["attn_resolutions"]) if size <= 32 else (16,),
+                          dropout=unet["dropout"],
                           # DDPM feeds its integer step 0..T-1: the sinusoidal embedding (Ho et al.) in every recipe
-                          time_embedding="sinusoidal" if run.method == "ddpm" else recipe.time_embedding))
+                          time_embedding="sinusoidal" if name == "ddpm" else recipe.time_embedding))
+    return method, ancestral, net
+
+
+def build(run: Run, part: Part, recipe: Recipe, defaults: dict, image: np.ndarray, out: Path):
+    """(method, net, settings, evaluator, precompute seconds, extra) of one run."""
+    from fpscore.diffusion.evaluation import Evaluator
+    from fpscore.diffusion.training import TrainSettings
+
+    learn = defaults["learn"]
+    params = sde_params(recipe, run.dataset, defaults)
+    traj, pre = trajectories(image, params, (run.size, run.dataset, run.image, params)) if run.method == "ours" \
+        else (None, 0.0)
+    method, ancestral, net = method_and_net(run.method, run.seed, run.size, recipe, params, image, learn,
+                                            learn["unet"], traj)
+    extra = {"sigma": params.sigma, "n_times": params.n_times, "picard_tol": params.picard_tol,
+             "boundary": params.boundary, "scheme": params.scheme, "ancestral": ancestral}
     ddpm = run.method == "ddpm"
     settings = TrainSettings(
-        batch_size=recipe.batch or sde.n_times, lr=recipe.lr, grad_clip=recipe.grad_clip,
+        batch_size=recipe.batch or params.n_times, lr=recipe.lr, grad_clip=recipe.grad_clip,
         lr_warmup_steps=recipe.lr_warmup_ddpm if ddpm else 0,
         ema_decay=recipe.ema_ddpm if ddpm else recipe.ema_flow, ema_warmup=True, seed=run.seed,
         eval_every_seconds=part.eval_every_ddpm if ddpm else part.eval_every, eval_samples=learn["train"]["eval_samples"],

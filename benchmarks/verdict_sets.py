@@ -128,56 +128,30 @@ def commit() -> str:
 
 def build(run: SetRun, part: SetPart, recipe, defaults: dict, images: np.ndarray):
     """(method, final sampler method, net, TrainSettings, evaluator, pre-computation CPU s, extra)."""
-    import torch
-
-    from fpscore.diffusion.ddpm import DDPMSchedule
     from fpscore.diffusion.evaluation import Evaluator
-    from fpscore.diffusion.methods import DDPMMethod, DSMMethod, OursMethod
-    from fpscore.diffusion.sde import VESDE
     from fpscore.diffusion.training import TrainSettings
-    from fpscore.diffusion.unet import UNet, UNetConfig
-    from verdict_benchmark import sde_params, trajectories
+    from verdict_benchmark import method_and_net, sde_params, trajectories
 
     learn = defaults["learn"]
     params = sde_params(recipe, run.dataset, defaults)
-    sde = VESDE(sigma=params.sigma, eps=params.eps, n_times=params.n_times)
-    smp = learn["sampler"]
-    sampler = {"method": recipe.sampler, "rtol": smp["rtol"], "atol": smp["atol"], "heun_steps": smp["heun_steps"],
-               "denoise": recipe.denoise, "start": recipe.start}
-    pre, extra = 0.0, {"sigma": params.sigma, "n_times": params.n_times, "picard_tol": params.picard_tol,
-                       "boundary": getattr(params, "boundary", None), "scheme": getattr(params, "scheme", None)}
-    final = None
-    if run.method == "ours":
-        traj, pre = trajectories(images, params, ("set", run.size, run.dataset, run.n_images, params))
-        method = OursMethod(sde, sampler, traj, parameterization=recipe.parameterization, times=recipe.times)
-    elif run.method == "ours_zero":
-        method = OursMethod(sde, sampler, np.repeat(images[:, None], sde.n_times, axis=1),
-                            parameterization=recipe.parameterization, times=recipe.times)
-    elif run.method == "dsm":
-        method = DSMMethod(sde, sampler, images, parameterization=recipe.parameterization, times="uniform")
-    else:
-        dd = learn["ddpm"]
-        schedule = DDPMSchedule(dd["timesteps"], dd["beta_start"], dd["beta_end"])
-        method = DDPMMethod(schedule, "ddim", dd["ddim_steps"], images)
-        final = DDPMMethod(schedule, "ancestral", dd["ddim_steps"])  # the paper's DDPM sampler
+    traj, pre = trajectories(images, params, ("set", run.size, run.dataset, run.n_images, params)) \
+        if run.method == "ours" else (None, 0.0)
+    method, ancestral, net = method_and_net(run.method, run.seed, run.size, recipe, params, images, learn,
+                                            {**learn["unet"], **part.unet}, traj)
+    extra = {"sigma": params.sigma, "n_times": params.n_times, "picard_tol": params.picard_tol,
+             "boundary": getattr(params, "boundary", None), "scheme": getattr(params, "scheme", None)}
+    if ancestral is not None:
         extra["ddim"] = method
-    u = {**learn["unet"], **part.unet}
-    torch.manual_seed(run.seed)
-    net = UNet(UNetConfig(in_channels=images.shape[1], resolution=run.size, base_channels=u["base_channels"],
-                          channel_mults=tuple(u["channel_mults"]), num_res_blocks=u["num_res_blocks"],
-                          attn_resolutions=tuple(u["attn_resolutions"]) if run.size <= 32 else (16,),
-                          dropout=u["dropout"],
-                          time_embedding="sinusoidal" if run.method == "ddpm" else recipe.time_embedding))
     ddpm = run.method == "ddpm"
     budget = max(part.budget - pre, 1.0)  # ours pays its pre-computation out of the same budget
     settings = TrainSettings(
-        batch_size=recipe.batch or sde.n_times, lr=recipe.lr, grad_clip=recipe.grad_clip,
+        batch_size=recipe.batch or params.n_times, lr=recipe.lr, grad_clip=recipe.grad_clip,
         lr_warmup_steps=recipe.lr_warmup_ddpm if ddpm else 0,
         ema_decay=recipe.ema_ddpm if ddpm else recipe.ema_flow, ema_warmup=True, seed=run.seed,
         eval_every_seconds=part.eval_every, eval_samples=part.eval_samples,
         checkpoint_every_seconds=part.checkpoint_every, time_cap_seconds=budget, eval_schedule="geometric")
     evaluator = Evaluator("generate", part.eval_samples, run.seed + 1, recipe.ssim_mode)
-    return method, final or method, net, settings, evaluator, pre, extra
+    return method, ancestral or method, net, settings, evaluator, pre, extra
 
 
 def score_samples(samples: np.ndarray, images: np.ndarray, extractor, ssim_mode: str, prefix: str = "") -> dict:
