@@ -73,8 +73,8 @@ def run_scores(args: argparse.Namespace) -> int:
 def _run_scores(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fpscore.score_files import npz_in_place, score_arrays, write_npz
     from fpscore.data import read_images
+    from fpscore.score_files import npz_in_place, score_arrays, write_npz
     from fpscore.scores import compute_scores
     from fpscore.solve_logs import write_log
 
