@@ -299,6 +299,12 @@ def med(values) -> str:
     return "" if not len(v) else f"{np.median(v):.4g} [{v.min():.4g}, {v.max():.4g}]"
 
 
+def sample_range(out: Path, key: str) -> tuple[float, float, float]:
+    """(fraction of pixels outside [0, 1], min, max) of a run's final samples (samples/<key>.npz, image units)."""
+    x = np.load(out / "samples" / f"{key}.npz")["images"]
+    return float(((x < 0) | (x > 1)).mean()), float(x.min()), float(x.max())
+
+
 def report(out: Path) -> None:
     import pandas as pd
 
@@ -325,6 +331,9 @@ def report(out: Path) -> None:
                              train_nn_distance=f"{rs[0]['train_nn_distance_median']:.4g}",
                              copy_fraction=med(r["copy_fraction"] for r in rs),
                              distinct_nearest=med(r["distinct_nearest"] for r in rs),
+                             outside_range=med(sample_range(out, r["key"])[0] for r in rs),
+                             sample_min=f"{min(sample_range(out, r['key'])[1] for r in rs):.3g}",
+                             sample_max=f"{max(sample_range(out, r['key'])[2] for r in rs):.3g}",
                              steps=med(r["steps"] for r in rs), precompute_s=med(r["precompute_seconds"] for r in rs),
                              ddim_mean_ssim=med(r.get("ddim_mean_ssim") for r in rs) if m == "ddpm" else ""))
     df = pd.DataFrame(rows)
@@ -334,7 +343,8 @@ def report(out: Path) -> None:
              "the training set (n: samples vs training images; floor: one half of the training set against the "
              "other); nn_distance: median RMS pixel distance of a sample to its closest training image "
              "(train_nn_distance: the training images' own); copy_fraction: samples closer to one training image "
-             "than 1/3 of the distance to the second; DDPM samples ancestrally (ddim_mean_ssim: its DDIM samples)"]
+             "than 1/3 of the distance to the second; outside_range: the fraction of the samples' pixels outside "
+             "[0, 1] (sample_min, sample_max: their extremes over the seeds); DDPM samples ancestrally (ddim_mean_ssim: its DDIM samples)"]
     with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
         lines.append(df.to_string(index=False))
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
