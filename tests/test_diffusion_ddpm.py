@@ -54,3 +54,31 @@ def test_bad_schedule_is_a_clear_error():
         DDPMSchedule(10, 0.1, 0.01)
     with pytest.raises(ValueError, match="ddim_steps"):
         ddim_timesteps(10, 11)
+
+
+def test_exact_epsilon_of_a_few_images_generates_those_images():
+    """DDPMMethod's whole sampling path (the [-1, 1] mapping, the step input, the default schedule of
+    1000 steps, both samplers) with the exact epsilon of the empirical distribution of 4 images:
+    every sample from pure noise is one of the images, and more than one image is reached."""
+    from fpscore.config import schema_default
+    from fpscore.diffusion.methods import DDPMMethod
+
+    dd = schema_default("learn.ddpm")
+    schedule = DDPMSchedule(dd["timesteps"], dd["beta_start"], dd["beta_end"])
+    images = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    data = torch.as_tensor(2 * images - 1).reshape(4, -1)
+    abar = torch.as_tensor(schedule.alpha_bars, dtype=torch.float64)
+
+    def exact_eps(x, steps):  # E[eps | x_t] of the mixture of 4 point masses, in the network's units
+        a = abar[steps.long()].reshape(-1, 1)
+        flat = x.reshape(x.shape[0], -1).double()
+        logw = -((flat[:, None, :] - a.sqrt()[:, None] * data[None].double()) ** 2).sum(-1) / (2 * (1 - a))
+        x0 = torch.softmax(logw, dim=1) @ data.double()
+        return ((flat - a.sqrt() * x0) / (1 - a).sqrt()).reshape(x.shape).float()
+
+    for sampler in ("ancestral", "ddim"):
+        res = DDPMMethod(schedule, sampler, dd["ddim_steps"]).sample(exact_eps, 12, (1, 8, 8),
+                                                                     torch.Generator().manual_seed(3))
+        dist = np.sqrt(((res.final[:, None] - images[None]) ** 2).mean(axis=(2, 3, 4)))  # (12, 4) RMS
+        assert dist.min(axis=1).max() < 0.02, (sampler, dist.min(axis=1))
+        assert len(set(dist.argmin(axis=1))) > 1
