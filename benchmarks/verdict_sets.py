@@ -319,6 +319,7 @@ def report(out: Path) -> None:
             rs = sorted(by.get(m, []), key=lambda r: r["seed"])
             if not rs:
                 continue
+            ranges = [sample_range(out, r["key"]) for r in rs]  # (outside, min, max) per run, each file read once
             rows.append(dict(size=size, recipe=recipe, method=m, seeds=",".join(str(r["seed"]) for r in rs),
                              budget_s=rs[0]["part_budget"], ssim_mode=rs[0]["ssim_mode"],
                              mean_ssim=med(r["mean_ssim"] for r in rs),
@@ -331,9 +332,9 @@ def report(out: Path) -> None:
                              train_nn_distance=f"{rs[0]['train_nn_distance_median']:.4g}",
                              copy_fraction=med(r["copy_fraction"] for r in rs),
                              distinct_nearest=med(r["distinct_nearest"] for r in rs),
-                             outside_range=med(sample_range(out, r["key"])[0] for r in rs),
-                             sample_min=f"{min(sample_range(out, r['key'])[1] for r in rs):.3g}",
-                             sample_max=f"{max(sample_range(out, r['key'])[2] for r in rs):.3g}",
+                             outside_range=med(o for o, _, _ in ranges),
+                             sample_min=f"{min(lo for _, lo, _ in ranges):.3g}",
+                             sample_max=f"{max(hi for _, _, hi in ranges):.3g}",
                              steps=med(r["steps"] for r in rs), precompute_s=med(r["precompute_seconds"] for r in rs),
                              ddim_mean_ssim=med(r.get("ddim_mean_ssim") for r in rs) if m == "ddpm" else ""))
     df = pd.DataFrame(rows)
