@@ -10,11 +10,12 @@ faces: the reference no network can blur), then the networks of the checkpoints 
 closest face in both modes, the pixels outside [0, 1] and how many distinct faces the samples are
 closest to (16 draws from the 16 faces cover about 10 of them; 1 = collapse).
 
-    python benchmarks/authors_start_probe.py [CKPT ...] > benchmarks/results/verdict/sets/authors_start_probe.log
+    python benchmarks/authors_start_probe.py [NET ...] > benchmarks/results/verdict/sets/authors_start_probe.log
 
-CKPT: training checkpoints of authors'-recipe flow runs of part sets32 (``OUT/sets/ckpt/<key>.ckpt``;
-a run deletes its own when it ends, so copy one before: the probe reports the training seconds it
-holds). With no CKPT only the exact score is sampled.
+NET: the final networks of authors'-recipe flow runs of part sets32 (``OUT/sets/nets/<key>.pt``) or
+their training checkpoints (``OUT/sets/ckpt/<key>.ckpt``; a run deletes its own when it ends, so copy
+one before: the probe reports the training seconds it holds). With no NET only the exact score is
+sampled.
 """
 from __future__ import annotations
 
@@ -102,21 +103,25 @@ def main(paths: list[str]) -> None:
     for path in paths:
         m = KEY.search(Path(path).stem)
         if m is None:
-            raise SystemExit(f"{path}: expected a set-part checkpoint named <key>.ckpt, e.g. "
+            raise SystemExit(f"{path}: expected a set-part network <key>.pt or checkpoint <key>.ckpt, e.g. "
                              f"set32_faces16_authors_ours_s0.ckpt")
         size, dataset, n, recipe, name, run_seed = m.groups()
         run = SetRun(int(size), dataset, int(n), recipe, name, int(run_seed))
         method, _, net, *_ = build(run, PART, recipe_of[recipe], defaults, images)
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        net.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["net"])
+        if path.endswith(".pt"):  # a finished run's network (OUT/sets/nets/<key>.pt)
+            net.load_state_dict(saved)
+            held = "final"
+        else:  # a run's training checkpoint
+            net.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["net"])
+            held = f"{saved['state']['train_seconds']:.0f} s"
         net.eval()
-        held = saved["state"]["train_seconds"]
         smp = method.sampler
         for start in STARTS_PROBED:
             x0 = start_state(start, images, method.sde, torch.Generator().manual_seed(seed + run.seed))
             res = ode_sample(method.score_fn(net), x0, method.sde, method=smp["method"], rtol=smp["rtol"],
                              atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
-            print(row(f"  {run.key} ({held:.0f} s), start {start}", res.final, images), flush=True)
+            print(row(f"  {run.key} ({held}), start {start}", res.final, images), flush=True)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

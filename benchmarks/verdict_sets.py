@@ -24,7 +24,8 @@ too) and records:
   load average before and after, the commit, wall and CPU seconds.
 
 Runs one at a time, resumably: a run is saved as OUT/runs/<key>.json with its samples in
-OUT/samples/<key>.npz the moment it ends; a run in progress checkpoints to OUT/ckpt/ and
+OUT/samples/<key>.npz the moment it ends (its final network in OUT/nets/<key>.pt, not tracked by
+git: ``authors_start_probe.py`` resamples it); a run in progress checkpoints to OUT/ckpt/ and
 continues after an interruption; a rerun of the same command skips saved runs. After every run
 OUT/runs.csv, OUT/summary.csv, OUT/summary.txt and the figures OUT/samples_<size>_<recipe>.png
 (samples beside the training set per method, as the paper's Figures 4 and 5) are rebuilt.
@@ -189,6 +190,7 @@ def execute(run: SetRun, part: SetPart, recipe, defaults: dict, out: Path, callb
     """Train, sample and score one run: (record, arrays to save). callback(step, state): training's (tests)."""
     import torch
 
+    from fpscore.diffusion.checkpoint import atomic_torch_save
     from fpscore.diffusion.training import StopRule, train
     from fpscore.diffusion.unet import count_parameters
 
@@ -227,6 +229,8 @@ def execute(run: SetRun, part: SetPart, recipe, defaults: dict, out: Path, callb
     record.update(load_before=load0[0], load_before_5min=load0[1], load_after=os.getloadavg()[0],
                   wall_seconds=time.perf_counter() - wall0, cpu_seconds=time.process_time() - cpu0,
                   evaluations=result.evaluations)
+    (out / "nets").mkdir(parents=True, exist_ok=True)  # untracked: for probes that resample a run's network
+    atomic_torch_save(result.net.state_dict(), out / "nets" / f"{run.key}.pt")
     ckpt.unlink(missing_ok=True)
     return record, arrays
 

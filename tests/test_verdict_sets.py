@@ -74,6 +74,7 @@ def test_tiny_run_writes_every_metric_and_resumes(tmp_path, setup):
         assert r["train_seconds"] >= r["train_budget"] and r["ssim_mode"] == "clip"
         with np.load(out / "samples" / f"{r['key']}.npz") as z:
             assert z["images"].shape == (4, 1, 16, 16)
+        assert (out / "nets" / f"{r['key']}.pt").stat().st_size > 0  # the final network, for later probes
     assert "ddim_mean_ssim" in records["ddpm"] and "ancestral" in records["ddpm"]["sampler"]
     assert records["ours"]["precompute_seconds"] > 0 and records["ours"]["train_budget"] < part.budget
     assert not list((out / "ckpt").iterdir())
