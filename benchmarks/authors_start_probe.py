@@ -5,7 +5,7 @@ N(0, lambda(1)^2 I) (section 9); both are centred at 0, while the VE SDE never m
 (0.43 here), so neither is the law of x(1). This probe integrates, with each recipe's sampler, from
 those two starts and from two centred ones (``STARTS_PROBED``): first the exact score of the 16-face
 training set (the score of the VE-perturbed empirical distribution, a softmax-weighted mean of the
-faces: the reference no network can blur), then the networks of the checkpoints given. Each set of
+faces: the reference no network can blur), then the same at larger sigma, then the networks given. Each set of
 16 samples (the run's sampling seed) is scored as the set part scores a run: mean SSIM to the
 closest face in both modes, the pixels outside [0, 1] and how many distinct faces the samples are
 closest to (16 draws from the 16 faces cover about 10 of them; 1 = collapse).
@@ -31,7 +31,8 @@ torch.set_num_threads(1)
 from verdict_benchmark import recipes  # noqa: E402
 from verdict_sets import SET_PARTS, SetRun, build, load_set  # noqa: E402
 
-from fpscore.config import schema_defaults  # noqa: E402
+from fpscore.config import schema_default, schema_defaults  # noqa: E402
+from fpscore.diffusion.sde import VESDE  # noqa: E402
 from fpscore.diffusion.sampling import ode_sample, start_std  # noqa: E402
 from fpscore.metrics import memorisation, ssim_to_closest  # noqa: E402
 
@@ -55,6 +56,7 @@ def exact_score(images: np.ndarray, sde):
 #: unit: N(0, I) (the authors'); lambda1: N(0, lambda(1)^2 I) (METHOD.md 9); mean: the faces' mean pixel plus
 #: lambda(1) z; marginal: a random training face plus lambda(1) z (exactly the perturbed set's law at t = 1).
 STARTS_PROBED = ("unit", "lambda1", "mean", "marginal")
+SIGMAS_PROBED = (5.0, 25.0, 100.0)
 
 
 def start_state(start: str, images: np.ndarray, sde, generator: torch.Generator) -> torch.Tensor:
@@ -99,6 +101,20 @@ def main(paths: list[str]) -> None:
             res = ode_sample(exact_score(images, sde), x0, sde, method=smp["method"], rtol=smp["rtol"],
                              atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
             print(row(f"  exact score, start {start}", res.final, images), flush=True)
+    flat = images.reshape(len(images), -1)
+    print(f"larger sigma (Song & Ermon 2020, technique 1: lambda(1) about the largest distance between two training "
+          f"images, here {np.sqrt(((flat[:, None] - flat[None]) ** 2).sum(-1)).max():.1f}; the mean's norm is "
+          f"{np.linalg.norm(flat.mean(0)):.1f}), exact score, the project's sampler:")
+    smp = build(SetRun(PART.size, PART.dataset, PART.n_images, "default", "dsm", 0), PART, recipe_of["default"],
+                defaults, images)[0].sampler
+    for sigma in SIGMAS_PROBED:
+        sde = VESDE(sigma=sigma, eps=schema_default("scores.eps"), n_times=schema_default("scores.n_times"))
+        for start in ("lambda1", "mean"):
+            x0 = start_state(start, images, sde, torch.Generator().manual_seed(seed))
+            res = ode_sample(exact_score(images, sde), x0, sde, method=smp["method"], rtol=smp["rtol"],
+                             atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
+            print(row(f"  sigma {sigma:g} (lambda(1) {sde.prior_std():.2f}), start {start}", res.final, images),
+                  flush=True)
     print("networks (the authors' recipe, its sampler; the run's sampling seed):")
     for path in paths:
         m = KEY.search(Path(path).stem)
