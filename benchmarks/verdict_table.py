@@ -314,7 +314,8 @@ def _spread(values) -> str:
 
 def set_cell(pairs: list[tuple], other: str) -> tuple[str, str]:
     """(cell, verdict word) of ours vs ``other`` over seed pairs: medians and [min, max] of the mean SSIM to the
-    closest training image (each run's recipe mode), KID and FID with the sample counts, the floor, near copies."""
+    closest training image (each run's recipe mode), KID and FID with the sample counts, the floor, near copies
+    and the training images covered (a high SSIM with one face covered is a collapse, not a success)."""
     if not pairs:
         return "not measured yet", ""
     a, b = (np.array([p[i]["mean_ssim"] for p in pairs]) for i in (0, 1))
@@ -327,7 +328,9 @@ def set_cell(pairs: list[tuple], other: str) -> tuple[str, str]:
             f"({first['n_generated']} samples vs {first['n_reference']} training images; floor, "
             f"{first['n_floor']}: KID {first['kid_floor']:.3f}, FID {first['fid_floor']:.0f}); near copies "
             f"{np.median([p[0]['copy_fraction'] for p in pairs]):.2f} vs "
-            f"{np.median([p[1]['copy_fraction'] for p in pairs]):.2f}")
+            f"{np.median([p[1]['copy_fraction'] for p in pairs]):.2f}; faces covered "
+            f"{np.median([p[0]['distinct_nearest'] for p in pairs]):.0f} vs "
+            f"{np.median([p[1]['distinct_nearest'] for p in pairs]):.0f} of {first['n_reference']}")
     word = ("ours higher in every pair" if d.min() > 0 else "ours lower in every pair" if d.max() < 0 else
             "pairs disagree")
     return cell, word
@@ -385,7 +388,8 @@ def set_note(runs: list[dict]) -> str:
             f"the others with their recipe's ODE sampler; {first['n_generated']} samples per run; KID and FID from the "
             "offline FID Inception-v3 against the training set, floor = one half of the training set against the other; "
             "near copies = samples closer to one training image than 1/3 of their distance to the second "
-            f"(the training images' own median nearest distance: {first['train_nn_distance_median']:.3f} RMS). "
+            f"(the training images' own median nearest distance: {first['train_nn_distance_median']:.3f} RMS); "
+            "faces covered = how many distinct training images the samples are closest to (median over seeds). "
             "Runs, summary and figures: benchmarks/results/verdict/sets/.")
 
 

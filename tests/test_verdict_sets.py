@@ -103,7 +103,8 @@ def _set_run(recipe, method, seed, ssim):
     return dict(size=32, dataset="faces", n_images=16, recipe=recipe, method=method, seed=seed, mean_ssim=ssim,
                 ssim_mode="clip" if recipe == "default" else "minmax", kid=0.1, fid=200.0, n_generated=16,
                 n_reference=16, n_floor="8 vs 8", kid_floor=0.01, fid_floor=150.0, copy_fraction=0.0,
-                train_nn_distance_median=0.1, part_budget=600.0)
+                train_nn_distance_median=0.1, part_budget=600.0,
+                distinct_nearest=2 if method == "ddpm" else 1 if recipe == "authors" else 5)
 
 
 def test_verdict_table_set_rows_pair_seeds_per_recipe():
@@ -120,6 +121,7 @@ def test_verdict_table_set_rows_pair_seeds_per_recipe():
     assert "project's recipe: ours better confirmed" in ddpm[5]
     assert "authors' recipe: ours better not confirmed (pairs disagree)" in ddpm[5]
     assert "dsm SSIM 0.700" in ddpm[4] and "16 samples vs 16 training images" in ddpm[3]
+    assert ddpm[3].endswith("faces covered 5 vs 2 of 16") and ddpm[2].endswith("faces covered 1 vs 2 of 16")
     warm = rows["Fixed budget on sets: ours vs DDPM with the authors' learning-rate warm-up"]
     assert warm[3] == "not run" and "n=2 seeds" in warm[2] and "contradicted" in warm[5]
     assert "score embedding helps confirmed" in rows["Score embedding on sets: dsm vs ours"][5]
