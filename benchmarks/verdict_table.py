@@ -344,33 +344,44 @@ def set_rows(runs: list[dict]) -> list[list[str]]:
     budget = runs[0]["part_budget"]
     n = runs[0]["n_images"]
     where = f"{n} faces {SET_SIZE}×{SET_SIZE}, {budget:.0f} CPU s each (ours' pre-computation inside)"
+    scores = "ours with the default scores (reflect + minimal)"
+    # (claim, paper, other method, the other's recipe if not the column's, ours' recipe if not the column's)
     specs = [
-        (f"Fixed budget on sets: ours vs DDPM ({where}; paper: 32×32, 4155 s)", "0.8991 vs 0.8517", "ddpm", None),
+        (f"Fixed budget on sets: ours vs DDPM ({where}; paper: 32×32, 4155 s)", "0.8991 vs 0.8517", "ddpm", None,
+         None),
         (f"Fixed budget on sets: ours vs DDPM with the authors' learning-rate warm-up ({where})", "0.8991 vs 0.8517",
-         "ddpm", "authors-warmup"),
-        (f"Score embedding on sets: dsm vs ours ({where})", "claimed, no control", "dsm", None),
-        (f"Score embedding on sets: ours_zero vs ours ({where})", "claimed, no control", "ours_zero", None),
+         "ddpm", "authors-warmup", None),
+        (f"Score embedding on sets: dsm vs ours ({where})", "claimed, no control", "dsm", None, None),
+        (f"Score embedding on sets: ours_zero vs ours ({where})", "claimed, no control", "ours_zero", None, None),
+        (f"Fixed budget on sets, {scores}: ours vs DDPM ({where})", "0.8991 vs 0.8517", "ddpm", None,
+         "default-reflect"),
+        (f"Score embedding on sets, {scores}: dsm vs ours ({where})", "claimed, no control", "dsm", None,
+         "default-reflect"),
+        (f"Score embedding on sets, {scores}: ours_zero vs ours ({where})", "claimed, no control", "ours_zero", None,
+         "default-reflect"),
     ]
     rows = []
-    for text, paper, other, other_recipe in specs:
+    for text, paper, other, other_recipe, ours_recipe in specs:
         cells, verdicts = [], []
         for recipe, label in RECIPE_COLUMNS:
-            if other_recipe and _set_recipe(other_recipe, "ours") != recipe:
+            if (other_recipe and _set_recipe(other_recipe, "ours") != recipe) or \
+                    (ours_recipe and SHARED_RUNS[ours_recipe][0] != recipe):
                 cells.append("not run")
                 continue
-            cell, word = set_cell(set_pairs(runs, recipe, other, other_recipe), other)
+            cell, word = set_cell(set_pairs(runs, ours_recipe or recipe, other, other_recipe), other)
             cells.append(cell)
             if word:
                 claim = "score embedding helps" if other in ("dsm", "ours_zero") else "ours better"
                 verdict = {"ours higher in every pair": "confirmed", "ours lower in every pair": "contradicted"}.get(
                     word, "not confirmed")
                 verdicts.append(f"{label}: {claim} {verdict} ({word})")
-        if other == "ddpm" and not other_recipe:
+        if other == "ddpm" and not other_recipe and not ours_recipe:
             ctrl = [f"{m} SSIM {_spread([r['mean_ssim'] for r in _by_seed(runs, 'default', m).values()])}"
                     for m in ("dsm", "ours_zero") if _by_seed(runs, "default", m)]
             control = "; ".join(ctrl) or "not measured yet"
         else:
-            control = "(this row is the control)" if other in ("dsm", "ours_zero") else "see the row above"
+            control = ("(this row is the control)" if other in ("dsm", "ours_zero") else
+                       "see the next two rows" if ours_recipe else "see the row above")
         rows.append([text, paper, *cells, control, "; ".join(verdicts) or "not measured yet"])
     return rows
 

@@ -83,11 +83,12 @@ def test_tiny_run_writes_every_metric_and_resumes(tmp_path, setup):
     assert verdict_sets.run_part("tiny", part, out, recipes, defaults) == 0  # everything saved: skipped
 
 
-def test_runs_are_seed_major_and_the_32_part_has_27():
+def test_runs_are_seed_major_and_the_32_part_has_30():
     part = verdict_sets.SET_PARTS["sets32"]
     runs = part.runs()
-    assert len(runs) == 27 and len({r.key for r in runs}) == 27
-    assert [r.seed for r in runs[:9]] == [0] * 9
+    assert len(runs) == 30 and len({r.key for r in runs}) == 30  # 27 + ours with the default scores x 3 seeds
+    assert [r.seed for r in runs[:10]] == [0] * 10
+    assert [r.method for r in runs if r.recipe == "default-reflect"] == ["ours"] * 3
     assert [(r.recipe, r.method) for r in runs if r.recipe == "authors-warmup"] == [("authors-warmup", "ddpm")] * 3
 
 
@@ -115,7 +116,7 @@ def test_verdict_table_set_rows_pair_seeds_per_recipe():
     runs += [_set_run("default", "ddpm", s, 0.5) for s in (0, 1, 2)]
     runs += [_set_run("authors", "ddpm", s, 0.9 if s else 0.7) for s in (0, 1, 2)]
     runs += [_set_run("authors-warmup", "ddpm", s, 0.9) for s in (0, 1)]
-    rows = {r[0].split(" (")[0]: r for r in verdict_table.set_rows(runs)}
+    rows = {r[0].split(" (16 faces")[0]: r for r in verdict_table.set_rows(runs)}
     ddpm = rows["Fixed budget on sets: ours vs DDPM"]
     assert ddpm[3].startswith("SSIM 0.8000 vs 0.5000 (medians, n=3 seeds")
     assert "project's recipe: ours better confirmed" in ddpm[5]
@@ -127,3 +128,12 @@ def test_verdict_table_set_rows_pair_seeds_per_recipe():
     assert "score embedding helps confirmed" in rows["Score embedding on sets: dsm vs ours"][5]
     assert "score embedding helps contradicted" in rows["Score embedding on sets: ours_zero vs ours"][5]
     assert verdict_table.set_rows([]) == [] and "Set runs saved: 26" in verdict_table.set_note(runs)
+    scores = "Fixed budget on sets, ours with the default scores (reflect + minimal): ours vs DDPM"
+    assert rows[scores][3] == "not measured yet" and rows[scores][2] == "not run"
+    runs += [_set_run("default-reflect", "ours", s, 0.6) for s in (0, 1)]  # paired with the default runs it shares
+    rows = {r[0].split(" (16 faces")[0]: r for r in verdict_table.set_rows(runs)}
+    assert rows[scores][3].startswith("SSIM 0.6000 vs 0.5000 (medians, n=2 seeds")
+    assert "ours better confirmed" in rows[scores][5] and rows[scores][2] == "not run"
+    zero = rows["Score embedding on sets, ours with the default scores (reflect + minimal): ours_zero vs ours"]
+    assert zero[3].startswith("SSIM 0.6000 vs 0.8500") and "score embedding helps contradicted" in zero[5]
+    assert rows["Fixed budget on sets: ours vs DDPM"][3].startswith("SSIM 0.8000 vs 0.5000")  # unchanged
