@@ -5,10 +5,11 @@ N(0, lambda(1)^2 I) (section 9); both are centred at 0, while the VE SDE never m
 (0.43 here), so neither is the law of x(1). This probe integrates, with each recipe's sampler, from
 those two starts and from two centred ones (``STARTS_PROBED``): first the exact score of the 16-face
 training set (the score of the VE-perturbed empirical distribution, a softmax-weighted mean of the
-faces: the reference no network can blur), then the same at larger sigma, then the networks given. Each set of
-16 samples (the run's sampling seed) is scored as the set part scores a run: mean SSIM to the
-closest face in both modes, the pixels outside [0, 1] and how many distinct faces the samples are
-closest to (16 draws from the 16 faces cover about 10 of them; 1 = collapse).
+faces: the reference no network can blur), then the same at larger sigma, then the networks given.
+Each set of 16 samples (the run's sampling seed) is scored as the set part scores a run: mean SSIM
+to the closest face in both modes, the pixels outside [0, 1], how many distinct faces the samples
+are closest to (16 draws from the 16 faces cover about 10 of them; 1 = collapse) and which, by
+brightness rank.
 
     python benchmarks/authors_start_probe.py [NET ...] > benchmarks/results/verdict/sets/authors_start_probe.log
 
@@ -34,7 +35,7 @@ from verdict_sets import SET_PARTS, SetRun, build, load_set  # noqa: E402
 from fpscore.config import schema_default, schema_defaults  # noqa: E402
 from fpscore.diffusion.sde import VESDE  # noqa: E402
 from fpscore.diffusion.sampling import ode_sample, start_std  # noqa: E402
-from fpscore.metrics import memorisation, ssim_to_closest  # noqa: E402
+from fpscore.metrics import memorisation, nearest_neighbours, ssim_to_closest  # noqa: E402
 
 PART = SET_PARTS["sets32"]
 KEY = re.compile(r"set(\d+)_([a-z]+?)(\d+)_([a-z-]+)_([a-z_]+)_s(\d+)$")
@@ -72,12 +73,15 @@ def start_state(start: str, images: np.ndarray, sde, generator: torch.Generator)
 
 
 def row(label: str, samples: np.ndarray, images: np.ndarray) -> str:
+    """One line: the set part's scores of ``samples``, and the faces they reach by brightness rank (0: darkest)."""
     mem = memorisation(samples, images)
     outside = float(np.mean((samples < 0) | (samples > 1)))
+    rank = np.argsort(np.argsort(images.mean(axis=(1, 2, 3))))
+    reached = sorted({int(rank[i]) for i in nearest_neighbours(samples, images)[2]})
     return (f"{label:<58} SSIM clip {ssim_to_closest(samples, images, 'clip').mean():.3f}  "
             f"minmax {ssim_to_closest(samples, images, 'minmax').mean():.3f}  "
             f"outside [0,1] {outside:6.1%}  distinct faces {mem['distinct_nearest']:2d}/16  "
-            f"NN median {mem['nn_distance_median']:.3f}")
+            f"NN median {mem['nn_distance_median']:.3f}  brightness ranks reached {reached}")
 
 
 def main(paths: list[str]) -> None:
@@ -138,6 +142,7 @@ def main(paths: list[str]) -> None:
             res = ode_sample(method.score_fn(net), x0, method.sde, method=smp["method"], rtol=smp["rtol"],
                              atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
             print(row(f"  {run.key} ({held}), start {start}", res.final, images), flush=True)
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])
