@@ -72,6 +72,12 @@ def start_state(start: str, images: np.ndarray, sde, generator: torch.Generator)
     return torch.as_tensor(images)[faces] + lam * z
 
 
+def integrate(score_fn, x0: torch.Tensor, sde, smp: dict):
+    """The probability-flow ODE from x0 with a recipe's sampler settings ``smp``."""
+    return ode_sample(score_fn, x0, sde, method=smp["method"], rtol=smp["rtol"], atol=smp["atol"],
+                      heun_steps=smp["heun_steps"], denoise=smp["denoise"])
+
+
 def row(label: str, samples: np.ndarray, images: np.ndarray) -> str:
     """One line: the set part's scores of ``samples``, and the faces they reach by brightness rank (0: darkest)."""
     mem = memorisation(samples, images)
@@ -102,8 +108,7 @@ def main(paths: list[str]) -> None:
               f"start {smp['start']}, denoise {smp['denoise']}")
         for start in STARTS_PROBED:
             x0 = start_state(start, images, sde, torch.Generator().manual_seed(seed))
-            res = ode_sample(exact_score(images, sde), x0, sde, method=smp["method"], rtol=smp["rtol"],
-                             atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
+            res = integrate(exact_score(images, sde), x0, sde, smp)
             print(row(f"  exact score, start {start}", res.final, images), flush=True)
     flat = images.reshape(len(images), -1)
     print(f"larger sigma (Song & Ermon 2020, technique 1: lambda(1) about the largest distance between two training "
@@ -115,8 +120,7 @@ def main(paths: list[str]) -> None:
         sde = VESDE(sigma=sigma, eps=schema_default("scores.eps"), n_times=schema_default("scores.n_times"))
         for start in ("lambda1", "mean"):
             x0 = start_state(start, images, sde, torch.Generator().manual_seed(seed))
-            res = ode_sample(exact_score(images, sde), x0, sde, method=smp["method"], rtol=smp["rtol"],
-                             atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
+            res = integrate(exact_score(images, sde), x0, sde, smp)
             print(row(f"  sigma {sigma:g} (lambda(1) {sde.prior_std():.2f}), start {start}", res.final, images),
                   flush=True)
     print("networks (the authors' recipe, its sampler; the run's sampling seed):")
@@ -139,8 +143,7 @@ def main(paths: list[str]) -> None:
         smp = method.sampler
         for start in STARTS_PROBED:
             x0 = start_state(start, images, method.sde, torch.Generator().manual_seed(seed + run.seed))
-            res = ode_sample(method.score_fn(net), x0, method.sde, method=smp["method"], rtol=smp["rtol"],
-                             atol=smp["atol"], heun_steps=smp["heun_steps"], denoise=smp["denoise"])
+            res = integrate(method.score_fn(net), x0, method.sde, smp)
             print(row(f"  {run.key} ({held}), start {start}", res.final, images), flush=True)
 
 
